@@ -1,0 +1,51 @@
+import { tableDefinitions, type TableId } from './tables.js';
+
+/** Environment variable naming the API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
+export const managementEndpointEnv = 'NIMBUS_MANAGEMENT_ENDPOINT';
+/** Set only by the emulator: where DynamoDB Local listens. Unset in AWS. */
+export const dynamoEndpointEnv = 'NIMBUS_DYNAMODB_ENDPOINT';
+/** Largest packet the broker accepts, in bytes (API Gateway caps a message at 128 KB of base64). */
+export const maxPacketSizeEnv = 'NIMBUS_MAX_PACKET_SIZE';
+
+export interface BrokerConfig {
+  readonly tables: Readonly<Record<TableId, string>>;
+  readonly managementEndpoint: string;
+  readonly dynamoEndpoint?: string;
+  readonly maxPacketSize: number;
+}
+
+/** API Gateway's 128 KB message, base64-decoded. */
+export const gatewayMaxPacketSize = Math.floor((128 * 1024 * 3) / 4);
+
+/**
+ * Reads the configuration the CDK stack (or the emulator) gives a function.
+ *
+ * @example
+ * const config = configFromEnv(process.env);
+ * config.tables.Messages; // "nimbus-Messages"
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
+  const missing: string[] = [];
+  const read = (name: string): string => {
+    const value = env[name];
+    if (!value) missing.push(name);
+    return value ?? '';
+  };
+  const tables = Object.fromEntries(tableDefinitions.map((t) => [t.id, read(t.envVar)])) as Record<
+    TableId,
+    string
+  >;
+  const managementEndpoint = read(managementEndpointEnv);
+  if (missing.length > 0) {
+    throw new Error(
+      `Missing environment variables ${missing.join(', ')}: deploy with the Nimbus CDK construct or run the function under the emulator.`,
+    );
+  }
+  const maxPacketSize = Number(env[maxPacketSizeEnv] ?? gatewayMaxPacketSize);
+  return {
+    tables,
+    managementEndpoint,
+    dynamoEndpoint: env[dynamoEndpointEnv] || undefined,
+    maxPacketSize,
+  };
+}

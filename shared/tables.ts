@@ -1,0 +1,99 @@
+/**
+ * The one source of the broker's DynamoDB tables. The CDK construct and the
+ * emulator both build their tables from these definitions, so what runs on a
+ * laptop is what runs in AWS.
+ *
+ * Keys are plain strings (`S`) everywhere: every identifier the broker keys on
+ * (connection id, client id, topic anchor) is text.
+ */
+
+export interface KeyDefinition {
+  readonly name: string;
+  readonly type: 'S' | 'N';
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /** KEYS_ONLY indexes carry the table keys and nothing else. */
+  readonly projection: 'KEYS_ONLY' | 'ALL';
+}
+
+export interface TableDefinition {
+  /** Logical name: the CDK construct id and the emulator's table name suffix. */
+  readonly id: TableId;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  readonly globalIndexes: readonly IndexDefinition[];
+  /** Attribute holding an epoch-seconds expiry, if items expire. */
+  readonly timeToLiveAttribute?: string;
+  /** Stream view, for the table whose stream feeds the fan-out. */
+  readonly stream?: 'NEW_IMAGE';
+  /** Environment variable through which functions learn the table's name. */
+  readonly envVar: string;
+}
+
+export type TableId = 'Connections' | 'Sessions' | 'Subscriptions' | 'Messages';
+
+const str = (name: string): KeyDefinition => ({ name, type: 'S' });
+
+/** One item per live WebSocket connection, keyed by the gateway's connection id. */
+export const connectionsTable: TableDefinition = {
+  id: 'Connections',
+  partitionKey: str('connectionId'),
+  globalIndexes: [],
+  timeToLiveAttribute: 'expiresAt',
+  envVar: 'NIMBUS_CONNECTIONS_TABLE',
+};
+
+/** One item per MQTT client id: where the client is connected now, and its session generation. */
+export const sessionsTable: TableDefinition = {
+  id: 'Sessions',
+  partitionKey: str('clientId'),
+  globalIndexes: [],
+  timeToLiveAttribute: 'expiresAt',
+  envVar: 'NIMBUS_SESSIONS_TABLE',
+};
+
+/**
+ * Subscriptions keyed by the filter's anchor (its literal levels before the
+ * first wildcard), so a publish reads only the partitions of its own topic's
+ * prefixes. See docs/adr/0002-subscription-keys.md.
+ */
+export const subscriptionsTable: TableDefinition = {
+  id: 'Subscriptions',
+  partitionKey: str('anchor'),
+  sortKey: str('filterClient'),
+  globalIndexes: [
+    {
+      indexName: 'byClient',
+      partitionKey: str('clientId'),
+      sortKey: str('filter'),
+      projection: 'KEYS_ONLY',
+    },
+  ],
+  envVar: 'NIMBUS_SUBSCRIPTIONS_TABLE',
+};
+
+/**
+ * Every accepted PUBLISH, keyed by publisher so the stream keeps one
+ * publisher's messages in order. Items expire after the stream has carried
+ * them; the stream is the only path from publisher to subscribers.
+ */
+export const messagesTable: TableDefinition = {
+  id: 'Messages',
+  partitionKey: str('publisher'),
+  sortKey: str('messageId'),
+  globalIndexes: [],
+  timeToLiveAttribute: 'expiresAt',
+  stream: 'NEW_IMAGE',
+  envVar: 'NIMBUS_MESSAGES_TABLE',
+};
+
+export const tableDefinitions: readonly TableDefinition[] = [
+  connectionsTable,
+  sessionsTable,
+  subscriptionsTable,
+  messagesTable,
+];
