@@ -1,1 +1,33 @@
-// placeholder
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { fanOut } from '../../shared/broker/fanout.js';
+import { brokerFromEnv } from '../../shared/runtime.js';
+import { messageFromStreamImage } from '../../shared/storage/stream-record.js';
+
+const logger = new Logger({ serviceName: 'nimbus-fanout' });
+const broker = brokerFromEnv(process.env);
+
+/**
+ * The message table's stream: deliver each new message to its subscribers.
+ * Records run one at a time and, after a failure, the rest of the batch fails
+ * too, so the retry resumes at the failed record and one publisher's order holds.
+ */
+export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
+  let failed = false;
+  const recordHandler = async (record: DynamoDBRecord) => {
+    if (failed) throw new Error('an earlier record of this batch failed');
+    const message = record.eventName === 'INSERT' ? messageFromStreamImage(record.dynamodb?.NewImage) : undefined;
+    if (!message) return;
+    try {
+      const result = await fanOut(broker, message);
+      logger.debug('fanned out', { topic: message.topic, ...result });
+    } catch (error) {
+      failed = true;
+      throw error;
+    }
+  };
+  return processPartialResponse(event, recordHandler, new BatchProcessor(EventType.DynamoDBStreams), {
+    processInParallel: false,
+  });
+};

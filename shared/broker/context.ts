@@ -1,0 +1,34 @@
+import type { Packet } from 'mqtt-packet';
+import type { ProtocolVersion } from '../protocol/frames.js';
+import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
+
+/** What the broker logic needs from its surroundings: the two ports, limits and a clock. */
+export interface BrokerContext {
+  readonly store: BrokerStore;
+  readonly gateway: ClientGateway;
+  readonly maxPacketSize: number;
+  readonly now: () => number;
+}
+
+/**
+ * One connection as seen by one invocation: its record (once CONNECT is
+ * done), the packets to send back, and whether it must be closed. Replies
+ * leave in one frame at the end, since API Gateway bills per message.
+ */
+export interface Invocation {
+  readonly connectionId: string;
+  record?: ConnectionRecord;
+  /** Known from CONNECT even when the connection is refused. */
+  protocolVersion?: ProtocolVersion;
+  readonly outbox: Packet[];
+  /** Set when the connection must be closed after the outbox is flushed. */
+  closeReason?: string;
+}
+
+/** The protocol version replies to this connection are encoded with. */
+export function versionOf(invocation: Invocation, fallback: ProtocolVersion = 4): ProtocolVersion {
+  return invocation.record?.protocolVersion ?? invocation.protocolVersion ?? fallback;
+}
+
+/** Highest QoS the broker grants and accepts for now. */
+export const brokerMaximumQoS = 1;

@@ -1,0 +1,52 @@
+import type { ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
+import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
+import { isValidTopicFilter } from '../../topics.js';
+import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
+import { ReasonCode, SubackFailure } from '../reason-codes.js';
+
+/** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
+export function grantFor(filter: string, requestedQoS: QoS, version: 4 | 5): number {
+  if (version === 5 && filter.startsWith('$share/')) return ReasonCode.SharedSubscriptionsNotSupported;
+  if (!isValidTopicFilter(filter)) return version === 5 ? ReasonCode.TopicFilterInvalid : SubackFailure;
+  // [MQTT-3.8.4-6] the server may grant a lower QoS than requested.
+  return Math.min(requestedQoS, brokerMaximumQoS);
+}
+
+/** SUBSCRIBE: store each acceptable subscription, then SUBACK in request order [MQTT-3.8.4-4]. */
+export async function handleSubscribe(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  record: ConnectionRecord,
+  packet: ISubscribePacket,
+) {
+  const granted = packet.subscriptions.map((s) => grantFor(s.topic, s.qos, record.protocolVersion));
+  // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
+  const accepted = new Map<string, SubscriptionRecord>();
+  packet.subscriptions.forEach((s, i) => {
+    const code = granted[i];
+    if (code <= 2) {
+      accepted.set(s.topic, { clientId: record.clientId, sessionId: record.sessionId, filter: s.topic, qos: code as QoS });
+    }
+  });
+  // Written before SUBACK: once the client sees it, matching publishes reach it.
+  await ctx.store.putSubscriptions([...accepted.values()]);
+  // mqtt-packet carries SUBACK reason codes (5.0) and return codes (3.1.1) alike in `granted`.
+  invocation.outbox.push({ cmd: 'suback', messageId: packet.messageId, granted });
+}
+
+/** UNSUBSCRIBE: delete the subscriptions, then UNSUBACK [MQTT-3.10.4-4]. */
+export async function handleUnsubscribe(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  record: ConnectionRecord,
+  packet: IUnsubscribePacket,
+) {
+  await ctx.store.deleteSubscriptions(record.clientId, packet.unsubscriptions);
+  // `granted` holds the 5.0 reason codes; a 3.1.1 UNSUBACK has none and mqtt-packet ignores it.
+  const unsuback: IUnsubackPacket = {
+    cmd: 'unsuback',
+    messageId: packet.messageId,
+    granted: packet.unsubscriptions.map(() => ReasonCode.Success),
+  };
+  invocation.outbox.push(unsuback);
+}

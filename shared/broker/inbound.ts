@@ -1,0 +1,102 @@
+import type { Packet } from 'mqtt-packet';
+import { decodeFrame, encodeFrame } from '../protocol/frames.js';
+import type { ConnectionRecord } from '../ports.js';
+import { type BrokerContext, type Invocation, versionOf } from './context.js';
+import { handleConnect } from './handlers/connect.js';
+import { handlePublish } from './handlers/publish.js';
+import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
+import { protocolViolation } from './handlers/violation.js';
+import { ReasonCode } from './reason-codes.js';
+
+export interface FrameOutcome {
+  /** Commands of the packets handled, in order. */
+  readonly handled: string[];
+  /** Why the connection was closed, if it was. */
+  readonly closed?: string;
+}
+
+// $default invocations of one connection run concurrently, so a packet can
+// be handled while the CONNECT before it is still being stored. Look again
+// briefly before calling it a packet-before-CONNECT violation.
+const connectionLookupDelaysMs = [50, 150, 300];
+
+async function loadConnection(ctx: BrokerContext, connectionId: string): Promise<ConnectionRecord | undefined> {
+  let record = await ctx.store.getConnection(connectionId);
+  for (const delay of connectionLookupDelaysMs) {
+    if (record) break;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    record = await ctx.store.getConnection(connectionId);
+  }
+  return record;
+}
+
+function firstPacketIsConnect(frame: string): boolean {
+  // The first base64 character encodes the top six bits of the fixed header; CONNECT is 0x10 → 'E'.
+  return frame.startsWith('E');
+}
+
+async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Packet): Promise<void> {
+  if (packet.cmd === 'connect') {
+    if (invocation.record) {
+      protocolViolation(invocation, invocation.record.protocolVersion, ReasonCode.ProtocolError, 'second CONNECT'); // [MQTT-3.1.0-2]
+      return;
+    }
+    await handleConnect(ctx, invocation, packet);
+    return;
+  }
+  const record = invocation.record;
+  if (!record) {
+    invocation.closeReason = `${packet.cmd.toUpperCase()} before CONNECT`; // [MQTT-3.1.0-1]
+    return;
+  }
+  switch (packet.cmd) {
+    case 'publish':
+      return handlePublish(ctx, invocation, record, packet);
+    case 'puback':
+      return; // QoS 1 deliveries are not tracked for redelivery yet.
+    case 'subscribe':
+      return handleSubscribe(ctx, invocation, record, packet);
+    case 'unsubscribe':
+      return handleUnsubscribe(ctx, invocation, record, packet);
+    case 'pingreq':
+      invocation.outbox.push({ cmd: 'pingresp' }); // [MQTT-3.12.4-1]
+      return;
+    case 'disconnect':
+      // [MQTT-3.14.4-1] the server closes the connection after DISCONNECT.
+      invocation.closeReason = 'client DISCONNECT';
+      return;
+    default:
+      // Packets only a server sends (CONNACK, SUBACK, …) or not spoken yet.
+      protocolViolation(invocation, record.protocolVersion, ReasonCode.ProtocolError, `unexpected ${packet.cmd.toUpperCase()}`);
+  }
+}
+
+/**
+ * Handles one inbound WebSocket frame: decodes its packets, handles them in
+ * order, sends the replies in one frame, and closes the connection when the
+ * client broke the protocol.
+ *
+ * @example
+ * const outcome = await handleFrame(ctx, event.requestContext.connectionId, event.body);
+ */
+export async function handleFrame(ctx: BrokerContext, connectionId: string, frame: string): Promise<FrameOutcome> {
+  const invocation: Invocation = { connectionId, outbox: [] };
+  if (!firstPacketIsConnect(frame)) invocation.record = await loadConnection(ctx, connectionId);
+  const decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
+  const handled: string[] = [];
+  for (const packet of decoded.packets) {
+    await dispatch(ctx, invocation, packet);
+    handled.push(packet.cmd);
+    if (invocation.closeReason) break;
+  }
+  if (!decoded.ok && !invocation.closeReason) {
+    // [MQTT-4.8.0-1] a malformed packet closes the connection.
+    const code = decoded.reason.startsWith('packet of') ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
+    protocolViolation(invocation, invocation.record?.protocolVersion, code, decoded.reason);
+  }
+  if (invocation.outbox.length > 0) {
+    await ctx.gateway.send(connectionId, encodeFrame(invocation.outbox, versionOf(invocation)));
+  }
+  if (invocation.closeReason) await ctx.gateway.close(connectionId);
+  return { handled, closed: invocation.closeReason };
+}

@@ -1,0 +1,27 @@
+/** MQTT 5.0 reason codes the broker sends (§2.4), and their 3.1.1 CONNACK equivalents (§3.2.2.3). */
+export const ReasonCode = {
+  Success: 0x00,
+  GrantedQoS1: 0x01,
+  UnspecifiedError: 0x80,
+  MalformedPacket: 0x81,
+  ProtocolError: 0x82,
+  ImplementationSpecificError: 0x83,
+  UnsupportedProtocolVersion: 0x84,
+  ClientIdentifierNotValid: 0x85,
+  SessionTakenOver: 0x8e,
+  TopicFilterInvalid: 0x8f,
+  TopicNameInvalid: 0x90,
+  PacketTooLarge: 0x95,
+  QoSNotSupported: 0x9b,
+  SharedSubscriptionsNotSupported: 0x9e,
+} as const;
+
+/** MQTT 3.1.1 CONNACK return codes. */
+export const ConnackReturnCode = {
+  Accepted: 0,
+  UnacceptableProtocolVersion: 1,
+  IdentifierRejected: 2,
+} as const;
+
+/** MQTT 3.1.1 SUBACK failure code [MQTT-3.9.3-2]. */
+export const SubackFailure = 0x80;

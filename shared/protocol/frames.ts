@@ -1,0 +1,60 @@
+import mqttPacket, { type Packet } from 'mqtt-packet';
+
+/** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
+export type ProtocolVersion = 4 | 5;
+
+export type DecodeResult =
+  | { readonly ok: true; readonly packets: Packet[] }
+  | { readonly ok: false; readonly packets: Packet[]; readonly reason: string };
+
+// RFC 4648 §4, padded: the wire contract allows nothing else in a frame.
+const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes one WebSocket text frame of the wire contract into MQTT packets.
+ * `protocolVersion` is the connection's (unknown before CONNECT); a CONNECT
+ * inside the frame sets it for the packets that follow. Packets decoded
+ * before a fault are returned too, so they are handled before the close.
+ *
+ * @example
+ * const result = decodeFrame('EAwABE1RVFQEAgA8AAA=', undefined);
+ * if (result.ok) result.packets[0].cmd; // 'connect'
+ */
+export function decodeFrame(
+  text: string,
+  protocolVersion: ProtocolVersion | undefined,
+  maxPacketSize: number,
+): DecodeResult {
+  if (text.length === 0 || !base64Pattern.test(text)) {
+    return { ok: false, packets: [], reason: 'frame is not padded standard base64' };
+  }
+  const bytes = Buffer.from(text, 'base64');
+  const settings = { protocolVersion: protocolVersion ?? 4 };
+  // The parser reads this object for each packet; a CONNECT switches it to its own version.
+  const parser = mqttPacket.parser(settings);
+  const packets: Packet[] = [];
+  let failure: string | undefined;
+  parser.on('packet', (packet: Packet) => {
+    if (packet.cmd === 'connect' && (packet.protocolVersion === 4 || packet.protocolVersion === 5)) {
+      settings.protocolVersion = packet.protocolVersion;
+    }
+    if ((packet.length ?? 0) > maxPacketSize) failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
+    if (!failure) packets.push(packet);
+  });
+  parser.on('error', (error: Error) => {
+    failure ??= `malformed packet: ${error.message}`;
+  });
+  const leftover = parser.parse(bytes);
+  if (!failure && leftover > 0) failure = 'frame ends inside a packet';
+  return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
+}
+
+/**
+ * Encodes packets as one text frame of the wire contract.
+ *
+ * @example
+ * encodeFrame([{ cmd: 'pingresp' }], 4); // '0AA='
+ */
+export function encodeFrame(packets: readonly Packet[], protocolVersion: ProtocolVersion): string {
+  return Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion }))).toString('base64');
+}

@@ -1,0 +1,25 @@
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import type { BrokerContext } from './broker/context.js';
+import { type BrokerConfig, configFromEnv } from './config.js';
+import { ManagementApiGateway } from './gateway/management-api.js';
+import { createDocumentClient, DynamoStore } from './storage/dynamo-store.js';
+
+/**
+ * Wires the broker to DynamoDB and the management API from a function's
+ * environment. Functions call it once per instance, at module load, so SDK
+ * clients and their connections are reused across invocations.
+ *
+ * @example
+ * const broker = brokerFromEnv(process.env);
+ * export const handler = (event) => handleFrame(broker, event.requestContext.connectionId, event.body);
+ */
+export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonly config: BrokerConfig } {
+  const config = configFromEnv(env);
+  return {
+    config,
+    store: new DynamoStore(createDocumentClient(config), config.tables),
+    gateway: new ManagementApiGateway(new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint })),
+    maxPacketSize: config.maxPacketSize,
+    now: Date.now,
+  };
+}

@@ -1,0 +1,37 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { StoredMessage } from '../ports.js';
+
+/** Stream images arrive as JSON: binary attributes are base64 strings there, not bytes. */
+type StreamImage = Record<string, unknown>;
+
+function restoreBinary(image: StreamImage): Record<string, AttributeValue> {
+  return Object.fromEntries(
+    Object.entries(image).map(([name, value]) => {
+      const b = (value as { B?: unknown }).B;
+      return [name, (typeof b === 'string' ? { B: Buffer.from(b, 'base64') } : value) as AttributeValue];
+    }),
+  );
+}
+
+/**
+ * The message a stream record's new image holds, or undefined for an image
+ * that is not a message (so a stray item never blocks the stream).
+ *
+ * @example
+ * messageFromStreamImage(record.dynamodb?.NewImage)?.topic; // 'home/kitchen/temp'
+ */
+export function messageFromStreamImage(image: StreamImage | undefined): StoredMessage | undefined {
+  if (!image) return undefined;
+  const item = unmarshall(restoreBinary(image));
+  if (typeof item.topic !== 'string' || typeof item.publisher !== 'string') return undefined;
+  return {
+    publisher: item.publisher,
+    messageId: String(item.messageId),
+    topic: item.topic,
+    payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
+    qos: item.qos,
+    retain: Boolean(item.retain),
+    publishedAt: Number(item.publishedAt),
+  };
+}
