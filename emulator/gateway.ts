@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Meter } from './meter.js';
+
+/** API Gateway WebSocket limits (docs: "Amazon API Gateway quotas for WebSocket APIs"). */
+export interface GatewayLimits {
+  /** Largest message, in bytes. API Gateway: 128 KB. */
+  readonly maxMessageBytes: number;
+  /** Idle connection timeout. API Gateway: 10 minutes. */
+  readonly idleTimeoutMs: number;
+  /** Maximum connection duration. API Gateway: 2 hours. */
+  readonly maxConnectionMs: number;
+}
+
+export const awsGatewayLimits: GatewayLimits = {
+  maxMessageBytes: 128 * 1024,
+  idleTimeoutMs: 10 * 60_000,
+  maxConnectionMs: 2 * 3_600_000,
+};
+
+export type RouteKey = '$connect' | '$default' | '$disconnect';
+
+export interface GatewayOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly stage: string;
+  readonly limits: GatewayLimits;
+  /** Invokes the route's integration with an API Gateway event; rejects when the function fails. */
+  readonly invoke: (route: RouteKey, event: Record<string, unknown>) => Promise<unknown>;
+  readonly meter: Meter;
+  readonly log: (message: string) => void;
+}
+
+interface Connection {
+  readonly id: string;
+  readonly socket: WebSocket;
+  readonly connectedAt: number;
+  readonly sourceIp: string;
+  readonly userAgent: string;
+  lastActiveAt: number;
+  idleTimer?: NodeJS.Timeout;
+  lifetimeTimer?: NodeJS.Timeout;
+}
+
+const apiId = 'nimbuslocal';
+
+/** A connection id shaped like API Gateway's (base64 of 10 random bytes). */
+function newConnectionId(): string {
+  return randomBytes(10).toString('base64');
+}
+
+function gone(res: ServerResponse, connectionId: string): void {
+  res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
+  res.end(JSON.stringify({ message: `Connection ${connectionId} is gone` }));
+}
+
+/**
+ * An API Gateway WebSocket API on localhost: the WebSocket endpoint clients
+ * use, and the management API (`@connections`) functions use, on one port.
+ *
+ * Like AWS it invokes `$connect` before the handshake completes and echoes
+ * only the subprotocol the function returns; invokes `$default` once per
+ * message without waiting for earlier ones; closes binary frames with 1003
+ * and oversize messages with 1009; enforces the idle and lifetime limits;
+ * and invokes `$disconnect` after a close.
+ */
+export class Gateway {
+  private readonly connections = new Map<string, Connection>();
+  private readonly chosenProtocol = new WeakMap<IncomingMessage, string | false>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.limits.maxMessageBytes,
+      handleProtocols: (_protocols, request) => this.chosenProtocol.get(request) ?? false,
+      perMessageDeflate: false,
+    });
+    this.server = createServer((req, res) => this.management(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(this.options.port, this.options.host, resolve));
+    const address = this.server.address();
+    if (!address || typeof address === 'string') throw new Error('gateway has no port');
+    return address.port;
+  }
+
+  /** Open connection ids, for tests and the console. */
+  get connectionIds(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** Waits for the invocations started so far (and those they start) to finish. */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections.values()) connection.socket.terminate();
+    await this.settle();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    promise.finally(() => this.inFlight.delete(promise)).catch(() => {});
+    return promise;
+  }
+
+  private requestContext(route: RouteKey, connectionId: string, connectedAt: number, extra: object = {}) {
+    const now = Date.now();
+    const eventType = route === '$connect' ? 'CONNECT' : route === '$disconnect' ? 'DISCONNECT' : 'MESSAGE';
+    return {
+      routeKey: route,
+      eventType,
+      extendedRequestId: randomBytes(8).toString('base64'),
+      requestTime: new Date(now).toUTCString(),
+      messageDirection: 'IN',
+      stage: this.options.stage,
+      connectedAt,
+      requestTimeEpoch: now,
+      requestId: randomBytes(8).toString('base64'),
+      domainName: `127.0.0.1:${(this.server.address() as { port: number }).port}`,
+      connectionId,
+      apiId,
+      ...extra,
+    };
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const connectionId = newConnectionId();
+    const connectedAt = Date.now();
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
+    );
+    const sourceIp = req.socket.remoteAddress ?? '127.0.0.1';
+    const event = {
+      headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([n, v]) => [n, [v]])),
+      isBase64Encoded: false,
+      requestContext: this.requestContext('$connect', connectionId, connectedAt, {
+        identity: { sourceIp, userAgent: headers['user-agent'] ?? '' },
+      }),
+    };
+    let response: APIGatewayProxyResultV2 | undefined;
+    try {
+      response = (await this.track(this.options.invoke('$connect', event))) as APIGatewayProxyResultV2 | undefined;
+    } catch (error) {
+      this.options.log(`$connect failed: ${(error as Error).message}`);
+      socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const structured: APIGatewayProxyStructuredResultV2 =
+      typeof response === 'object' && response !== null ? response : { statusCode: 200 };
+    const status = structured.statusCode ?? 200;
+    if (status < 200 || status > 299) {
+      // A non-2xx answer from $connect refuses the handshake.
+      socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const echoed = Object.entries(structured.headers ?? {}).find(
+      ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
+    )?.[1];
+    this.chosenProtocol.set(req, echoed === undefined ? false : String(echoed));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.opened(ws, connectionId, connectedAt, sourceIp, headers['user-agent'] ?? ''));
+  }
+
+  private opened(socket: WebSocket, id: string, connectedAt: number, sourceIp: string, userAgent: string): void {
+    const connection: Connection = { id, socket, connectedAt, sourceIp, userAgent, lastActiveAt: connectedAt };
+    this.connections.set(id, connection);
+    this.options.meter.connectionOpened(id, connectedAt);
+    this.touch(connection);
+    connection.lifetimeTimer = setTimeout(
+      () => socket.close(1001, 'Going away'),
+      this.options.limits.maxConnectionMs,
+    );
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        // API Gateway WebSocket APIs accept text frames only.
+        socket.close(1003, 'Unsupported data');
+        return;
+      }
+      const body = data.toString();
+      this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
+      this.touch(connection);
+      const event = {
+        requestContext: this.requestContext('$default', id, connectedAt, { messageId: randomBytes(8).toString('base64') }),
+        body,
+        isBase64Encoded: false,
+      };
+      // Not awaited: API Gateway does not wait for one message's invocation before the next.
+      this.track(this.options.invoke('$default', event)).catch((error: Error) =>
+        this.options.log(`$default failed for ${id}: ${error.message}`),
+      );
+    });
+    socket.on('close', (code, reason) => {
+      clearTimeout(connection.idleTimer);
+      clearTimeout(connection.lifetimeTimer);
+      this.connections.delete(id);
+      this.options.meter.connectionClosed(id);
+      const event = {
+        requestContext: this.requestContext('$disconnect', id, connectedAt, {
+          disconnectStatusCode: code,
+          disconnectReason: reason.toString(),
+        }),
+        isBase64Encoded: false,
+      };
+      this.track(this.options.invoke('$disconnect', event)).catch((error: Error) =>
+        this.options.log(`$disconnect failed for ${id}: ${error.message}`),
+      );
+    });
+    socket.on('error', (error) => this.options.log(`connection ${id}: ${error.message}`));
+  }
+
+  private touch(connection: Connection): void {
+    connection.lastActiveAt = Date.now();
+    clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => connection.socket.close(1001, 'Going away'), this.options.limits.idleTimeoutMs);
+  }
+
+  /** The management API: POST/GET/DELETE /@connections/{id}, optionally under a stage path. */
+  private management(req: IncomingMessage, res: ServerResponse): void {
+    const match = /\/@connections\/([^/?]+)/.exec(req.url ?? '');
+    if (!match) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ message: 'Not found: this endpoint serves WebSocket clients and /@connections/{id}' }));
+      return;
+    }
+    const connectionId = decodeURIComponent(match[1]);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const connection = this.connections.get(connectionId);
+      if (!connection || connection.socket.readyState !== WebSocket.OPEN) {
+        gone(res, connectionId);
+        return;
+      }
+      switch (req.method) {
+        case 'POST': {
+          const body = Buffer.concat(chunks);
+          if (body.length > this.options.limits.maxMessageBytes) {
+            res.writeHead(413, { 'content-type': 'application/json', 'x-amzn-errortype': 'PayloadTooLargeException' });
+            res.end(JSON.stringify({ message: 'Message too long' }));
+            return;
+          }
+          this.options.meter.gatewayMessage('out', body.length);
+          this.touch(connection);
+          // Posted data reaches the client as a text frame.
+          connection.socket.send(body.toString(), { binary: false });
+          res.writeHead(200).end();
+          return;
+        }
+        case 'GET':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              ConnectedAt: new Date(connection.connectedAt).toISOString(),
+              LastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+              Identity: { SourceIp: connection.sourceIp, UserAgent: connection.userAgent },
+            }),
+          );
+          return;
+        case 'DELETE':
+          connection.socket.close(1000, 'Connection closed by the server');
+          res.writeHead(204).end();
+          return;
+        default:
+          res.writeHead(405).end();
+      }
+    });
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * One emulated Lambda instance: a worker thread that loads a function's
+ * module once (so module-level state lives as long as the instance, as in
+ * AWS) and runs one invocation at a time.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+export interface WorkerInit {
+  readonly entry: string;
+  readonly exportName: string;
+}
+
+export type WorkerRequest = { readonly id: number; readonly event: unknown };
+export type WorkerReply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: { name: string; message: string; stack?: string } };
+
+type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (!port) throw new Error('lambda-worker runs only as a worker thread');
+
+let loaded: Promise<Handler> | undefined;
+function handler(): Promise<Handler> {
+  // Loading on first use, like a Lambda cold start; a module that throws at load fails every invocation.
+  loaded ??= import(init.entry).then((module: Record<string, unknown>) => {
+    const fn = module[init.exportName];
+    if (typeof fn !== 'function') throw new Error(`${init.entry} does not export a function "${init.exportName}"`);
+    return fn as Handler;
+  });
+  return loaded;
+}
+
+port.on('message', async ({ id, event }: WorkerRequest) => {
+  try {
+    const value = await (await handler())(event, { awsRequestId: String(id) });
+    port.postMessage({ id, ok: true, value } satisfies WorkerReply);
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    port.postMessage({ id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } } satisfies WorkerReply);
+  }
+});
