@@ -1,0 +1,58 @@
+import { parseArgs } from 'node:util';
+import { startEmulator } from './index.js';
+
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS]
+
+  --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
+  --data-dir DIR   keep all state in DIR across restarts        default: in memory
+  --jitter MS      delay each function invocation by 0..MS ms   default 0`;
+
+function parse() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        port: { type: 'string', default: '1884' },
+        'data-dir': { type: 'string' },
+        jitter: { type: 'string', default: '0' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    const port = Number(values.port);
+    const jitter = Number(values.jitter);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, not "${values.port}"`);
+    if (!Number.isFinite(jitter) || jitter < 0) throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
+    return { help: values.help === true, port, jitter, dataDir: values['data-dir'] };
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
+const args = parse();
+if (args.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+const started = performance.now();
+process.stderr.write('Starting Nimbus MQTT emulator (DynamoDB Local, functions, gateway)...\n');
+try {
+  const emulator = await startEmulator({ port: args.port, dataDir: args.dataDir, jitterMs: args.jitter });
+  process.stderr.write(
+    `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
+  );
+  process.stdout.write(`${emulator.url}\n`);
+  process.stderr.write(`Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('Stopping...\n');
+    await emulator.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (error) {
+  process.stderr.write(`Nimbus emulator failed to start: ${(error as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,179 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
+import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
+import { messagesTable, tableDefinitions } from '../shared/tables.js';
+import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
+import { startDynamoMeter } from './dynamodb-meter.js';
+import { FunctionPool } from './function-pool.js';
+import { awsGatewayLimits, Gateway, type GatewayLimits, type RouteKey } from './gateway.js';
+import { Meter, type MeterReading } from './meter.js';
+import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
+
+export interface EmulatorOptions {
+  /** Port for clients and the management API on 127.0.0.1; 0 picks a free one. @default 0 */
+  port?: number;
+  /** Keeps DynamoDB state here across restarts; in memory when absent. */
+  dataDir?: string;
+  /** Random delay of up to this many ms before each invocation, to shake out ordering bugs. @default 0 */
+  jitterMs?: number;
+  /** Gateway limits; tests shorten the idle and lifetime limits. @default AWS's */
+  limits?: Partial<GatewayLimits>;
+  /** Most concurrent instances per function. @default 4 */
+  maxInstances?: number;
+  /** The fan-out's event source mapping; the CDK stack uses the same defaults. */
+  eventSource?: Partial<StreamEventSourceSettings>;
+  /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
+  streamPollIntervalMs?: number;
+  /** Where emulator diagnostics go. @default stderr */
+  log?: (message: string) => void;
+}
+
+export interface Emulator {
+  /** The URL clients connect to: ws://127.0.0.1:PORT */
+  readonly url: string;
+  /** The management API endpoint functions post to. */
+  readonly managementEndpoint: string;
+  /** DynamoDB (behind the metering proxy), for inspecting state. */
+  readonly dynamoEndpoint: string;
+  /** Table names by table id. */
+  readonly tables: Readonly<Record<string, string>>;
+  readonly gateway: Gateway;
+  readonly functions: Readonly<Record<'connect' | 'message' | 'disconnect' | 'fanout', FunctionPool>>;
+  /** Batches the fan-out's event source gave up on, as its on-failure destination would receive them. */
+  readonly failedBatches: ReadonlyArray<{ record: OnFailureRecord; records: DynamoDBRecord[] }>;
+  /** What the run has cost so far, in AWS's billing units. */
+  meter(): MeterReading;
+  /** Waits until every message accepted so far has been fanned out. */
+  settle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const functionsDir = new URL('../functions/', import.meta.url);
+const tableName = (id: string) => `nimbus-${id}`;
+
+/**
+ * Starts the whole broker locally: DynamoDB Local, the four functions in
+ * worker threads, the WebSocket gateway and the stream event source.
+ *
+ * @example
+ * const emulator = await startEmulator({ port: 0 });
+ * const client = connect(emulator.url);   // from 'nimbus-mqtt/client'
+ * await emulator.stop();
+ */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const log = options.log ?? ((message: string) => process.stderr.write(`[nimbus] ${message}\n`));
+  const meter = new Meter();
+  const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+  const ddb = await startDynamoDbLocal({ dataDir: dataDir && join(dataDir, 'dynamodb') });
+  const cleanups: Array<() => Promise<void>> = [() => ddb.stop()];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    const sdk = { endpoint: ddb.endpoint, region: localRegion, credentials: localCredentials };
+    const admin = new DynamoDBClient(sdk);
+    const tables = tableDefinitions.map((definition) => ({ definition, tableName: tableName(definition.id) }));
+    const streams = await ensureTables(admin, tables);
+    admin.destroy();
+    const metered = await startDynamoMeter(ddb.endpoint, meter);
+    cleanups.push(() => metered.stop());
+
+    const pools: Partial<Record<string, FunctionPool>> = {};
+    const invoke = (name: string, event: unknown) => {
+      const pool = pools[name];
+      if (!pool) throw new Error(`no function ${name}`);
+      return pool.invoke(event);
+    };
+    const routes: Record<RouteKey, string> = { $connect: 'connect', $default: 'message', $disconnect: 'disconnect' };
+    const gateway = new Gateway({
+      host: '127.0.0.1',
+      port: options.port ?? 0,
+      stage: 'local',
+      limits: { ...awsGatewayLimits, ...options.limits },
+      invoke: (route, event) => invoke(routes[route], event),
+      meter,
+      log,
+    });
+    const port = await gateway.listen();
+    const managementEndpoint = `http://127.0.0.1:${port}`;
+
+    const environment: Record<string, string> = {
+      ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, tableName(t.id)])),
+      [managementEndpointEnv]: managementEndpoint,
+      [dynamoEndpointEnv]: metered.endpoint,
+      AWS_REGION: localRegion,
+      AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+      POWERTOOLS_DEV: 'true',
+    };
+    for (const name of ['connect', 'message', 'disconnect', 'fanout'] as const) {
+      const pool = new FunctionPool(
+        {
+          name,
+          entry: new URL(`${name}/index.ts`, functionsDir).href,
+          environment,
+          maxInstances: options.maxInstances ?? 4,
+          memoryMb: 256,
+          jitterMs: options.jitterMs,
+        },
+        meter,
+      );
+      pool.warm();
+      pools[name] = pool;
+      cleanups.push(() => pool.stop());
+    }
+    // Closed before the functions stop, so the $disconnect invocations it causes can still run.
+    cleanups.push(() => gateway.close());
+
+    const failedBatches: Array<{ record: OnFailureRecord; records: DynamoDBRecord[] }> = [];
+    const failureLog = dataDir ? join(dataDir, 'fanout-failures.jsonl') : undefined;
+    if (dataDir) mkdirSync(dataDir, { recursive: true });
+    const streamsClient = new DynamoDBStreamsClient(sdk);
+    const messagesStream = streams.get(tableName(messagesTable.id));
+    if (!messagesStream) throw new Error('the message table has no stream');
+    const poller = new StreamPoller({
+      client: streamsClient,
+      streamArn: messagesStream,
+      settings: { ...fanoutEventSource, ...options.eventSource },
+      partitionKey: messagesTable.partitionKey.name,
+      pollIntervalMs: options.streamPollIntervalMs,
+      // A fresh in-memory table has no history; a kept one would replay a day of messages.
+      startingPosition: dataDir ? 'LATEST' : 'TRIM_HORIZON',
+      invoke: async (event: DynamoDBStreamEvent) => (await invoke('fanout', event)) as DynamoDBBatchResponse | undefined,
+      onFailure: (record, records) => {
+        failedBatches.push({ record, records });
+        log(`fan-out gave up on ${records.length} record(s): ${record.requestContext.condition}`);
+        if (failureLog) appendFileSync(failureLog, `${JSON.stringify(record)}\n`);
+      },
+    });
+    poller.start();
+    cleanups.push(async () => {
+      await poller.stop();
+      streamsClient.destroy();
+    });
+
+    return {
+      url: `ws://127.0.0.1:${port}`,
+      managementEndpoint,
+      dynamoEndpoint: metered.endpoint,
+      tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])),
+      gateway,
+      functions: pools as Emulator['functions'],
+      failedBatches,
+      meter: () => meter.read(),
+      async settle() {
+        await gateway.settle();
+        await poller.drain();
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
