@@ -1,0 +1,2 @@
+export * from './nimbus-broker.js';
+export * from './stack.js';
