@@ -1,0 +1,429 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import {
+  type BrokerFunctionId,
+  brokerRuntime,
+  defaultSessionExpiryEnv,
+  maxQueuedPerSessionEnv,
+  NimbusBroker,
+  NimbusStack,
+  type NimbusStackProps,
+} from '../infra/index.js';
+import { managementEndpointEnv } from '../shared/config.js';
+import { fanoutEventSource } from '../shared/event-source.js';
+import { type TableId, tableDefinitions } from '../shared/tables.js';
+
+// The context `cdk synth` uses, minus bundling: an empty bundling-stacks list makes CDK skip
+// esbuild, so the suite synthesises in seconds and needs no function code to compile.
+const cdkJson = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url), 'utf8')) as {
+  context: Record<string, unknown>;
+};
+
+function synth(props: NimbusStackProps = {}): { stack: NimbusStack; template: Template } {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const stack = new NimbusStack(app, 'NimbusTest', props);
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const { stack, template } = synth();
+const broker = stack.broker;
+
+const logicalId = (construct: IConstruct): string =>
+  stack.resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
+const tableLogicalId = (id: TableId) => logicalId(broker.tables[id]);
+
+interface Statement {
+  Action: string | string[];
+  Effect: string;
+  Resource: unknown;
+}
+
+/** Every IAM statement attached to the role of one broker function. */
+function statementsOf(fn: BrokerFunctionId, from: Template = template, of: Stack = stack): Statement[] {
+  const role = broker.functions[fn].role;
+  assert.ok(role, `${fn} has a role`);
+  const roleId = of.resolve((role.node.defaultChild as CfnElement).logicalId) as string;
+  const policies = from.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const resourcesOf = (s: Statement): unknown[] => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
+
+test('one on-demand table per definition in shared/tables.ts, keys and indexes as defined', () => {
+  template.resourceCountIs('AWS::DynamoDB::GlobalTable', tableDefinitions.length);
+  for (const def of tableDefinitions) {
+    const keys = [
+      def.partitionKey,
+      def.sortKey,
+      ...def.globalIndexes.flatMap((i) => [i.partitionKey, i.sortKey]),
+    ];
+    const attributes = keys
+      .filter((k) => k !== undefined)
+      .map((k) => ({ AttributeName: k.name, AttributeType: k.type }));
+    const keySchema = [
+      { AttributeName: def.partitionKey.name, KeyType: 'HASH' },
+      ...(def.sortKey ? [{ AttributeName: def.sortKey.name, KeyType: 'RANGE' }] : []),
+    ];
+    const resources = template.findResources('AWS::DynamoDB::GlobalTable', {
+      Properties: {
+        KeySchema: keySchema,
+        AttributeDefinitions: Match.arrayEquals(attributes),
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: def.timeToLiveAttribute
+          ? { AttributeName: def.timeToLiveAttribute, Enabled: true }
+          : Match.absent(),
+        StreamSpecification: def.stream ? { StreamViewType: def.stream } : Match.absent(),
+        GlobalSecondaryIndexes:
+          def.globalIndexes.length === 0
+            ? Match.absent()
+            : def.globalIndexes.map((i) => ({
+                IndexName: i.indexName,
+                KeySchema: [
+                  { AttributeName: i.partitionKey.name, KeyType: 'HASH' },
+                  ...(i.sortKey ? [{ AttributeName: i.sortKey.name, KeyType: 'RANGE' }] : []),
+                ],
+                Projection: { ProjectionType: i.projection },
+              })),
+        Replicas: [
+          Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } }),
+        ],
+      },
+    });
+    assert.deepEqual(Object.keys(resources), [tableLogicalId(def.id)], `table ${def.id}`);
+  }
+});
+
+test('tables are retained on delete by default and destroyed when asked', () => {
+  for (const def of tableDefinitions) {
+    assert.equal(template.toJSON().Resources[tableLogicalId(def.id)].DeletionPolicy, 'Retain');
+  }
+  const throwaway = synth({ removalPolicy: RemovalPolicy.DESTROY }).template;
+  const policies = Object.values(throwaway.findResources('AWS::DynamoDB::GlobalTable')).map(
+    (r) => (r as { DeletionPolicy?: string }).DeletionPolicy,
+  );
+  assert.deepEqual(
+    policies,
+    tableDefinitions.map(() => 'Delete'),
+  );
+});
+
+test('fan-out event source mapping is configured from shared/event-source.ts', () => {
+  const streamed = tableDefinitions.find((t) => t.stream);
+  assert.ok(streamed);
+  template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+  template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+    EventSourceArn: { 'Fn::GetAtt': [tableLogicalId(streamed.id), 'StreamArn'] },
+    FunctionName: { Ref: logicalId(broker.functions.fanout) },
+    StartingPosition: 'LATEST',
+    BatchSize: fanoutEventSource.batchSize,
+    MaximumBatchingWindowInSeconds: fanoutEventSource.maxBatchingWindowSeconds,
+    MaximumRetryAttempts: fanoutEventSource.retryAttempts,
+    MaximumRecordAgeInSeconds: fanoutEventSource.maxRecordAgeSeconds,
+    BisectBatchOnFunctionError: fanoutEventSource.bisectBatchOnError,
+    ParallelizationFactor: fanoutEventSource.parallelizationFactor,
+    FunctionResponseTypes: fanoutEventSource.reportBatchItemFailures
+      ? ['ReportBatchItemFailures']
+      : Match.absent(),
+    DestinationConfig: {
+      OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(broker.fanoutFailureQueue), 'Arn'] } },
+    },
+  });
+});
+
+test('the on-failure queue is encrypted and refuses plain HTTP', () => {
+  template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+  template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Effect: 'Deny',
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+      ]),
+    },
+  });
+});
+
+test('WebSocket routes go to the connect, message and disconnect functions', () => {
+  template.resourceCountIs('AWS::ApiGatewayV2::Route', 3);
+  const routes: Array<[string, BrokerFunctionId]> = [
+    ['$connect', 'connect'],
+    ['$default', 'message'],
+    ['$disconnect', 'disconnect'],
+  ];
+  const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+  for (const [routeKey, fn] of routes) {
+    const found = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
+    const [route] = Object.values(found) as Array<{
+      Properties: { Target: { 'Fn::Join': [string, unknown[]] } };
+    }>;
+    assert.ok(route, `route ${routeKey}`);
+    const integrationRef = route.Properties.Target['Fn::Join'][1][1] as { Ref: string };
+    const integration = integrations[integrationRef.Ref] as { Properties: Record<string, unknown> };
+    // AWS_PROXY passes the function's response headers through: $connect can echo Sec-WebSocket-Protocol.
+    assert.equal(integration.Properties.IntegrationType, 'AWS_PROXY');
+    const uri = JSON.stringify(integration.Properties.IntegrationUri);
+    assert.match(uri, new RegExp(logicalId(broker.functions[fn])), `${routeKey} → ${fn}`);
+  }
+});
+
+test('stage: name, auto-deploy, throttling and JSON access logs', () => {
+  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    StageName: 'prod',
+    AutoDeploy: true,
+    DefaultRouteSettings: { ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 },
+    AccessLogSettings: {
+      DestinationArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('AccessLogs'), 'Arn'] },
+      Format: Match.serializedJson(Match.objectLike({ connectionId: '$context.connectionId' })),
+    },
+  });
+  const custom = synth({ stageName: 'dev', throttlingRateLimit: 5, throttlingBurstLimit: 7 }).template;
+  custom.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    StageName: 'dev',
+    DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 7 },
+  });
+});
+
+test('functions: arm64, current Node.js runtime, tracing, the broker environment', () => {
+  assert.ok(Number(brokerRuntime.name.match(/nodejs(\d+)/)?.[1]) >= 22, brokerRuntime.name);
+  template.resourceCountIs('AWS::Lambda::Function', 5);
+  const environment = {
+    ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, { Ref: tableLogicalId(t.id) }])),
+    [managementEndpointEnv]: {
+      'Fn::Join': [
+        '',
+        [
+          'https://',
+          { Ref: logicalId(broker.api) },
+          '.execute-api.',
+          { Ref: 'AWS::Region' },
+          '.',
+          { Ref: 'AWS::URLSuffix' },
+          '/prod',
+        ],
+      ],
+    },
+    [maxQueuedPerSessionEnv]: '1000',
+    [defaultSessionExpiryEnv]: '86400',
+    POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt',
+    POWERTOOLS_METRICS_NAMESPACE: 'NimbusMqtt',
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+  };
+  for (const fn of Object.values(broker.functions)) {
+    const props = template.toJSON().Resources[logicalId(fn)].Properties;
+    assert.deepEqual(props.Architectures, ['arm64']);
+    assert.equal(props.Runtime, brokerRuntime.name);
+    assert.deepEqual(props.TracingConfig, { Mode: 'Active' });
+    assert.ok(props.LoggingConfig?.LogGroup?.Ref, 'own log group');
+    for (const [name, value] of Object.entries(environment)) {
+      assert.deepEqual(props.Environment.Variables[name], value, `${fn.node.id} ${name}`);
+    }
+  }
+  const tuned = synth({
+    logLevel: 'DEBUG',
+    maxQueuedMessagesPerSession: 5,
+    sessionExpirySeconds: 60,
+    maxPacketSize: 1024,
+  });
+  tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: {
+      Variables: Match.objectLike({
+        POWERTOOLS_LOG_LEVEL: 'DEBUG',
+        [maxQueuedPerSessionEnv]: '5',
+        [defaultSessionExpiryEnv]: '60',
+        NIMBUS_MAX_PACKET_SIZE: '1024',
+      }),
+    },
+  });
+});
+
+test('every log group has a retention', () => {
+  const groups = Object.values(template.findResources('AWS::Logs::LogGroup')) as Array<{
+    Properties: { RetentionInDays?: number };
+  }>;
+  assert.equal(groups.length, 6); // five functions + access logs
+  for (const g of groups) assert.equal(g.Properties.RetentionInDays, 30);
+});
+
+/** What each function may do to each table: the least-privilege matrix. */
+const access: Record<BrokerFunctionId, Partial<Record<TableId, 'rw' | 'r' | 'w'>>> = {
+  connect: {},
+  message: { Connections: 'rw', Sessions: 'rw', Subscriptions: 'rw', Messages: 'rw' },
+  disconnect: { Connections: 'rw', Sessions: 'rw', Subscriptions: 'rw', Messages: 'w' },
+  fanout: { Subscriptions: 'r', Sessions: 'r', Connections: 'rw' },
+  sweeper: { Connections: 'rw', Sessions: 'rw', Messages: 'w' },
+};
+
+test('IAM: each function reaches exactly its tables, reading and writing only as it must', () => {
+  for (const [fn, tables] of Object.entries(access) as Array<
+    [BrokerFunctionId, (typeof access)['connect']]
+  >) {
+    const statements = statementsOf(fn).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    for (const def of tableDefinitions) {
+      const arn = { 'Fn::GetAtt': [tableLogicalId(def.id), 'Arn'] };
+      const onTable = statements.filter((s) =>
+        resourcesOf(s).some((r) => JSON.stringify(r) === JSON.stringify(arn)),
+      );
+      const actions = new Set(onTable.flatMap(actionsOf));
+      const want = tables[def.id];
+      assert.equal(actions.has('dynamodb:GetItem'), want === 'r' || want === 'rw', `${fn} reads ${def.id}`);
+      assert.equal(actions.has('dynamodb:PutItem'), want === 'w' || want === 'rw', `${fn} writes ${def.id}`);
+    }
+  }
+});
+
+test('IAM: the connect function has no DynamoDB actions at all', () => {
+  const actions = statementsOf('connect').flatMap(actionsOf);
+  assert.ok(actions.length > 0, 'the connect role has statements (logs, tracing)');
+  assert.deepEqual(
+    actions.filter((a) => a.startsWith('dynamodb:') || a.startsWith('execute-api:')),
+    [],
+  );
+});
+
+test('IAM: no DynamoDB or execute-api statement on Resource "*" (except ListStreams, which has no resource form)', () => {
+  for (const fn of Object.keys(access) as BrokerFunctionId[]) {
+    for (const s of statementsOf(fn)) {
+      if (!resourcesOf(s).includes('*')) continue;
+      const scoped = actionsOf(s).filter((a) => a.startsWith('dynamodb:') || a.startsWith('execute-api:'));
+      assert.deepEqual(scoped, fn === 'fanout' && scoped.length > 0 ? ['dynamodb:ListStreams'] : [], fn);
+    }
+  }
+});
+
+test('IAM: ManageConnections only on this stage’s @connections, for the functions that post', () => {
+  const expected = {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':execute-api:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        ':',
+        { Ref: logicalId(broker.api) },
+        '/prod/*/@connections/*',
+      ],
+    ],
+  };
+  for (const fn of Object.keys(access) as BrokerFunctionId[]) {
+    const manage = statementsOf(fn).filter((s) => actionsOf(s).includes('execute-api:ManageConnections'));
+    if (fn === 'connect') {
+      assert.equal(manage.length, 0);
+      continue;
+    }
+    assert.deepEqual(manage.flatMap(resourcesOf), [expected], fn);
+  }
+});
+
+test('the sweeper runs every minute', () => {
+  template.hasResourceProperties('AWS::Events::Rule', {
+    ScheduleExpression: 'rate(1 minute)',
+    Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(broker.functions.sweeper), 'Arn'] } })],
+  });
+});
+
+test('alarms watch fan-out, the failure queue, iterator age, throttles and API errors; the topic is notified', () => {
+  template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    MetricName: 'ApproximateNumberOfMessagesVisible',
+    Threshold: 0,
+    ComparisonOperator: 'GreaterThanThreshold',
+  });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'IteratorAge' });
+  template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+    assert.equal((alarm as { Properties: { AlarmActions?: unknown } }).Properties.AlarmActions, undefined);
+  }
+
+  // Embedded the way users do it: the construct in their own stack, next to their topic.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const own = new Stack(app, 'Embedding');
+  const topic = new Topic(own, 'Alarms');
+  new NimbusBroker(own, 'Broker', { alarmTopic: topic });
+  const alarms = Template.fromStack(own).findResources('AWS::CloudWatch::Alarm');
+  assert.equal(Object.keys(alarms).length, 5);
+  const topicRef = { Ref: own.resolve((topic.node.defaultChild as CfnElement).logicalId) };
+  for (const alarm of Object.values(alarms)) {
+    const { AlarmActions, OKActions } = (
+      alarm as { Properties: { AlarmActions?: unknown[]; OKActions?: unknown[] } }
+    ).Properties;
+    assert.deepEqual(AlarmActions, [topicRef]);
+    assert.deepEqual(OKActions, [topicRef]);
+  }
+});
+
+test('outputs: the wss URL and the management endpoint', () => {
+  template.hasOutput('WebSocketUrl', {
+    Value: { 'Fn::Join': ['', Match.arrayWith(['wss://', { Ref: logicalId(broker.api) }])] },
+  });
+  template.hasOutput('ManagementEndpoint', {
+    Value: { 'Fn::Join': ['', Match.arrayWith(['https://', { Ref: logicalId(broker.api) }])] },
+  });
+});
+
+test('custom domain: domain name with the certificate, mapped to the stage, used for the wss URL', () => {
+  const certificate = 'arn:aws:acm:us-east-1:123456789012:certificate/abc';
+  const { stack: domainStack, template: domainTemplate } = synth({
+    customDomain: { domainName: 'mqtt.example.com', certificate },
+  });
+  domainTemplate.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
+    DomainName: 'mqtt.example.com',
+    DomainNameConfigurations: [Match.objectLike({ CertificateArn: certificate, SecurityPolicy: 'TLS_1_2' })],
+  });
+  domainTemplate.resourceCountIs('AWS::ApiGatewayV2::ApiMapping', 1);
+  assert.equal(domainStack.broker.webSocketUrl, 'wss://mqtt.example.com');
+  domainTemplate.hasOutput('CustomDomainTarget', {});
+  template.resourceCountIs('AWS::ApiGatewayV2::DomainName', 0);
+});
+
+test('cdk-nag AwsSolutions: no unacknowledged errors or warnings', () => {
+  const report = new AwsSolutionsChecks().validateScope(stack);
+  const findings = report.violations.map(
+    (v) => `${v.severity} ${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(' ')}`,
+  );
+  assert.deepEqual(findings, []);
+});
+
+test('cdk-nag acknowledgments are narrow and each gives a reason', () => {
+  const acknowledged: Array<{ id: string; reason: string }> = [];
+  const visit = (c: IConstruct) => {
+    for (const entry of c.node.metadata) {
+      if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+      for (const [id, reason] of Object.entries(entry.data as Record<string, unknown>)) {
+        acknowledged.push({ id, reason: typeof reason === 'string' ? reason : JSON.stringify(reason) });
+      }
+    }
+    for (const child of c.node.children) visit(child);
+  };
+  visit(stack);
+  assert.ok(acknowledged.length > 0);
+  for (const { id, reason } of acknowledged) {
+    assert.match(id, /AwsSolutions-/);
+    assert.ok(reason.length > 40, `${id} needs a real reason`);
+  }
+
+  // A new wildcard on a broker role is still reported: the acknowledgments name findings, not rules.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const widened = new NimbusStack(app, 'Widened');
+  widened.broker.functions.message.addToRolePolicy(
+    new PolicyStatement({ actions: ['s3:GetObject'], resources: ['arn:aws:s3:::bucket/*'] }),
+  );
+  const rules = new AwsSolutionsChecks().validateScope(widened).violations.map((v) => v.ruleName);
+  assert.deepEqual(rules, ['AwsSolutions-IAM5[Resource::arn:aws:s3:::bucket/*]']);
+});
