@@ -62,9 +62,9 @@ export class FunctionPool {
     private readonly meter: Meter,
   ) {}
 
-  /** Starts one instance ahead of the first invocation, as provisioned concurrency would. */
-  warm(): void {
-    if (this.instances.length === 0) this.spawn();
+  /** Starts instances ahead of the first invocation, as provisioned concurrency would. */
+  warm(count: number): void {
+    while (this.instances.length < Math.min(count, this.settings.maxInstances)) this.spawn();
   }
 
   /** Instance ids that have served invocations, for tests that need to see work spread. */

@@ -24,6 +24,8 @@ export interface EmulatorOptions {
   limits?: Partial<GatewayLimits>;
   /** Most concurrent instances per function. @default 4 */
   maxInstances?: number;
+  /** Instances started ahead of use per function; with two or more, consecutive invocations alternate between them. @default 1 */
+  warmInstances?: number;
   /** The fan-out's event source mapping; the CDK stack uses the same defaults. */
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
@@ -123,7 +125,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         },
         meter,
       );
-      pool.warm();
+      pool.warm(options.warmInstances ?? 1);
       pools[name] = pool;
       cleanups.push(() => pool.stop());
     }
