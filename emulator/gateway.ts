@@ -260,10 +260,11 @@ export class Gateway {
         case 'GET':
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(
+            // The REST API's JSON names, as the SDK expects them.
             JSON.stringify({
-              ConnectedAt: new Date(connection.connectedAt).toISOString(),
-              LastActiveAt: new Date(connection.lastActiveAt).toISOString(),
-              Identity: { SourceIp: connection.sourceIp, UserAgent: connection.userAgent },
+              connectedAt: new Date(connection.connectedAt).toISOString(),
+              lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+              identity: { sourceIp: connection.sourceIp, userAgent: connection.userAgent },
             }),
           );
           return;
