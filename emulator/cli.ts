@@ -19,8 +19,10 @@ function parse() {
     });
     const port = Number(values.port);
     const jitter = Number(values.jitter);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, not "${values.port}"`);
-    if (!Number.isFinite(jitter) || jitter < 0) throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new Error(`--port must be 0..65535, not "${values.port}"`);
+    if (!Number.isFinite(jitter) || jitter < 0)
+      throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
     return { help: values.help === true, port, jitter, dataDir: values['data-dir'] };
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
@@ -41,7 +43,9 @@ try {
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
   );
   process.stdout.write(`${emulator.url}\n`);
-  process.stderr.write(`Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`);
+  process.stderr.write(
+    `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
+  );
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -29,7 +29,9 @@ export async function freePort(): Promise<number> {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? done(address.port) : fail(new Error('no port')),
+      );
     });
   });
 }
@@ -117,7 +119,11 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
 
 /** The CreateTable request for a shared table definition (the CDK construct builds the same table). */
 export function createTableInput(definition: TableDefinition, tableName: string): CreateTableCommandInput {
-  const keys = [definition.partitionKey, definition.sortKey, ...definition.globalIndexes.flatMap((i) => [i.partitionKey, i.sortKey])];
+  const keys = [
+    definition.partitionKey,
+    definition.sortKey,
+    ...definition.globalIndexes.flatMap((i) => [i.partitionKey, i.sortKey]),
+  ];
   const attributes = new Map(keys.filter((k) => k !== undefined).map((k) => [k.name, k.type]));
   const keySchema = (pk: { name: string }, sk?: { name: string }) => [
     { AttributeName: pk.name, KeyType: 'HASH' as const },
@@ -126,7 +132,10 @@ export function createTableInput(definition: TableDefinition, tableName: string)
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
+      AttributeName,
+      AttributeType,
+    })),
     KeySchema: keySchema(definition.partitionKey, definition.sortKey),
     GlobalSecondaryIndexes:
       definition.globalIndexes.length > 0

@@ -2,7 +2,13 @@ import { createServer, request, type Server } from 'node:http';
 import type { Meter } from './meter.js';
 
 const readOperations = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
-const writeOperations = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
+const writeOperations = new Set([
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'BatchWriteItem',
+  'TransactWriteItems',
+]);
 
 interface Capacity {
   CapacityUnits?: number;
@@ -12,7 +18,10 @@ interface Capacity {
 
 function units(consumed: Capacity | Capacity[] | undefined): number {
   const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
-  return list.reduce((sum, c) => sum + (c.CapacityUnits ?? (c.ReadCapacityUnits ?? 0) + (c.WriteCapacityUnits ?? 0)), 0);
+  return list.reduce(
+    (sum, c) => sum + (c.CapacityUnits ?? (c.ReadCapacityUnits ?? 0) + (c.WriteCapacityUnits ?? 0)),
+    0,
+  );
 }
 
 /**
@@ -53,7 +62,9 @@ export async function startDynamoMeter(
             if (metered) {
               let consumed = 0;
               try {
-                consumed = units((JSON.parse(reply.toString()) as { ConsumedCapacity?: Capacity }).ConsumedCapacity);
+                consumed = units(
+                  (JSON.parse(reply.toString()) as { ConsumedCapacity?: Capacity }).ConsumedCapacity,
+                );
               } catch {
                 // An error reply carries no capacity; it is still a request.
               }

@@ -85,7 +85,12 @@ export class FunctionPool {
         instance.worker.postMessage({ id: this.nextRequestId++, event });
       });
     } finally {
-      this.meter.lambdaInvocation(this.settings.name, performance.now() - started, this.settings.memoryMb, instance.id);
+      this.meter.lambdaInvocation(
+        this.settings.name,
+        performance.now() - started,
+        this.settings.memoryMb,
+        instance.id,
+      );
       instance.current = undefined;
       instance.worker.unref();
       instance.busy = false;
@@ -110,7 +115,8 @@ export class FunctionPool {
   private async acquire(): Promise<Instance> {
     for (;;) {
       const idle = this.instances.filter((i) => !i.busy).sort((a, b) => a.lastUsed - b.lastUsed)[0];
-      const instance = idle ?? (this.instances.length < this.settings.maxInstances ? this.spawn() : undefined);
+      const instance =
+        idle ?? (this.instances.length < this.settings.maxInstances ? this.spawn() : undefined);
       if (instance) {
         instance.busy = true;
         return instance;
@@ -120,13 +126,21 @@ export class FunctionPool {
   }
 
   private spawn(): Instance {
-    const init: WorkerInit = { entry: this.settings.entry, exportName: this.settings.exportName ?? 'handler' };
-    const worker = new Worker(workerUrl, { workerData: init, env: { ...process.env, ...this.settings.environment } });
+    const init: WorkerInit = {
+      entry: this.settings.entry,
+      exportName: this.settings.exportName ?? 'handler',
+    };
+    const worker = new Worker(workerUrl, {
+      workerData: init,
+      env: { ...process.env, ...this.settings.environment },
+    });
     const instance: Instance = { id: this.nextInstanceId++, worker, busy: false, lastUsed: 0 };
     worker.on('message', (reply: WorkerReply) => {
       if (reply.ok) instance.current?.resolve(reply.value);
       else {
-        instance.current?.reject(new FunctionError(this.settings.name, reply.error.name, reply.error.message));
+        instance.current?.reject(
+          new FunctionError(this.settings.name, reply.error.name, reply.error.message),
+        );
       }
     });
     const retire = (why: string) => {

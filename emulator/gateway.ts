@@ -138,7 +138,10 @@ export class Gateway {
     const connectionId = newConnectionId();
     const connectedAt = Date.now();
     const headers = Object.fromEntries(
-      Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : (value ?? '')]),
+      Object.entries(req.headers).map(([name, value]) => [
+        name,
+        Array.isArray(value) ? value.join(',') : (value ?? ''),
+      ]),
     );
     const sourceIp = req.socket.remoteAddress ?? '127.0.0.1';
     const event = {
@@ -151,7 +154,9 @@ export class Gateway {
     };
     let response: APIGatewayProxyResultV2 | undefined;
     try {
-      response = (await this.track(this.options.invoke('$connect', event))) as APIGatewayProxyResultV2 | undefined;
+      response = (await this.track(this.options.invoke('$connect', event))) as
+        | APIGatewayProxyResultV2
+        | undefined;
     } catch (error) {
       this.options.log(`$connect failed: ${(error as Error).message}`);
       socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
@@ -169,11 +174,26 @@ export class Gateway {
       ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
     )?.[1];
     this.chosenProtocol.set(req, echoed === undefined ? false : String(echoed));
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.opened(ws, connectionId, connectedAt, sourceIp, headers['user-agent'] ?? ''));
+    this.wss.handleUpgrade(req, socket, head, (ws) =>
+      this.opened(ws, connectionId, connectedAt, sourceIp, headers['user-agent'] ?? ''),
+    );
   }
 
-  private opened(socket: WebSocket, id: string, connectedAt: number, sourceIp: string, userAgent: string): void {
-    const connection: Connection = { id, socket, connectedAt, sourceIp, userAgent, lastActiveAt: connectedAt };
+  private opened(
+    socket: WebSocket,
+    id: string,
+    connectedAt: number,
+    sourceIp: string,
+    userAgent: string,
+  ): void {
+    const connection: Connection = {
+      id,
+      socket,
+      connectedAt,
+      sourceIp,
+      userAgent,
+      lastActiveAt: connectedAt,
+    };
     this.connections.set(id, connection);
     this.options.meter.connectionOpened(id, connectedAt);
     this.touch(connection);
@@ -191,7 +211,9 @@ export class Gateway {
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
       this.touch(connection);
       const event = {
-        requestContext: this.requestContext('$default', id, connectedAt, { messageId: randomBytes(8).toString('base64') }),
+        requestContext: this.requestContext('$default', id, connectedAt, {
+          messageId: randomBytes(8).toString('base64'),
+        }),
         body,
         isBase64Encoded: false,
       };
@@ -222,7 +244,10 @@ export class Gateway {
   private touch(connection: Connection): void {
     connection.lastActiveAt = Date.now();
     clearTimeout(connection.idleTimer);
-    connection.idleTimer = setTimeout(() => connection.socket.close(1001, 'Going away'), this.options.limits.idleTimeoutMs);
+    connection.idleTimer = setTimeout(
+      () => connection.socket.close(1001, 'Going away'),
+      this.options.limits.idleTimeoutMs,
+    );
   }
 
   /** The management API: POST/GET/DELETE /@connections/{id}, optionally under a stage path. */
@@ -230,7 +255,11 @@ export class Gateway {
     const match = /\/@connections\/([^/?]+)/.exec(req.url ?? '');
     if (!match) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ message: 'Not found: this endpoint serves WebSocket clients and /@connections/{id}' }));
+      res.end(
+        JSON.stringify({
+          message: 'Not found: this endpoint serves WebSocket clients and /@connections/{id}',
+        }),
+      );
       return;
     }
     const connectionId = decodeURIComponent(match[1]);
@@ -246,7 +275,10 @@ export class Gateway {
         case 'POST': {
           const body = Buffer.concat(chunks);
           if (body.length > this.options.limits.maxMessageBytes) {
-            res.writeHead(413, { 'content-type': 'application/json', 'x-amzn-errortype': 'PayloadTooLargeException' });
+            res.writeHead(413, {
+              'content-type': 'application/json',
+              'x-amzn-errortype': 'PayloadTooLargeException',
+            });
             res.end(JSON.stringify({ message: 'Message too long' }));
             return;
           }

@@ -78,7 +78,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   try {
     const sdk = { endpoint: ddb.endpoint, region: localRegion, credentials: localCredentials };
     const admin = new DynamoDBClient(sdk);
-    const tables = tableDefinitions.map((definition) => ({ definition, tableName: tableName(definition.id) }));
+    const tables = tableDefinitions.map((definition) => ({
+      definition,
+      tableName: tableName(definition.id),
+    }));
     const streams = await ensureTables(admin, tables);
     admin.destroy();
     const metered = await startDynamoMeter(ddb.endpoint, meter);
@@ -90,7 +93,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!pool) throw new Error(`no function ${name}`);
       return pool.invoke(event);
     };
-    const routes: Record<RouteKey, string> = { $connect: 'connect', $default: 'message', $disconnect: 'disconnect' };
+    const routes: Record<RouteKey, string> = {
+      $connect: 'connect',
+      $default: 'message',
+      $disconnect: 'disconnect',
+    };
     const gateway = new Gateway({
       host: '127.0.0.1',
       port: options.port ?? 0,
@@ -146,7 +153,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       pollIntervalMs: options.streamPollIntervalMs,
       // A fresh in-memory table has no history; a kept one would replay a day of messages.
       startingPosition: dataDir ? 'LATEST' : 'TRIM_HORIZON',
-      invoke: async (event: DynamoDBStreamEvent) => (await invoke('fanout', event)) as DynamoDBBatchResponse | undefined,
+      invoke: async (event: DynamoDBStreamEvent) =>
+        (await invoke('fanout', event)) as DynamoDBBatchResponse | undefined,
       onFailure: (record, records) => {
         failedBatches.push({ record, records });
         log(`fan-out gave up on ${records.length} record(s): ${record.requestContext.condition}`);

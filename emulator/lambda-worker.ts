@@ -13,7 +13,11 @@ export interface WorkerInit {
 export type WorkerRequest = { readonly id: number; readonly event: unknown };
 export type WorkerReply =
   | { readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly ok: false; readonly error: { name: string; message: string; stack?: string } };
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly error: { name: string; message: string; stack?: string };
+    };
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
@@ -26,7 +30,8 @@ function handler(): Promise<Handler> {
   // Loading on first use, like a Lambda cold start; a module that throws at load fails every invocation.
   loaded ??= import(init.entry).then((module: Record<string, unknown>) => {
     const fn = module[init.exportName];
-    if (typeof fn !== 'function') throw new Error(`${init.entry} does not export a function "${init.exportName}"`);
+    if (typeof fn !== 'function')
+      throw new Error(`${init.entry} does not export a function "${init.exportName}"`);
     return fn as Handler;
   });
   return loaded;
@@ -38,6 +43,10 @@ port.on('message', async ({ id, event }: WorkerRequest) => {
     port.postMessage({ id, ok: true, value } satisfies WorkerReply);
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
-    port.postMessage({ id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } } satisfies WorkerReply);
+    port.postMessage({
+      id,
+      ok: false,
+      error: { name: e.name, message: e.message, stack: e.stack },
+    } satisfies WorkerReply);
   }
 });

@@ -17,7 +17,10 @@ export class Meter {
   private billedMessages = 0;
   private connectionMs = 0;
   private readonly openConnections = new Map<string, number>();
-  private readonly lambda = new Map<string, { requests: number; gbSeconds: number; instances: Set<number> }>();
+  private readonly lambda = new Map<
+    string,
+    { requests: number; gbSeconds: number; instances: Set<number> }
+  >();
   private readonly dynamoRequests = new Map<string, number>();
   private readUnits = 0;
   private writeUnits = 0;
@@ -40,7 +43,11 @@ export class Meter {
   }
 
   lambdaInvocation(functionName: string, durationMs: number, memoryMb: number, instanceId: number): void {
-    const entry = this.lambda.get(functionName) ?? { requests: 0, gbSeconds: 0, instances: new Set<number>() };
+    const entry = this.lambda.get(functionName) ?? {
+      requests: 0,
+      gbSeconds: 0,
+      instances: new Set<number>(),
+    };
     entry.requests++;
     entry.gbSeconds += (Math.ceil(durationMs) / 1000) * (memoryMb / 1024);
     entry.instances.add(instanceId);
@@ -65,7 +72,10 @@ export class Meter {
         connectionMinutes: (this.connectionMs + openMs) / 60_000,
       },
       lambda: Object.fromEntries(
-        [...this.lambda].map(([name, e]) => [name, { requests: e.requests, gbSeconds: e.gbSeconds, instances: [...e.instances] }]),
+        [...this.lambda].map(([name, e]) => [
+          name,
+          { requests: e.requests, gbSeconds: e.gbSeconds, instances: [...e.instances] },
+        ]),
       ),
       dynamodb: {
         requests: Object.fromEntries(this.dynamoRequests),

@@ -1,4 +1,4 @@
-import { tableDefinitions, type TableId } from './tables.js';
+import { type TableId, tableDefinitions } from './tables.js';
 
 /** Environment variable naming the API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
 export const managementEndpointEnv = 'NIMBUS_MANAGEMENT_ENDPOINT';

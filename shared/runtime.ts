@@ -18,7 +18,9 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
   return {
     config,
     store: new DynamoStore(createDocumentClient(config), config.tables),
-    gateway: new ManagementApiGateway(new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint })),
+    gateway: new ManagementApiGateway(
+      new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint }),
+    ),
     maxPacketSize: config.maxPacketSize,
     now: Date.now,
   };

@@ -94,7 +94,9 @@ describe('management API through the real ApiGatewayManagementApiClient', () => 
     const known = emulator.gateway.connectionIds;
     const raw = await RawClient.open(emulator.url);
     const id = await newestConnectionId(known);
-    await management.send(new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from([0xd0, 0x00]).toString('base64') }));
+    await management.send(
+      new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from([0xd0, 0x00]).toString('base64') }),
+    );
     assert.equal((await raw.next('pingresp')).cmd, 'pingresp');
     const described = await management.send(new GetConnectionCommand({ ConnectionId: id }));
     assert.ok(described.ConnectedAt instanceof Date);
@@ -125,13 +127,23 @@ describe('management API through the real ApiGatewayManagementApiClient', () => 
 describe('stale connections', () => {
   test('a subscriber whose $disconnect never came is cleaned up on 410, not retried forever', async () => {
     const db = DynamoDBDocumentClient.from(
-      new DynamoDBClient({ endpoint: emulator.dynamoEndpoint, region: localRegion, credentials: localCredentials }),
+      new DynamoDBClient({
+        endpoint: emulator.dynamoEndpoint,
+        region: localRegion,
+        credentials: localCredentials,
+      }),
     );
     // A session that points at a connection the gateway no longer has: as if its $disconnect was lost.
     await db.send(
       new PutCommand({
         TableName: emulator.tables.Sessions,
-        Item: { clientId: 'gw-ghost', sessionId: 's1', connectionId: 'ghost-conn', protocolVersion: 4, cleanSession: true },
+        Item: {
+          clientId: 'gw-ghost',
+          sessionId: 's1',
+          connectionId: 'ghost-conn',
+          protocolVersion: 4,
+          cleanSession: true,
+        },
       }),
     );
     await db.send(
@@ -153,7 +165,9 @@ describe('stale connections', () => {
     await live.publishAsync('gw/ghost', 'one', { qos: 1 });
     await eventually('delivery to the live subscriber', () => received.length === 1);
     await emulator.settle();
-    const ghost = await db.send(new GetCommand({ TableName: emulator.tables.Sessions, Key: { clientId: 'gw-ghost' } }));
+    const ghost = await db.send(
+      new GetCommand({ TableName: emulator.tables.Sessions, Key: { clientId: 'gw-ghost' } }),
+    );
     assert.equal(ghost.Item, undefined, 'the stale clean session is removed after the 410');
     assert.equal(emulator.failedBatches.length, 0, 'the 410 did not fail the fan-out batch');
     await live.endAsync();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Emulator } from '../emulator/index.js';
-import { connectPacket, RawClient } from './support/raw-client.js';
 import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectPacket, RawClient } from './support/raw-client.js';
 
 // End to end through the emulator: MQTT.js → gateway → message function →
 // DynamoDB → stream → fan-out function → management API → MQTT.js.
@@ -41,7 +41,11 @@ describe('publish and subscribe', () => {
     await publisher.publishAsync('sensors/z/temp', 'last', { qos: 1 });
     await eventually('the last message', () => received.some((m) => m.payload === 'last'));
     await emulator.settle();
-    assert.deepEqual(received.map((m) => m.topic).sort(), ['sensors//temp', 'sensors/a/temp', 'sensors/z/temp']);
+    assert.deepEqual(received.map((m) => m.topic).sort(), [
+      'sensors//temp',
+      'sensors/a/temp',
+      'sensors/z/temp',
+    ]);
     await Promise.all([subscriber.endAsync(), publisher.endAsync()]);
   });
 
@@ -50,7 +54,12 @@ describe('publish and subscribe', () => {
     const publisher = await connectClient(emulator.url, { clientId: 'e2e-hash-pub' });
     const received = inbox(subscriber);
     await subscriber.subscribeAsync('sport/tennis/#', { qos: 1 });
-    for (const topic of ['sport/tennis', 'sport/tennis/player1', 'sport/tennis/player1/ranking', 'sport/golf']) {
+    for (const topic of [
+      'sport/tennis',
+      'sport/tennis/player1',
+      'sport/tennis/player1/ranking',
+      'sport/golf',
+    ]) {
       await publisher.publishAsync(topic, topic, { qos: 1 });
     }
     await publisher.publishAsync('sport/tennis/end', 'end', { qos: 1 });
@@ -140,7 +149,15 @@ describe('frames', () => {
     raw.send(
       connectPacket('e2e-multi'),
       { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'multi/t', qos: 1 }] },
-      { cmd: 'publish', topic: 'multi/t', payload: Buffer.from('self'), qos: 1, messageId: 8, retain: false, dup: false },
+      {
+        cmd: 'publish',
+        topic: 'multi/t',
+        payload: Buffer.from('self'),
+        qos: 1,
+        messageId: 8,
+        retain: false,
+        dup: false,
+      },
       { cmd: 'pingreq' },
     );
     const connack = await raw.next('connack');
@@ -217,7 +234,15 @@ describe('frames', () => {
     const raw = await RawClient.open(emulator.url);
     raw.send(connectPacket('e2e-wildpub'));
     await raw.next('connack');
-    raw.send({ cmd: 'publish', topic: 'a/+', payload: Buffer.from('x'), qos: 1, messageId: 1, retain: false, dup: false });
+    raw.send({
+      cmd: 'publish',
+      topic: 'a/+',
+      payload: Buffer.from('x'),
+      qos: 1,
+      messageId: 1,
+      retain: false,
+      dup: false,
+    });
     await raw.closed;
     assert.equal(raw.packets.filter((p) => p.cmd === 'puback').length, 0);
   });

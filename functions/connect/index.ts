@@ -9,10 +9,15 @@ type ConnectEvent = APIGatewayProxyWebsocketEventV2 & { headers?: Record<string,
 
 /** $connect: accept only clients that speak the `mqtt` subprotocol, and echo it (MQTT clients insist). */
 export const handler = async (event: ConnectEvent): Promise<APIGatewayProxyResultV2> => {
-  const offered = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'sec-websocket-protocol')?.[1];
+  const offered = Object.entries(event.headers ?? {}).find(
+    ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
+  )?.[1];
   const subprotocol = chooseSubprotocol(offered);
   if (!subprotocol) {
-    logger.info('handshake refused: no mqtt subprotocol', { connectionId: event.requestContext.connectionId, offered });
+    logger.info('handshake refused: no mqtt subprotocol', {
+      connectionId: event.requestContext.connectionId,
+      offered,
+    });
     return { statusCode: 400, body: 'The WebSocket subprotocol "mqtt" is required.' };
   }
   return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': subprotocol } };

@@ -17,7 +17,8 @@ export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatch
   let failed = false;
   const recordHandler = async (record: DynamoDBRecord) => {
     if (failed) throw new Error('an earlier record of this batch failed');
-    const message = record.eventName === 'INSERT' ? messageFromStreamImage(record.dynamodb?.NewImage) : undefined;
+    const message =
+      record.eventName === 'INSERT' ? messageFromStreamImage(record.dynamodb?.NewImage) : undefined;
     if (!message) return;
     try {
       const result = await fanOut(broker, message);

@@ -9,8 +9,11 @@ const broker = brokerFromEnv(process.env);
 /** $default: one WebSocket frame of base64 MQTT packets from one connection. */
 export const handler = async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
   const connectionId = event.requestContext.connectionId;
-  const frame = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString() : (event.body ?? '');
+  const frame = event.isBase64Encoded
+    ? Buffer.from(event.body ?? '', 'base64').toString()
+    : (event.body ?? '');
   const outcome = await handleFrame(broker, connectionId, frame);
-  if (outcome.closed) logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
+  if (outcome.closed)
+    logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
   return { statusCode: 200 };
 };

@@ -1,6 +1,6 @@
 import type { Packet } from 'mqtt-packet';
-import type { ProtocolVersion } from '../protocol/frames.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
+import type { ProtocolVersion } from '../protocol/frames.js';
 
 /** What the broker logic needs from its surroundings: the two ports, limits and a clock. */
 export interface BrokerContext {

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
-import { encodeFrame } from '../protocol/frames.js';
 import type { QoS, SessionRecord, StoredMessage, SubscriptionRecord } from '../ports.js';
+import { encodeFrame } from '../protocol/frames.js';
 import type { BrokerContext } from './context.js';
 import { connectionGone } from './lifecycle.js';
 

@@ -1,6 +1,6 @@
 import type { Packet } from 'mqtt-packet';
-import { decodeFrame, encodeFrame } from '../protocol/frames.js';
 import type { ConnectionRecord } from '../ports.js';
+import { decodeFrame, encodeFrame } from '../protocol/frames.js';
 import { type BrokerContext, type Invocation, versionOf } from './context.js';
 import { handleConnect } from './handlers/connect.js';
 import { handlePublish } from './handlers/publish.js';
@@ -20,7 +20,10 @@ export interface FrameOutcome {
 // briefly before calling it a packet-before-CONNECT violation.
 const connectionLookupDelaysMs = [50, 150, 300];
 
-async function loadConnection(ctx: BrokerContext, connectionId: string): Promise<ConnectionRecord | undefined> {
+async function loadConnection(
+  ctx: BrokerContext,
+  connectionId: string,
+): Promise<ConnectionRecord | undefined> {
   let record = await ctx.store.getConnection(connectionId);
   for (const delay of connectionLookupDelaysMs) {
     if (record) break;
@@ -38,7 +41,12 @@ function firstPacketIsConnect(frame: string): boolean {
 async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Packet): Promise<void> {
   if (packet.cmd === 'connect') {
     if (invocation.record) {
-      protocolViolation(invocation, invocation.record.protocolVersion, ReasonCode.ProtocolError, 'second CONNECT'); // [MQTT-3.1.0-2]
+      protocolViolation(
+        invocation,
+        invocation.record.protocolVersion,
+        ReasonCode.ProtocolError,
+        'second CONNECT',
+      ); // [MQTT-3.1.0-2]
       return;
     }
     await handleConnect(ctx, invocation, packet);
@@ -67,7 +75,12 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
       return;
     default:
       // Packets only a server sends (CONNACK, SUBACK, …) or not spoken yet.
-      protocolViolation(invocation, record.protocolVersion, ReasonCode.ProtocolError, `unexpected ${packet.cmd.toUpperCase()}`);
+      protocolViolation(
+        invocation,
+        record.protocolVersion,
+        ReasonCode.ProtocolError,
+        `unexpected ${packet.cmd.toUpperCase()}`,
+      );
   }
 }
 
@@ -79,7 +92,11 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
  * @example
  * const outcome = await handleFrame(ctx, event.requestContext.connectionId, event.body);
  */
-export async function handleFrame(ctx: BrokerContext, connectionId: string, frame: string): Promise<FrameOutcome> {
+export async function handleFrame(
+  ctx: BrokerContext,
+  connectionId: string,
+  frame: string,
+): Promise<FrameOutcome> {
   const invocation: Invocation = { connectionId, outbox: [] };
   if (!firstPacketIsConnect(frame)) invocation.record = await loadConnection(ctx, connectionId);
   const decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
@@ -91,7 +108,9 @@ export async function handleFrame(ctx: BrokerContext, connectionId: string, fram
   }
   if (!decoded.ok && !invocation.closeReason) {
     // [MQTT-4.8.0-1] a malformed packet closes the connection.
-    const code = decoded.reason.startsWith('packet of') ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
+    const code = decoded.reason.startsWith('packet of')
+      ? ReasonCode.PacketTooLarge
+      : ReasonCode.MalformedPacket;
     protocolViolation(invocation, invocation.record?.protocolVersion, code, decoded.reason);
   }
   if (invocation.outbox.length > 0) {

@@ -1,12 +1,13 @@
 import {
-  ApiGatewayManagementApiClient,
+  type ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { ClientGateway, SendResult } from '../ports.js';
 
-const isGone = (error: unknown) => error instanceof GoneException || (error as Error).name === 'GoneException';
+const isGone = (error: unknown) =>
+  error instanceof GoneException || (error as Error).name === 'GoneException';
 
 /**
  * Reaches clients through API Gateway's management API (or the emulator's).

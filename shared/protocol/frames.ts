@@ -38,7 +38,8 @@ export function decodeFrame(
     if (packet.cmd === 'connect' && (packet.protocolVersion === 4 || packet.protocolVersion === 5)) {
       settings.protocolVersion = packet.protocolVersion;
     }
-    if ((packet.length ?? 0) > maxPacketSize) failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
+    if ((packet.length ?? 0) > maxPacketSize)
+      failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
     if (!failure) packets.push(packet);
   });
   parser.on('error', (error: Error) => {

@@ -37,7 +37,10 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 function isConditionFailure(error: unknown): boolean {
-  return error instanceof ConditionalCheckFailedException || (error as Error).name === 'ConditionalCheckFailedException';
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as Error).name === 'ConditionalCheckFailedException'
+  );
 }
 
 /** The SDK client functions share per module instance, so connections are reused across invocations. */
@@ -108,7 +111,8 @@ export class DynamoStore implements BrokerStore {
         new UpdateCommand({
           TableName: this.tables.Sessions,
           Key: { clientId: next.clientId },
-          UpdateExpression: 'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean',
+          UpdateExpression:
+            'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean',
           // Two CONNECTs racing for one client id: the loser re-reads and so sees the winner to take over from.
           ConditionExpression: previous
             ? 'sessionId = :previousSession AND (attribute_not_exists(connectionId) OR connectionId = :previousConnection)'
@@ -137,7 +141,9 @@ export class DynamoStore implements BrokerStore {
       let keys: Record<string, unknown>[] | undefined = ids.map((clientId) => ({ clientId }));
       while (keys && keys.length > 0) {
         const result: BatchGetCommandOutput = await this.db.send(
-          new BatchGetCommand({ RequestItems: { [this.tables.Sessions]: { Keys: keys, ConsistentRead: true } } }),
+          new BatchGetCommand({
+            RequestItems: { [this.tables.Sessions]: { Keys: keys, ConsistentRead: true } },
+          }),
         );
         for (const item of result.Responses?.[this.tables.Sessions] ?? []) {
           sessions.set(item.clientId as string, item as SessionRecord);
@@ -184,7 +190,9 @@ export class DynamoStore implements BrokerStore {
   async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
     await this.batchWrite(
       filters.map((filter) => ({
-        DeleteRequest: { Key: { anchor: filterAnchor(filter), filterClient: filterClientKey(filter, clientId) } },
+        DeleteRequest: {
+          Key: { anchor: filterAnchor(filter), filterClient: filterClientKey(filter, clientId) },
+        },
       })),
     );
   }
@@ -209,7 +217,10 @@ export class DynamoStore implements BrokerStore {
               Key: { anchor: key.anchor, filterClient: key.filterClient },
               // The index is eventually consistent: never delete what the current session just subscribed.
               ...(keepSessionId
-                ? { ConditionExpression: 'sessionId <> :keep', ExpressionAttributeValues: { ':keep': keepSessionId } }
+                ? {
+                    ConditionExpression: 'sessionId <> :keep',
+                    ExpressionAttributeValues: { ':keep': keepSessionId },
+                  }
                 : {}),
             }),
           );

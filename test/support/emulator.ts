@@ -3,7 +3,9 @@ import { connect } from '../../client/index.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../emulator/index.js';
 
 /** One emulator per test file, with a quick stream poll so tests do not idle; diagnostics are kept for failures. */
-export async function startTestEmulator(options: EmulatorOptions = {}): Promise<Emulator & { logs: string[] }> {
+export async function startTestEmulator(
+  options: EmulatorOptions = {},
+): Promise<Emulator & { logs: string[] }> {
   const logs: string[] = [];
   const emulator = await startEmulator({ streamPollIntervalMs: 50, log: (m) => logs.push(m), ...options });
   return Object.assign(emulator, { logs });
@@ -21,7 +23,9 @@ export async function connectClient(url: string, options: IClientOptions = {}): 
 }
 
 /** Collects messages a client receives. */
-export function inbox(client: MqttClient): Array<{ topic: string; payload: string; qos: number; retain: boolean }> {
+export function inbox(
+  client: MqttClient,
+): Array<{ topic: string; payload: string; qos: number; retain: boolean }> {
   const received: Array<{ topic: string; payload: string; qos: number; retain: boolean }> = [];
   client.on('message', (topic, payload, packet) =>
     received.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain }),

@@ -32,18 +32,25 @@ export class RawClient {
     });
   }
 
-  static open(url: string, options: { protocols?: string[]; protocolVersion?: 4 | 5 } = {}): Promise<RawClient> {
+  static open(
+    url: string,
+    options: { protocols?: string[]; protocolVersion?: 4 | 5 } = {},
+  ): Promise<RawClient> {
     const socket = new WebSocket(url, options.protocols ?? ['mqtt']);
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new RawClient(socket, options.protocolVersion ?? 4)));
       socket.once('error', reject);
-      socket.once('unexpected-response', (_req, res) => reject(new Error(`handshake refused with HTTP ${res.statusCode}`)));
+      socket.once('unexpected-response', (_req, res) =>
+        reject(new Error(`handshake refused with HTTP ${res.statusCode}`)),
+      );
     });
   }
 
   /** Sends the packets together in one text frame. */
   send(...packets: Packet[]): void {
-    const bytes = Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion: this.protocolVersion })));
+    const bytes = Buffer.concat(
+      packets.map((p) => mqttPacket.generate(p, { protocolVersion: this.protocolVersion })),
+    );
     this.socket.send(bytes.toString('base64'));
   }
 
@@ -62,7 +69,8 @@ export class RawClient {
     for (;;) {
       const index = this.packets.findIndex((p) => p.cmd === cmd);
       if (index >= 0) return this.packets.splice(index, 1)[0] as Extract<Packet, { cmd: T }>;
-      if (this.socket.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting for ${cmd}`);
+      if (this.socket.readyState === WebSocket.CLOSED)
+        throw new Error(`connection closed while waiting for ${cmd}`);
       if (Date.now() > deadline) throw new Error(`no ${cmd} within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);

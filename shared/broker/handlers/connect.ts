@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
-import type { ProtocolVersion } from '../../protocol/frames.js';
 import type { ConnectionRecord, SessionRecord } from '../../ports.js';
+import type { ProtocolVersion } from '../../protocol/frames.js';
 import { isValidTopicName } from '../../topics.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { ConnackReturnCode, ReasonCode } from '../reason-codes.js';
@@ -11,7 +11,13 @@ function isValidClientId(clientId: string): boolean {
   return !clientId.includes('\u0000') && clientId.isWellFormed() && Buffer.byteLength(clientId) <= 65_535;
 }
 
-function refuse(invocation: Invocation, version: ProtocolVersion, v4Code: number, v5Code: number, why: string) {
+function refuse(
+  invocation: Invocation,
+  version: ProtocolVersion,
+  v4Code: number,
+  v5Code: number,
+  why: string,
+) {
   // [MQTT-3.2.2-5] a refusing CONNACK is followed by closing the connection.
   const connack: IConnackPacket =
     version === 5
@@ -29,7 +35,13 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   const version = packet.protocolVersion;
   if (version !== 4 && version !== 5) {
     // [MQTT-3.1.2-2] level 3 (MQTT 3.1) is not spoken: return code 1, then close.
-    refuse(invocation, 4, ConnackReturnCode.UnacceptableProtocolVersion, ReasonCode.UnsupportedProtocolVersion, 'protocol level');
+    refuse(
+      invocation,
+      4,
+      ConnackReturnCode.UnacceptableProtocolVersion,
+      ReasonCode.UnsupportedProtocolVersion,
+      'protocol level',
+    );
     return;
   }
   invocation.protocolVersion = version;
@@ -39,26 +51,60 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   if (clientId.length === 0) {
     // [MQTT-3.1.3-8] a 3.1.1 client without an id must ask for a clean session.
     if (version === 4 && !clean) {
-      refuse(invocation, version, ConnackReturnCode.IdentifierRejected, ReasonCode.ClientIdentifierNotValid, 'empty client id with clean session 0');
+      refuse(
+        invocation,
+        version,
+        ConnackReturnCode.IdentifierRejected,
+        ReasonCode.ClientIdentifierNotValid,
+        'empty client id with clean session 0',
+      );
       return;
     }
     clientId = `nimbus-${randomUUID()}`; // [MQTT-3.1.3-6]
     assigned = true;
   }
   if (!isValidClientId(clientId)) {
-    refuse(invocation, version, ConnackReturnCode.IdentifierRejected, ReasonCode.ClientIdentifierNotValid, 'invalid client id');
+    refuse(
+      invocation,
+      version,
+      ConnackReturnCode.IdentifierRejected,
+      ReasonCode.ClientIdentifierNotValid,
+      'invalid client id',
+    );
     return;
   }
   if (packet.will && !isValidTopicName(packet.will.topic)) {
-    refuse(invocation, version, ConnackReturnCode.IdentifierRejected, ReasonCode.TopicNameInvalid, 'invalid will topic');
+    refuse(
+      invocation,
+      version,
+      ConnackReturnCode.IdentifierRejected,
+      ReasonCode.TopicNameInvalid,
+      'invalid will topic',
+    );
     invocation.outbox.length = 0; // 3.1.1 has no CONNACK code for this: close without one.
-    if (version === 5) invocation.outbox.push({ cmd: 'connack', sessionPresent: false, reasonCode: ReasonCode.TopicNameInvalid });
+    if (version === 5)
+      invocation.outbox.push({
+        cmd: 'connack',
+        sessionPresent: false,
+        reasonCode: ReasonCode.TopicNameInvalid,
+      });
     return;
   }
   if (packet.will && (packet.will.qos ?? 0) > brokerMaximumQoS) {
-    refuse(invocation, version, ConnackReturnCode.IdentifierRejected, ReasonCode.QoSNotSupported, 'will QoS not supported');
+    refuse(
+      invocation,
+      version,
+      ConnackReturnCode.IdentifierRejected,
+      ReasonCode.QoSNotSupported,
+      'will QoS not supported',
+    );
     invocation.outbox.length = 0;
-    if (version === 5) invocation.outbox.push({ cmd: 'connack', sessionPresent: false, reasonCode: ReasonCode.QoSNotSupported });
+    if (version === 5)
+      invocation.outbox.push({
+        cmd: 'connack',
+        sessionPresent: false,
+        reasonCode: ReasonCode.QoSNotSupported,
+      });
     return;
   }
 
@@ -97,7 +143,8 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     }
     plan = replanned;
   }
-  const previousConnectionId = previous?.connectionId !== invocation.connectionId ? previous?.connectionId : undefined;
+  const previousConnectionId =
+    previous?.connectionId !== invocation.connectionId ? previous?.connectionId : undefined;
   const resumed = plan.resumed;
   if (previousConnectionId) {
     // [MQTT-3.1.4-2] the server disconnects the existing client with the same id.

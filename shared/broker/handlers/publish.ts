@@ -22,7 +22,12 @@ export async function handlePublish(
     return;
   }
   if (packet.qos > brokerMaximumQoS) {
-    protocolViolation(invocation, record.protocolVersion, ReasonCode.QoSNotSupported, `QoS ${packet.qos} not supported`);
+    protocolViolation(
+      invocation,
+      record.protocolVersion,
+      ReasonCode.QoSNotSupported,
+      `QoS ${packet.qos} not supported`,
+    );
     return;
   }
   const now = ctx.now();

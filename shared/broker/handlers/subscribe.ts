@@ -25,7 +25,12 @@ export async function handleSubscribe(
   packet.subscriptions.forEach((s, i) => {
     const code = granted[i];
     if (code <= 2) {
-      accepted.set(s.topic, { clientId: record.clientId, sessionId: record.sessionId, filter: s.topic, qos: code as QoS });
+      accepted.set(s.topic, {
+        clientId: record.clientId,
+        sessionId: record.sessionId,
+        filter: s.topic,
+        qos: code as QoS,
+      });
     }
   });
   // Written before SUBACK: once the client sees it, matching publishes reach it.
