@@ -86,6 +86,9 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
     output += chunk.toString();
   });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  // Never leave a Java process behind, even when the emulator's process dies without stop().
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new DynamoDBClient({ endpoint, region: localRegion, credentials: localCredentials });
   const deadline = Date.now() + 30_000;
@@ -107,6 +110,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   return {
     endpoint,
     async stop() {
+      process.off('exit', killOnExit);
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

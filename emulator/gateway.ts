@@ -73,6 +73,8 @@ export class Gateway {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
+  /** Kept from listen(): events built after the server closed still need the domain name. */
+  private port = 0;
 
   constructor(private readonly options: GatewayOptions) {
     this.wss = new WebSocketServer({
@@ -89,7 +91,8 @@ export class Gateway {
     await new Promise<void>((resolve) => this.server.listen(this.options.port, this.options.host, resolve));
     const address = this.server.address();
     if (!address || typeof address === 'string') throw new Error('gateway has no port');
-    return address.port;
+    this.port = address.port;
+    return this.port;
   }
 
   /** Open connection ids, for tests and the console. */
@@ -127,7 +130,7 @@ export class Gateway {
       connectedAt,
       requestTimeEpoch: now,
       requestId: randomBytes(8).toString('base64'),
-      domainName: `127.0.0.1:${(this.server.address() as { port: number }).port}`,
+      domainName: `127.0.0.1:${this.port}`,
       connectionId,
       apiId,
       ...extra,

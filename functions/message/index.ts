@@ -12,8 +12,20 @@ export const handler = async (event: APIGatewayProxyWebsocketEventV2): Promise<A
   const frame = event.isBase64Encoded
     ? Buffer.from(event.body ?? '', 'base64').toString()
     : (event.body ?? '');
-  const outcome = await handleFrame(broker, connectionId, frame);
-  if (outcome.closed)
-    logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
-  return { statusCode: 200 };
+  try {
+    const outcome = await handleFrame(broker, connectionId, frame);
+    if (outcome.closed)
+      logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
+    return { statusCode: 200 };
+  } catch (error) {
+    // API Gateway drops a failed invocation's frame silently. Closing the
+    // connection makes the client reconnect and resend what was not
+    // acknowledged, instead of waiting forever for a PUBACK.
+    logger.error('frame failed; closing the connection so the client resends', {
+      connectionId,
+      error: error as Error,
+    });
+    await broker.gateway.close(connectionId).catch(() => {});
+    throw error;
+  }
 };
