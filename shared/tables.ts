@@ -34,7 +34,7 @@ export interface TableDefinition {
   readonly envVar: string;
 }
 
-export type TableId = 'Connections' | 'Sessions' | 'Subscriptions' | 'Messages';
+export type TableId = 'Connections' | 'Sessions' | 'Subscriptions' | 'Messages' | 'Deliveries' | 'Retained';
 
 const str = (name: string): KeyDefinition => ({ name, type: 'S' });
 
@@ -91,9 +91,35 @@ export const messagesTable: TableDefinition = {
   envVar: 'NIMBUS_MESSAGES_TABLE',
 };
 
+/**
+ * Per-session packet state, keyed by client id: QoS 1/2 messages queued for
+ * or in flight to the client (`out#<packet id>`), inbound QoS 2 packet ids
+ * awaiting PUBREL (`in#<packet id>`), and exactly-once markers for QoS 2
+ * deliveries (`qos2#<message>`). Survives reconnects; expires with the session.
+ */
+export const deliveriesTable: TableDefinition = {
+  id: 'Deliveries',
+  partitionKey: str('clientId'),
+  sortKey: str('entry'),
+  globalIndexes: [],
+  timeToLiveAttribute: 'expiresAt',
+  envVar: 'NIMBUS_DELIVERIES_TABLE',
+};
+
+/** Retained messages: partitioned by the topic's first level, sorted by topic. */
+export const retainedTable: TableDefinition = {
+  id: 'Retained',
+  partitionKey: str('root'),
+  sortKey: str('topic'),
+  globalIndexes: [],
+  envVar: 'NIMBUS_RETAINED_TABLE',
+};
+
 export const tableDefinitions: readonly TableDefinition[] = [
   connectionsTable,
   sessionsTable,
   subscriptionsTable,
   messagesTable,
+  deliveriesTable,
+  retainedTable,
 ];
