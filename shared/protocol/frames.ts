@@ -38,7 +38,8 @@ export function decodeFrame(
     if (packet.cmd === 'connect' && (packet.protocolVersion === 4 || packet.protocolVersion === 5)) {
       settings.protocolVersion = packet.protocolVersion;
     }
-    if ((packet.length ?? 0) > maxPacketSize)
+    // The size is the whole packet: fixed header byte, Remaining Length (7 bits a byte) and the rest.
+    if (1 + Math.ceil((packet.length ?? 0).toString(2).length / 7) + (packet.length ?? 0) > maxPacketSize)
       failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
     if (!failure) packets.push(packet);
   });
@@ -46,7 +47,9 @@ export function decodeFrame(
     failure ??= `malformed packet: ${error.message}`;
   });
   const leftover = parser.parse(bytes);
-  if (!failure && leftover > 0) failure = 'frame ends inside a packet';
+  // mqtt-packet consumes a fixed header and Remaining Length before the rest arrives: a started packet is a cut one.
+  if (!failure && (leftover > 0 || (parser as unknown as { packet: { cmd: unknown } }).packet.cmd !== null))
+    failure = 'frame ends inside a packet';
   return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
 }
 
