@@ -1,0 +1,36 @@
+/**
+ * `nimbus`: the command line. `nimbus emulator` runs the local broker, `nimbus bridge` lets plain MQTT
+ * over TCP clients use a Nimbus endpoint. Started through bin/nimbus.mjs, which registers tsx.
+ */
+import { runBridgeCli } from '../bridge/cli.js';
+
+const usage = `Usage: nimbus <command> [options]
+
+Commands:
+  emulator   run the broker locally (DynamoDB Local, functions, gateway); prints its ws:// URL
+  bridge     accept plain MQTT over TCP (mosquitto, device SDKs) and carry it to a Nimbus endpoint
+
+nimbus <command> --help shows a command's options. Example:
+  npx nimbus emulator &
+  npx nimbus bridge --listen 1883 --url ws://127.0.0.1:1884`;
+
+const [command, ...rest] = process.argv.slice(2);
+switch (command) {
+  case 'bridge':
+    await runBridgeCli(rest);
+    break;
+  case 'emulator':
+    // emulator/cli.ts parses process.argv on import: leave it only the words after "emulator".
+    process.argv.splice(2, 1);
+    await import('../emulator/cli.js');
+    break;
+  case undefined:
+  case 'help':
+  case '--help':
+  case '-h':
+    process.stdout.write(`${usage}\n`);
+    break;
+  default:
+    process.stderr.write(`nimbus: unknown command "${command}"\n\n${usage}\n`);
+    process.exit(2);
+}
