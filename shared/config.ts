@@ -6,12 +6,15 @@ export const managementEndpointEnv = 'NIMBUS_MANAGEMENT_ENDPOINT';
 export const dynamoEndpointEnv = 'NIMBUS_DYNAMODB_ENDPOINT';
 /** Largest packet the broker accepts, in bytes (API Gateway caps a message at 128 KB of base64). */
 export const maxPacketSizeEnv = 'NIMBUS_MAX_PACKET_SIZE';
+/** Most QoS 1/2 messages kept for one persistent session; more are dropped for that session. */
+export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';
 
 export interface BrokerConfig {
   readonly tables: Readonly<Record<TableId, string>>;
   readonly managementEndpoint: string;
   readonly dynamoEndpoint?: string;
   readonly maxPacketSize: number;
+  readonly maxQueuedPerSession: number;
 }
 
 /** API Gateway's 128 KB message, base64-decoded. */
@@ -42,10 +45,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     );
   }
   const maxPacketSize = Number(env[maxPacketSizeEnv] ?? gatewayMaxPacketSize);
+  const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? 1000);
   return {
     tables,
     managementEndpoint,
     dynamoEndpoint: env[dynamoEndpointEnv] || undefined,
     maxPacketSize,
+    maxQueuedPerSession,
   };
 }

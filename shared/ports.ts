@@ -18,6 +18,10 @@ export interface ConnectionRecord {
   readonly cleanSession: boolean;
   readonly keepAliveSeconds: number;
   readonly connectedAt: number;
+  /** Last time a packet arrived, give or take half the keep-alive (it is written sparingly). */
+  readonly lastSeen: number;
+  /** Published if the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
+  readonly will?: ApplicationMessage;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -38,14 +42,34 @@ export interface SubscriptionRecord {
   readonly qos: QoS;
 }
 
-/** An accepted PUBLISH on its way to the stream. */
-export interface StoredMessage {
-  readonly publisher: string;
-  readonly messageId: string;
+/** What a PUBLISH (or a will) carries. */
+export interface ApplicationMessage {
   readonly topic: string;
   readonly payload: Uint8Array;
   readonly qos: QoS;
   readonly retain: boolean;
+}
+
+/** An accepted PUBLISH on its way to the stream. */
+export interface StoredMessage extends ApplicationMessage {
+  readonly publisher: string;
+  readonly messageId: string;
+  readonly publishedAt: number;
+}
+
+/** A QoS 1/2 message queued for, or in flight to, a persistent session. */
+export interface OutboundMessage extends ApplicationMessage {
+  readonly packetId: number;
+  /** Order of queuing; packet ids wrap, this does not. */
+  readonly seq: number;
+  /** Sent at least once, so a resend carries DUP [MQTT-3.3.1-1]. */
+  readonly sent: boolean;
+  /** QoS 2 only: PUBREC received, PUBREL is what to resend [MQTT-4.4.0-1]. */
+  readonly released: boolean;
+}
+
+/** A retained message as stored. */
+export interface RetainedMessage extends ApplicationMessage {
   readonly publishedAt: number;
 }
 
@@ -79,8 +103,47 @@ export interface BrokerStore {
 
   /** Durably stores an accepted PUBLISH; the stream carries it to the fan-out. */
   putMessage(message: StoredMessage): Promise<void>;
-  /** Reserves `count` consecutive packet identifiers for messages sent to a client. */
-  reservePacketIds(clientId: string, count: number): Promise<number[]>;
+  /**
+   * Stores an inbound QoS 2 PUBLISH exactly once: the message and the packet
+   * id's marker are written together, and false means the packet id is
+   * already awaiting PUBREL (a resent PUBLISH) [MQTT-4.3.3-2].
+   */
+  putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean>;
+  /** PUBREL: the inbound packet id is free again. */
+  releaseInboundPacketId(clientId: string, packetId: number): Promise<void>;
+
+  /** Reserves the next packet identifier for a message to the client. */
+  reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }>;
+  /**
+   * The packet id of a QoS 2 delivery of `messageKey` to the client, the same
+   * one each time the fan-out retries, so the receiver discards repeats.
+   */
+  claimQoS2Delivery(
+    clientId: string,
+    messageKey: string,
+  ): Promise<{ packetId: number; seq: number; first: boolean }>;
+  /** Keeps a message for a persistent session until acknowledged; false when the queue is full. */
+  putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;
+  /** PUBACK or PUBCOMP: the message is done. */
+  deleteOutbound(clientId: string, packetId: number): Promise<void>;
+  /** PUBREC: from now on PUBREL is what to resend. */
+  markOutboundReleased(clientId: string, packetId: number): Promise<void>;
+  /** The session's unacknowledged messages, in queuing order. */
+  outboundMessages(clientId: string): Promise<OutboundMessage[]>;
+  /** Forgets all packet state of the client id (a clean session starts or ends). */
+  deleteDeliveries(clientId: string): Promise<void>;
+
+  /** Stores, replaces, or (empty payload) clears the retained message of a topic [MQTT-3.3.1-10]. */
+  putRetained(message: RetainedMessage): Promise<void>;
+  /** Retained messages whose topic matches the filter. */
+  retainedMatching(filter: string): Promise<RetainedMessage[]>;
+
+  /** Notes that the connection is alive, for the keep-alive sweep. */
+  touchConnection(connectionId: string, now: number): Promise<void>;
+  /** A DISCONNECT arrived: no will for this connection [MQTT-3.1.2-10]. */
+  clearWill(connectionId: string): Promise<void>;
+  /** Every connection record, page by page, for the sweep. */
+  scanConnections(): AsyncIterable<ConnectionRecord[]>;
 }
 
 export type SendResult = 'sent' | 'gone';
@@ -88,6 +151,6 @@ export type SendResult = 'sent' | 'gone';
 export interface ClientGateway {
   /** Sends one text frame; 'gone' when the connection no longer exists (HTTP 410). */
   send(connectionId: string, frame: string): Promise<SendResult>;
-  /** Closes the connection; closing one already gone is not an error. */
-  close(connectionId: string): Promise<void>;
+  /** Closes the connection; false when it was already gone. */
+  close(connectionId: string): Promise<boolean>;
 }

@@ -22,6 +22,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
       new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint }),
     ),
     maxPacketSize: config.maxPacketSize,
+    maxQueuedPerSession: config.maxQueuedPerSession,
     now: Date.now,
   };
 }

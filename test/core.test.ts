@@ -38,7 +38,7 @@ describe('deliveriesFor', () => {
       [sub('a', 'x/+', 0), sub('a', 'x/#', 1), sub('a', 'x/y', 0), sub('b', '#', 0)],
       sessionsOf(online('a'), online('b')),
     );
-    assert.deepEqual(deliveries.map((d) => [d.clientId, d.qos, d.connectionId]).sort(), [
+    assert.deepEqual(deliveries.map((d) => [d.clientId, d.qos, d.session.connectionId]).sort(), [
       ['a', 1, 'a-c1'],
       ['b', 0, 'b-c1'],
     ]);
@@ -77,16 +77,13 @@ describe('deliveriesFor', () => {
     assert.equal(delivery.session, current);
   });
 
-  test('offline sessions and client ids without a session are skipped', () => {
+  test('offline persistent sessions get a delivery to queue; offline clean sessions and unknown client ids none', () => {
     const deliveries = deliveriesFor(
       { qos: 1 },
-      [sub('away', 'x', 1), sub('ghost', 'x', 1), sub('here', 'x', 1)],
-      sessionsOf(offline('away'), online('here')),
+      [sub('away', 'x', 1), sub('gone', 'x', 1), sub('ghost', 'x', 1), sub('here', 'x', 1)],
+      sessionsOf(offline('away'), { ...offline('gone'), cleanSession: true }, online('here')),
     );
-    assert.deepEqual(
-      deliveries.map((d) => d.clientId),
-      ['here'],
-    );
+    assert.deepEqual(deliveries.map((d) => d.clientId).sort(), ['away', 'here']);
   });
 
   test('property: one delivery per eligible client, at min(message QoS, max subscription QoS)', () => {
@@ -118,12 +115,13 @@ describe('deliveriesFor', () => {
           const expected = new Map<string, number>();
           for (const s of subscriptions) {
             const session = sessions.get(s.clientId);
-            if (!session?.connectionId || session.sessionId !== s.sessionId) continue;
+            if (!session || session.sessionId !== s.sessionId) continue;
+            if (!session.connectionId && session.cleanSession) continue;
             expected.set(s.clientId, Math.max(expected.get(s.clientId) ?? 0, Math.min(s.qos, messageQoS)));
           }
           assert.equal(new Set(deliveries.map((d) => d.clientId)).size, deliveries.length, 'one per client');
           assert.deepEqual(new Map(deliveries.map((d) => [d.clientId, d.qos])), expected);
-          for (const d of deliveries) assert.equal(d.connectionId, sessions.get(d.clientId)?.connectionId);
+          for (const d of deliveries) assert.equal(d.session, sessions.get(d.clientId));
         },
       ),
       { numRuns: 500 },
@@ -167,11 +165,11 @@ describe('planSession', () => {
 });
 
 describe('grantFor', () => {
-  test('[MQTT-3.8.4-6] QoS 0 and 1 are granted as requested; QoS 2 is downgraded to 1', () => {
+  test('[MQTT-3.8.4-6] QoS 0, 1 and 2 are granted as requested', () => {
     for (const version of [4, 5] as const) {
       assert.equal(grantFor('a/b', 0, version), 0);
       assert.equal(grantFor('a/+', 1, version), 1);
-      assert.equal(grantFor('a/#', 2, version), 1);
+      assert.equal(grantFor('a/#', 2, version), 2);
     }
   });
 

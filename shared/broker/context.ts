@@ -7,6 +7,7 @@ export interface BrokerContext {
   readonly store: BrokerStore;
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
+  readonly maxQueuedPerSession: number;
   readonly now: () => number;
 }
 
@@ -30,5 +31,5 @@ export function versionOf(invocation: Invocation, fallback: ProtocolVersion = 4)
   return invocation.record?.protocolVersion ?? invocation.protocolVersion ?? fallback;
 }
 
-/** Highest QoS the broker grants and accepts for now. */
-export const brokerMaximumQoS = 1;
+/** Highest QoS the broker grants and accepts. */
+export const brokerMaximumQoS = 2;

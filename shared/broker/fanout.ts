@@ -1,20 +1,20 @@
-import type { IPublishPacket } from 'mqtt-packet';
 import type { QoS, SessionRecord, StoredMessage, SubscriptionRecord } from '../ports.js';
 import { encodeFrame } from '../protocol/frames.js';
 import type { BrokerContext } from './context.js';
+import { type DeliveryOutcome, deliver } from './delivery.js';
 import { connectionGone } from './lifecycle.js';
 
 export interface Delivery {
   readonly clientId: string;
-  readonly connectionId: string;
   readonly session: SessionRecord;
   readonly qos: QoS;
 }
 
 /**
- * Who receives a message: one delivery per online client whose current
- * session has a matching subscription, at the highest QoS among its matching
- * subscriptions, capped by the message's QoS [MQTT-3.3.5-1]. Subscriptions
+ * Who receives a message: one delivery per client whose current session has
+ * a matching subscription, at the highest QoS among its matching
+ * subscriptions, capped by the message's QoS [MQTT-3.3.5-1]. Online
+ * sessions and offline persistent ones (to queue for) qualify; subscriptions
  * left by an older session of the client id are ignored.
  *
  * @example
@@ -28,57 +28,42 @@ export function deliveriesFor(
   const byClient = new Map<string, Delivery>();
   for (const subscription of subscriptions) {
     const session = sessions.get(subscription.clientId);
-    if (!session?.connectionId || session.sessionId !== subscription.sessionId) continue;
+    if (!session || session.sessionId !== subscription.sessionId) continue;
+    if (!session.connectionId && session.cleanSession) continue;
     const qos = Math.min(subscription.qos, message.qos) as QoS;
     const known = byClient.get(subscription.clientId);
-    if (!known || known.qos < qos) {
-      byClient.set(subscription.clientId, {
-        clientId: subscription.clientId,
-        connectionId: session.connectionId,
-        session,
-        qos,
-      });
-    }
+    if (!known || known.qos < qos)
+      byClient.set(subscription.clientId, { clientId: subscription.clientId, session, qos });
   }
   return [...byClient.values()];
 }
 
-export interface FanOutResult {
-  readonly delivered: number;
-  readonly gone: number;
-}
+export type FanOutResult = Readonly<Record<DeliveryOutcome, number>>;
 
 /**
- * Delivers one stored message to every matching online subscriber. Called
- * again for the same message when a stream batch is retried, so a QoS 0/1
- * subscriber may see it twice (at least once), never lose it.
+ * Delivers one stored message to every matching subscriber, online or
+ * queued. Called again for the same message when a stream batch is retried:
+ * QoS 0/1 subscribers may see it twice (at least once), QoS 2 subscribers
+ * get the same packet id again and discard it (exactly once).
  */
 export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promise<FanOutResult> {
+  const result: Record<DeliveryOutcome, number> = { sent: 0, queued: 0, dropped: 0, gone: 0 };
   const subscriptions = await ctx.store.subscriptionsMatching(message.topic);
-  if (subscriptions.length === 0) return { delivered: 0, gone: 0 };
+  if (subscriptions.length === 0) return result;
   const sessions = await ctx.store.getSessions(subscriptions.map((s) => s.clientId));
-  const deliveries = deliveriesFor(message, subscriptions, sessions);
+  const messageKey = `${message.publisher}#${message.messageId}`;
   const outcomes = await Promise.all(
-    deliveries.map(async (delivery) => {
-      const packet: IPublishPacket = {
-        cmd: 'publish',
-        topic: message.topic,
-        payload: Buffer.from(message.payload),
-        qos: delivery.qos,
-        // [MQTT-3.3.1-9] the retain flag is not set on normal forwarding.
-        retain: false,
-        dup: false,
-      };
-      if (delivery.qos > 0) [packet.messageId] = await ctx.store.reservePacketIds(delivery.clientId, 1);
-      const sent = await ctx.gateway.send(
-        delivery.connectionId,
-        encodeFrame([packet], delivery.session.protocolVersion),
+    deliveriesFor(message, subscriptions, sessions).map(async ({ session, qos }) => {
+      const connectionId = session.connectionId;
+      // [MQTT-3.3.1-9] the retain flag is not set on normal forwarding.
+      const outcome = await deliver(ctx, session, message, qos, { retain: false, messageKey }, (packet) =>
+        ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion)),
       );
       // A stale connection (its $disconnect lost) is cleaned up, never retried.
-      if (sent === 'gone') await connectionGone(ctx, delivery.connectionId, delivery.session);
-      return sent;
+      if (outcome === 'gone' && connectionId) await connectionGone(ctx, connectionId, session);
+      return outcome;
     }),
   );
-  const gone = outcomes.filter((o) => o === 'gone').length;
-  return { delivered: outcomes.length - gone, gone };
+  for (const outcome of outcomes) result[outcome]++;
+  return result;
 }

@@ -2,11 +2,13 @@ import type { Packet } from 'mqtt-packet';
 import type { ConnectionRecord } from '../ports.js';
 import { decodeFrame, encodeFrame } from '../protocol/frames.js';
 import { type BrokerContext, type Invocation, versionOf } from './context.js';
+import { handleAck } from './handlers/acks.js';
 import { handleConnect } from './handlers/connect.js';
 import { handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { protocolViolation } from './handlers/violation.js';
 import { ReasonCode } from './reason-codes.js';
+import { shouldTouch } from './sweep.js';
 
 export interface FrameOutcome {
   /** Commands of the packets handled, in order. */
@@ -61,7 +63,10 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
     case 'publish':
       return handlePublish(ctx, invocation, record, packet);
     case 'puback':
-      return; // QoS 1 deliveries are not tracked for redelivery yet.
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+      return handleAck(ctx, invocation, record, packet);
     case 'subscribe':
       return handleSubscribe(ctx, invocation, record, packet);
     case 'unsubscribe':
@@ -70,7 +75,8 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
       invocation.outbox.push({ cmd: 'pingresp' }); // [MQTT-3.12.4-1]
       return;
     case 'disconnect':
-      // [MQTT-3.14.4-1] the server closes the connection after DISCONNECT.
+      // [MQTT-3.1.2-10] a DISCONNECT discards the will; [MQTT-3.14.4-1] then the server closes.
+      await ctx.store.clearWill(record.connectionId);
       invocation.closeReason = 'client DISCONNECT';
       return;
     default:
@@ -98,8 +104,17 @@ export async function handleFrame(
   frame: string,
 ): Promise<FrameOutcome> {
   const invocation: Invocation = { connectionId, outbox: [] };
-  if (!firstPacketIsConnect(frame)) invocation.record = await loadConnection(ctx, connectionId);
-  const decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
+  // A frame opening with CONNECT needs no lookup; anything else needs the
+  // connection's record, for its protocol version and its session.
+  let decoded = firstPacketIsConnect(frame) ? decodeFrame(frame, undefined, ctx.maxPacketSize) : undefined;
+  if (decoded?.packets[0]?.cmd !== 'connect') {
+    invocation.record = await loadConnection(ctx, connectionId);
+    const now = ctx.now();
+    // Any packet counts for keep-alive [MQTT-3.1.2-23]; written only every half keep-alive.
+    if (invocation.record && shouldTouch(invocation.record, now))
+      await ctx.store.touchConnection(connectionId, now);
+    decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
+  }
   const handled: string[] = [];
   for (const packet of decoded.packets) {
     await dispatch(ctx, invocation, packet);

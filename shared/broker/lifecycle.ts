@@ -1,10 +1,13 @@
 import type { ConnectionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { acceptMessage } from './publishing.js';
 
 /**
- * The connection is gone (a $disconnect event, or a 410 from the gateway):
- * forget it and, if it still served its client id, end the session's online
- * state; a clean session ends altogether [MQTT-3.1.2-6].
+ * The connection is gone (a $disconnect event, a 410 from the gateway, or
+ * the sweep): publish its will unless DISCONNECT cleared it [MQTT-3.1.2-8],
+ * forget the connection and, if it still served its client id, end the
+ * session's online state; a clean session ends altogether [MQTT-3.1.2-6].
+ * Safe to run twice for one connection: the record is read first and deleted last.
  *
  * @example
  * await connectionGone(ctx, event.requestContext.connectionId);
@@ -14,10 +17,15 @@ export async function connectionGone(
   connectionId: string,
   knownOwner?: Pick<ConnectionRecord, 'clientId' | 'cleanSession'>,
 ): Promise<void> {
+  const record = await ctx.store.getConnection(connectionId);
+  if (record?.will) await acceptMessage(ctx, record.clientId, record.will);
   // The record may already be gone (expired, or removed by another instance); the session may still point here.
-  const record = (await ctx.store.getConnection(connectionId)) ?? knownOwner;
-  if (!record) return;
-  const ended = await ctx.store.endSession(record.clientId, connectionId, record.cleanSession);
-  if (ended && record.cleanSession) await ctx.store.deleteStaleSubscriptions(record.clientId);
-  await ctx.store.deleteConnection(connectionId);
+  const owner = record ?? knownOwner;
+  if (!owner) return;
+  const ended = await ctx.store.endSession(owner.clientId, connectionId, owner.cleanSession);
+  if (ended && owner.cleanSession) {
+    await ctx.store.deleteStaleSubscriptions(owner.clientId);
+    await ctx.store.deleteDeliveries(owner.clientId);
+  }
+  if (record) await ctx.store.deleteConnection(connectionId);
 }

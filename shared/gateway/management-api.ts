@@ -29,11 +29,13 @@ export class ManagementApiGateway implements ClientGateway {
     }
   }
 
-  async close(connectionId: string): Promise<void> {
+  async close(connectionId: string): Promise<boolean> {
     try {
       await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+      return true;
     } catch (error) {
-      if (!isGone(error)) throw error;
+      if (isGone(error)) return false;
+      throw error;
     }
   }
 }

@@ -1,4 +1,8 @@
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
@@ -9,12 +13,18 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { BrokerConfig } from '../config.js';
 import type {
   BrokerStore,
   ConnectionRecord,
+  OutboundMessage,
+  QoS,
+  RetainedMessage,
   SessionRecord,
   StoredMessage,
   SubscriptionRecord,
@@ -29,6 +39,13 @@ const messageTtlSeconds = 24 * 3600;
 const epochSeconds = (ms: number) => Math.floor(ms / 1000);
 // MQTT's NUL-free strings [MQTT-1.5.3-2] make U+0000 a safe separator inside a sort key.
 const filterClientKey = (filter: string, clientId: string) => `${filter}\u0000${clientId}`;
+/** Per-session packet state outlives a client that never comes back by a week, then TTL removes it. */
+const deliveryTtlSeconds = 7 * 24 * 3600;
+// Zero-padded so entries sort by packet id; the `seq` attribute keeps queuing order across wraps.
+const outboundEntry = (packetId: number) => `out#${String(packetId).padStart(5, '0')}`;
+const inboundEntry = (packetId: number) => `in#${String(packetId).padStart(5, '0')}`;
+// The first topic level, marked so an empty level ('/a') is still a valid key.
+const retainedRoot = (topicOrFilter: string) => `r|${topicOrFilter.split('/')[0]}`;
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
@@ -179,6 +196,7 @@ export class DynamoStore implements BrokerStore {
 
   async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
     await this.batchWrite(
+      this.tables.Subscriptions,
       subscriptions.map((s) => ({
         PutRequest: {
           Item: { ...s, anchor: filterAnchor(s.filter), filterClient: filterClientKey(s.filter, s.clientId) },
@@ -189,6 +207,7 @@ export class DynamoStore implements BrokerStore {
 
   async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
     await this.batchWrite(
+      this.tables.Subscriptions,
       filters.map((filter) => ({
         DeleteRequest: {
           Key: { anchor: filterAnchor(filter), filterClient: filterClientKey(filter, clientId) },
@@ -264,38 +283,310 @@ export class DynamoStore implements BrokerStore {
   }
 
   async putMessage(message: StoredMessage): Promise<void> {
+    await this.db.send(new PutCommand({ TableName: this.tables.Messages, Item: this.messageItem(message) }));
+  }
+
+  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tables.Deliveries,
+                Item: {
+                  clientId: message.publisher,
+                  entry: inboundEntry(packetId),
+                  expiresAt: epochSeconds(message.publishedAt) + deliveryTtlSeconds,
+                },
+                ConditionExpression: 'attribute_not_exists(entry)',
+              },
+            },
+            { Put: { TableName: this.tables.Messages, Item: this.messageItem(message) } },
+          ],
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (
+        error instanceof TransactionCanceledException ||
+        (error as Error).name === 'TransactionCanceledException'
+      ) {
+        const reasons = (error as TransactionCanceledException).CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') return false;
+      }
+      throw error;
+    }
+  }
+
+  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
     await this.db.send(
-      new PutCommand({
-        TableName: this.tables.Messages,
-        Item: { ...message, expiresAt: epochSeconds(message.publishedAt) + messageTtlSeconds },
+      new DeleteCommand({
+        TableName: this.tables.Deliveries,
+        Key: { clientId, entry: inboundEntry(packetId) },
       }),
     );
   }
 
-  async reservePacketIds(clientId: string, count: number): Promise<number[]> {
+  async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
     const { Attributes } = await this.db.send(
       new UpdateCommand({
         TableName: this.tables.Sessions,
         Key: { clientId },
-        UpdateExpression: 'ADD nextPacketId :n',
+        UpdateExpression: 'ADD nextPacketId :one',
         ConditionExpression: 'attribute_exists(clientId)',
-        ExpressionAttributeValues: { ':n': count },
+        ExpressionAttributeValues: { ':one': 1 },
         ReturnValues: 'UPDATED_NEW',
       }),
     );
-    const last = Number(Attributes?.nextPacketId);
+    const seq = Number(Attributes?.nextPacketId);
     // Packet identifiers are 1..65535 [MQTT-2.3.1-1]; the counter wraps through them.
-    return Array.from({ length: count }, (_, i) => ((last - count + i) % 65_535) + 1);
+    return { packetId: ((seq - 1) % 65_535) + 1, seq };
   }
 
-  private async batchWrite(requests: Record<string, unknown>[]): Promise<void> {
+  async claimQoS2Delivery(
+    clientId: string,
+    messageKey: string,
+  ): Promise<{ packetId: number; seq: number; first: boolean }> {
+    const reserved = await this.reservePacketId(clientId);
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tables.Deliveries,
+          Item: {
+            clientId,
+            entry: `qos2#${messageKey}`,
+            ...reserved,
+            expiresAt: epochSeconds(Date.now()) + deliveryTtlSeconds,
+          },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      );
+      return { ...reserved, first: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const { Item } = await this.db.send(
+      new GetCommand({
+        TableName: this.tables.Deliveries,
+        Key: { clientId, entry: `qos2#${messageKey}` },
+        ConsistentRead: true,
+      }),
+    );
+    return { packetId: Number(Item?.packetId), seq: Number(Item?.seq), first: false };
+  }
+
+  async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
+    const key = { clientId, entry: outboundEntry(message.packetId) };
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tables.Deliveries,
+          Item: { ...key, ...message, expiresAt: epochSeconds(Date.now()) + deliveryTtlSeconds },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) return true; // a retried fan-out: already queued
+      throw error;
+    }
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'ADD queued :one',
+          ConditionExpression: 'attribute_not_exists(queued) OR queued < :max',
+          ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      await this.db.send(new DeleteCommand({ TableName: this.tables.Deliveries, Key: key }));
+      return false;
+    }
+  }
+
+  async deleteOutbound(clientId: string, packetId: number): Promise<void> {
+    const { Attributes } = await this.db.send(
+      new DeleteCommand({
+        TableName: this.tables.Deliveries,
+        Key: { clientId, entry: outboundEntry(packetId) },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    if (!Attributes) return; // a repeated acknowledgement
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'ADD queued :minus',
+          ConditionExpression: 'attribute_exists(clientId)',
+          ExpressionAttributeValues: { ':minus': -1 },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
+  async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.tables.Deliveries,
+          Key: { clientId, entry: outboundEntry(packetId) },
+          UpdateExpression: 'SET released = :yes',
+          ConditionExpression: 'attribute_exists(entry)',
+          ExpressionAttributeValues: { ':yes': true },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
+  async outboundMessages(clientId: string): Promise<OutboundMessage[]> {
+    const items = await this.queryAll({
+      TableName: this.tables.Deliveries,
+      KeyConditionExpression: 'clientId = :c AND begins_with(entry, :out)',
+      ExpressionAttributeValues: { ':c': clientId, ':out': 'out#' },
+      ConsistentRead: true,
+    });
+    return items
+      .map((item) => ({
+        packetId: Number(item.packetId),
+        seq: Number(item.seq),
+        topic: String(item.topic),
+        payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
+        qos: item.qos as QoS,
+        retain: Boolean(item.retain),
+        sent: Boolean(item.sent),
+        released: Boolean(item.released),
+      }))
+      .sort((a, b) => a.seq - b.seq);
+  }
+
+  async deleteDeliveries(clientId: string): Promise<void> {
+    const items = await this.queryAll({
+      TableName: this.tables.Deliveries,
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: 'clientId, entry',
+    });
+    await this.batchWrite(
+      this.tables.Deliveries,
+      items.map((item) => ({ DeleteRequest: { Key: { clientId: item.clientId, entry: item.entry } } })),
+    );
+  }
+
+  async putRetained(message: RetainedMessage): Promise<void> {
+    const key = { root: retainedRoot(message.topic), topic: message.topic };
+    if (message.payload.length === 0) {
+      await this.db.send(new DeleteCommand({ TableName: this.tables.Retained, Key: key }));
+    } else {
+      await this.db.send(new PutCommand({ TableName: this.tables.Retained, Item: { ...key, ...message } }));
+    }
+  }
+
+  async retainedMatching(filter: string): Promise<RetainedMessage[]> {
+    const first = filter.split('/')[0];
+    // A filter with a literal first level reads one partition; one starting with a wildcard reads them all.
+    const items =
+      first === '+' || first === '#'
+        ? await this.scanAll(this.tables.Retained)
+        : await this.queryAll({
+            TableName: this.tables.Retained,
+            KeyConditionExpression: 'root = :r',
+            ExpressionAttributeValues: { ':r': retainedRoot(filter) },
+            ConsistentRead: true,
+          });
+    return items
+      .filter((item) => topicMatches(filter, String(item.topic)))
+      .map((item) => ({
+        topic: String(item.topic),
+        payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
+        qos: item.qos as QoS,
+        retain: true,
+        publishedAt: Number(item.publishedAt),
+      }));
+  }
+
+  async touchConnection(connectionId: string, now: number): Promise<void> {
+    await this.updateConnection(connectionId, 'SET lastSeen = :now', { ':now': now });
+  }
+
+  async clearWill(connectionId: string): Promise<void> {
+    await this.updateConnection(connectionId, 'REMOVE will');
+  }
+
+  async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new ScanCommand({ TableName: this.tables.Connections, ExclusiveStartKey: startKey }),
+      );
+      yield (page.Items ?? []) as ConnectionRecord[];
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  private async updateConnection(
+    connectionId: string,
+    expression: string,
+    values?: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: expression,
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error; // the connection is already gone
+    }
+  }
+
+  private async queryAll(input: QueryCommandInput): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  private async scanAll(tableName: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey }));
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  private messageItem(message: StoredMessage): Record<string, unknown> {
+    return { ...message, expiresAt: epochSeconds(message.publishedAt) + messageTtlSeconds };
+  }
+
+  private async batchWrite(tableName: string, requests: Record<string, unknown>[]): Promise<void> {
     for (const group of chunk(requests, 25)) {
       let pending: Record<string, unknown>[] | undefined = group;
       while (pending && pending.length > 0) {
         const result: BatchWriteCommandOutput = await this.db.send(
-          new BatchWriteCommand({ RequestItems: { [this.tables.Subscriptions]: pending } }),
+          new BatchWriteCommand({ RequestItems: { [tableName]: pending } }),
         );
-        pending = result.UnprocessedItems?.[this.tables.Subscriptions];
+        pending = result.UnprocessedItems?.[tableName];
       }
     }
   }

@@ -3,8 +3,9 @@ import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
 import type { ConnectionRecord, SessionRecord } from '../../ports.js';
 import type { ProtocolVersion } from '../../protocol/frames.js';
 import { isValidTopicName } from '../../topics.js';
-import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
+import type { BrokerContext, Invocation } from '../context.js';
 import { ConnackReturnCode, ReasonCode } from '../reason-codes.js';
+import { protocolViolation } from './violation.js';
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
 function isValidClientId(clientId: string): boolean {
@@ -74,37 +75,15 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     return;
   }
   if (packet.will && !isValidTopicName(packet.will.topic)) {
-    refuse(
-      invocation,
-      version,
-      ConnackReturnCode.IdentifierRejected,
-      ReasonCode.TopicNameInvalid,
-      'invalid will topic',
-    );
-    invocation.outbox.length = 0; // 3.1.1 has no CONNACK code for this: close without one.
-    if (version === 5)
+    // 3.1.1 has no CONNACK code for a bad will topic: close without one [MQTT-4.8.0-1]; 5.0 says why.
+    if (version === 5) {
       invocation.outbox.push({
         cmd: 'connack',
         sessionPresent: false,
         reasonCode: ReasonCode.TopicNameInvalid,
       });
-    return;
-  }
-  if (packet.will && (packet.will.qos ?? 0) > brokerMaximumQoS) {
-    refuse(
-      invocation,
-      version,
-      ConnackReturnCode.IdentifierRejected,
-      ReasonCode.QoSNotSupported,
-      'will QoS not supported',
-    );
-    invocation.outbox.length = 0;
-    if (version === 5)
-      invocation.outbox.push({
-        cmd: 'connack',
-        sessionPresent: false,
-        reasonCode: ReasonCode.QoSNotSupported,
-      });
+    }
+    invocation.closeReason = 'invalid will topic';
     return;
   }
 
@@ -116,14 +95,23 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     cleanSession: clean,
     keepAliveSeconds: packet.keepalive ?? 0,
     connectedAt: ctx.now(),
+    lastSeen: ctx.now(),
+    will: packet.will && {
+      topic: packet.will.topic,
+      payload: Buffer.from(packet.will.payload),
+      qos: packet.will.qos ?? 0,
+      retain: packet.will.retain ?? false,
+    },
   });
   let previous = await ctx.store.getSession(clientId);
   let plan = planSession(previous, clean, randomUUID);
   invocation.record = record(plan.sessionId);
   if (!(await ctx.store.claimConnection(invocation.record))) {
     // [MQTT-3.1.0-2] a second CONNECT on one connection is a protocol violation.
+    const existing = await ctx.store.getConnection(invocation.connectionId);
     invocation.record = undefined;
-    invocation.closeReason = 'second CONNECT';
+    invocation.protocolVersion = existing?.protocolVersion;
+    protocolViolation(invocation, existing?.protocolVersion, ReasonCode.ProtocolError, 'second CONNECT');
     return;
   }
   const session = (): SessionRecord => ({
@@ -150,7 +138,11 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     // [MQTT-3.1.4-2] the server disconnects the existing client with the same id.
     await ctx.gateway.close(previousConnectionId);
   }
-  if (clean) await ctx.store.deleteStaleSubscriptions(clientId, plan.sessionId);
+  if (clean) {
+    // [MQTT-3.1.2-6] a clean session discards any previous session's state.
+    await ctx.store.deleteStaleSubscriptions(clientId, plan.sessionId);
+    await ctx.store.deleteDeliveries(clientId);
+  }
 
   invocation.outbox.push(
     version === 5
@@ -160,10 +152,9 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
           reasonCode: ReasonCode.Success,
           properties: {
             ...(assigned ? { assignedClientIdentifier: clientId } : {}),
-            maximumQoS: brokerMaximumQoS,
             maximumPacketSize: ctx.maxPacketSize,
             topicAliasMaximum: 0,
-            retainAvailable: false,
+            retainAvailable: true,
             sharedSubscriptionAvailable: false,
             wildcardSubscriptionAvailable: true,
             subscriptionIdentifiersAvailable: false,
@@ -172,6 +163,24 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
       : // [MQTT-3.2.2-1] session present is 0 for a clean session.
         { cmd: 'connack', sessionPresent: resumed, returnCode: ConnackReturnCode.Accepted },
   );
+  if (resumed) {
+    // [MQTT-4.4.0-1] resume: resend unacknowledged PUBLISH (DUP set) and PUBREL, in their original order.
+    for (const message of await ctx.store.outboundMessages(clientId)) {
+      invocation.outbox.push(
+        message.released
+          ? { cmd: 'pubrel', messageId: message.packetId }
+          : {
+              cmd: 'publish',
+              topic: message.topic,
+              payload: Buffer.from(message.payload),
+              qos: message.qos,
+              retain: message.retain,
+              dup: message.sent,
+              messageId: message.packetId,
+            },
+      );
+    }
+  }
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import type { ConnectionRecord } from '../../ports.js';
-import { newMessageId } from '../../storage/message-id.js';
 import { isValidTopicName } from '../../topics.js';
-import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
+import type { BrokerContext, Invocation } from '../context.js';
+import { acceptMessage } from '../publishing.js';
 import { ReasonCode } from '../reason-codes.js';
 import { protocolViolation } from './violation.js';
 
@@ -21,25 +21,14 @@ export async function handlePublish(
     protocolViolation(invocation, record.protocolVersion, ReasonCode.TopicNameInvalid, 'invalid topic name');
     return;
   }
-  if (packet.qos > brokerMaximumQoS) {
-    protocolViolation(
-      invocation,
-      record.protocolVersion,
-      ReasonCode.QoSNotSupported,
-      `QoS ${packet.qos} not supported`,
-    );
-    return;
-  }
-  const now = ctx.now();
-  await ctx.store.putMessage({
-    publisher: record.clientId,
-    messageId: newMessageId(now),
-    topic: packet.topic,
-    payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
-    qos: packet.qos,
-    retain: packet.retain,
-    publishedAt: now,
-  });
-  // [MQTT-4.3.2-2] PUBACK only once the message is durably stored.
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  await acceptMessage(
+    ctx,
+    record.clientId,
+    { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain },
+    packet.messageId,
+  );
+  // [MQTT-4.3.2-2] PUBACK, [MQTT-4.3.3-2] PUBREC, only once the message is durably stored.
   if (packet.qos === 1) invocation.outbox.push({ cmd: 'puback', messageId: packet.messageId });
+  if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId });
 }

@@ -1,7 +1,8 @@
-import type { ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
+import type { IPublishPacket, ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
 import { isValidTopicFilter } from '../../topics.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
+import { deliver } from '../delivery.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
 
 /** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
@@ -37,6 +38,37 @@ export async function handleSubscribe(
   await ctx.store.putSubscriptions([...accepted.values()]);
   // mqtt-packet carries SUBACK reason codes (5.0) and return codes (3.1.1) alike in `granted`.
   invocation.outbox.push({ cmd: 'suback', messageId: packet.messageId, granted });
+  await sendRetained(ctx, invocation, record, [...accepted.values()]);
+}
+
+/**
+ * [MQTT-3.3.1-6] on subscribe, the retained messages matching each new filter
+ * follow the SUBACK in the same frame, retain flag set [MQTT-3.3.1-8], at
+ * the lower of their QoS and the granted one.
+ */
+async function sendRetained(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  record: ConnectionRecord,
+  subscriptions: readonly SubscriptionRecord[],
+) {
+  const session = {
+    clientId: record.clientId,
+    sessionId: record.sessionId,
+    connectionId: record.connectionId,
+    protocolVersion: record.protocolVersion,
+    cleanSession: record.cleanSession,
+  };
+  const toReplyFrame = async (publish: IPublishPacket) => {
+    invocation.outbox.push(publish);
+    return 'sent' as const;
+  };
+  for (const subscription of subscriptions) {
+    for (const retained of await ctx.store.retainedMatching(subscription.filter)) {
+      const qos = Math.min(retained.qos, subscription.qos) as QoS;
+      await deliver(ctx, session, retained, qos, { retain: true }, toReplyFrame);
+    }
+  }
 }
 
 /** UNSUBSCRIBE: delete the subscriptions, then UNSUBACK [MQTT-3.10.4-4]. */

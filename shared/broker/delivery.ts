@@ -1,0 +1,65 @@
+import type { IPublishPacket } from 'mqtt-packet';
+import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
+import type { BrokerContext } from './context.js';
+
+export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
+
+/** How a packet reaches the session's connection: posted now, or added to a reply frame. */
+export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
+
+/**
+ * Sends one message to one session at `qos`, keeping what QoS 1 and 2 need:
+ * a packet id, for a persistent session a stored copy until acknowledged
+ * (queued while offline), and for QoS 2 the same packet id on every retry of
+ * the same message, so the receiver discards repeats [MQTT-4.3.3-2].
+ *
+ * @example
+ * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
+ */
+export async function deliver(
+  ctx: BrokerContext,
+  session: SessionRecord,
+  message: ApplicationMessage,
+  qos: QoS,
+  options: { retain: boolean; messageKey?: string },
+  sink: PacketSink,
+): Promise<DeliveryOutcome> {
+  const online = session.connectionId !== undefined;
+  const packet: IPublishPacket = {
+    cmd: 'publish',
+    topic: message.topic,
+    payload: Buffer.from(message.payload),
+    qos,
+    retain: options.retain,
+    dup: false,
+  };
+  if (qos === 0) {
+    if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
+  } else {
+    const id =
+      qos === 2 && options.messageKey
+        ? await ctx.store.claimQoS2Delivery(session.clientId, options.messageKey)
+        : { ...(await ctx.store.reservePacketId(session.clientId)), first: true };
+    packet.messageId = id.packetId;
+    packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
+    if (!session.cleanSession) {
+      const kept = await ctx.store.putOutbound(
+        session.clientId,
+        {
+          ...message,
+          qos,
+          retain: options.retain,
+          packetId: id.packetId,
+          seq: id.seq,
+          sent: online,
+          released: false,
+        },
+        ctx.maxQueuedPerSession,
+      );
+      if (!kept) return 'dropped';
+    }
+    if (!online) return session.cleanSession ? 'dropped' : 'queued';
+  }
+  const sent = await sink(packet);
+  return sent === 'gone' ? 'gone' : 'sent';
+}

@@ -1,0 +1,32 @@
+import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
+import type { ConnectionRecord } from '../../ports.js';
+import type { BrokerContext, Invocation } from '../context.js';
+
+/**
+ * Acknowledgements of QoS 1 and 2 flows, both directions. A clean session
+ * keeps no copies, so only persistent sessions have state to update.
+ */
+export async function handleAck(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  record: ConnectionRecord,
+  packet: IPubackPacket | IPubrecPacket | IPubrelPacket | IPubcompPacket,
+) {
+  const packetId = packet.messageId ?? 0;
+  switch (packet.cmd) {
+    case 'puback': // [MQTT-4.3.2-1] QoS 1 delivery done
+    case 'pubcomp': // [MQTT-4.3.3-1] QoS 2 delivery done
+      if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);
+      return;
+    case 'pubrec':
+      // [MQTT-4.3.3-1] answer PUBREC with PUBREL; from now on PUBREL is what a reconnect resends.
+      if (!record.cleanSession) await ctx.store.markOutboundReleased(record.clientId, packetId);
+      invocation.outbox.push({ cmd: 'pubrel', messageId: packetId });
+      return;
+    case 'pubrel':
+      // [MQTT-4.3.3-2] the packet id may be reused: a new PUBLISH with it is a new message.
+      await ctx.store.releaseInboundPacketId(record.clientId, packetId);
+      invocation.outbox.push({ cmd: 'pubcomp', messageId: packetId });
+      return;
+  }
+}

@@ -1,0 +1,30 @@
+import type { ApplicationMessage } from '../ports.js';
+import { newMessageId } from '../storage/message-id.js';
+import type { BrokerContext } from './context.js';
+
+/**
+ * Accepts an application message from a client (a PUBLISH or its will):
+ * updates the retained store when the retain flag is set [MQTT-3.3.1-5],
+ * [MQTT-3.3.1-10], then writes it for the stream. Returns once both are durable.
+ *
+ * @example
+ * await acceptMessage(ctx, 'sensor-7', { topic: 't', payload, qos: 1, retain: true });
+ */
+export async function acceptMessage(
+  ctx: BrokerContext,
+  publisher: string,
+  message: ApplicationMessage,
+  packetId?: number,
+): Promise<boolean> {
+  const now = ctx.now();
+  const stored = { ...message, publisher, messageId: newMessageId(now), publishedAt: now };
+  if (message.qos === 2 && packetId !== undefined) {
+    // Exactly once: a resent PUBLISH of a packet id awaiting PUBREL is not stored again.
+    const first = await ctx.store.putQoS2Message(stored, packetId);
+    if (first && message.retain) await ctx.store.putRetained({ ...message, publishedAt: now });
+    return first;
+  }
+  if (message.retain) await ctx.store.putRetained({ ...message, publishedAt: now });
+  await ctx.store.putMessage(stored);
+  return true;
+}
