@@ -257,29 +257,18 @@ export class DynamoStore implements BrokerStore {
   }
 
   private async queryAnchor(anchor: string): Promise<SubscriptionRecord[]> {
-    const found: SubscriptionRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tables.Subscriptions,
-          KeyConditionExpression: 'anchor = :a',
-          ExpressionAttributeValues: { ':a': anchor },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        found.push({
-          clientId: item.clientId,
-          sessionId: item.sessionId,
-          filter: item.filter,
-          qos: item.qos,
-        });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return found;
+    const items = await this.queryAll({
+      TableName: this.tables.Subscriptions,
+      KeyConditionExpression: 'anchor = :a',
+      ExpressionAttributeValues: { ':a': anchor },
+      ConsistentRead: true,
+    });
+    return items.map((item) => ({
+      clientId: String(item.clientId),
+      sessionId: String(item.sessionId),
+      filter: String(item.filter),
+      qos: item.qos as QoS,
+    }));
   }
 
   async putMessage(message: StoredMessage): Promise<void> {
