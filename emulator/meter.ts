@@ -1,15 +1,19 @@
 /**
  * Counts the units AWS bills for, as the emulator runs: API Gateway messages
  * (in 32 KB units) and connection-minutes, Lambda requests and GB-seconds
- * (duration rounded up to 1 ms), DynamoDB requests and read/write capacity.
+ * (duration rounded up to 1 ms), DynamoDB requests and read/write capacity,
+ * SQS requests (in 64 KB units).
  */
 export interface MeterReading {
   gateway: { messagesIn: number; messagesOut: number; billedMessages: number; connectionMinutes: number };
   lambda: Record<string, { requests: number; gbSeconds: number; instances: number[] }>;
   dynamodb: { requests: Record<string, number>; readUnits: number; writeUnits: number };
+  /** SQS API calls by operation, and billed requests (one per 64 KB of payload). Absent in readings made before it was metered. */
+  sqs?: { requests: Record<string, number>; billedRequests: number };
 }
 
 const gatewayUnitBytes = 32 * 1024;
+const sqsUnitBytes = 64 * 1024;
 
 export class Meter {
   private gatewayIn = 0;
@@ -24,6 +28,8 @@ export class Meter {
   private readonly dynamoRequests = new Map<string, number>();
   private readUnits = 0;
   private writeUnits = 0;
+  private readonly sqsRequests = new Map<string, number>();
+  private sqsBilled = 0;
 
   gatewayMessage(direction: 'in' | 'out', bytes: number): void {
     if (direction === 'in') this.gatewayIn++;
@@ -60,6 +66,12 @@ export class Meter {
     this.writeUnits += writeUnits;
   }
 
+  /** One SQS API call carrying `payloadBytes` (all messages of a batch call together). */
+  sqsRequest(operation: string, payloadBytes: number): void {
+    this.sqsRequests.set(operation, (this.sqsRequests.get(operation) ?? 0) + 1);
+    this.sqsBilled += Math.max(1, Math.ceil(payloadBytes / sqsUnitBytes));
+  }
+
   /** A snapshot; connection-minutes include connections still open. */
   read(now = Date.now()): MeterReading {
     let openMs = 0;
@@ -82,6 +94,7 @@ export class Meter {
         readUnits: this.readUnits,
         writeUnits: this.writeUnits,
       },
+      sqs: { requests: Object.fromEntries(this.sqsRequests), billedRequests: this.sqsBilled },
     };
   }
 }
