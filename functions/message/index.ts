@@ -1,31 +1,58 @@
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { handleFrame } from '../../shared/broker/inbound.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
+import {
+  frameFromRecord,
+  frameFromRoute,
+  type InboundFrame,
+  isQueueEvent,
+  type MessageEvent,
+} from './events.js';
 
 const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
+const processor = new SqsFifoPartialProcessorAsync();
 
-/** $default: one WebSocket frame of base64 MQTT packets from one connection. */
-export const handler = async (event: APIGatewayProxyWebsocketEventV2): Promise<APIGatewayProxyResultV2> => {
-  const connectionId = event.requestContext.connectionId;
-  const frame = event.isBase64Encoded
-    ? Buffer.from(event.body ?? '', 'base64').toString()
-    : (event.body ?? '');
+async function handle({ connectionId, frame }: InboundFrame): Promise<void> {
+  const outcome = await handleFrame(broker, connectionId, frame);
+  if (outcome.closed)
+    logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
+}
+
+/**
+ * `$default`: WebSocket frames of base64 MQTT packets. From the FIFO queue (the product), a batch
+ * of frames handled one after another; a failure stops its connection's frames there, to be
+ * retried in order. From a Lambda integration, one frame.
+ */
+export const handler = async (event: MessageEvent): Promise<SQSBatchResponse | APIGatewayProxyResultV2> => {
+  if (isQueueEvent(event)) {
+    const recordHandler = (record: SQSRecord) =>
+      handle(frameFromRecord(record)).catch((error: unknown) => {
+        logger.warn('frame failed; it and the frames after it on its connection will be retried', {
+          messageId: record.messageId,
+          receiveCount: record.attributes.ApproximateReceiveCount,
+          error: error as Error,
+        });
+        throw error;
+      });
+    // Other connections' frames in the batch go on: skip only the failed group.
+    return processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
+  }
+  const inbound = frameFromRoute(event);
   try {
-    const outcome = await handleFrame(broker, connectionId, frame);
-    if (outcome.closed)
-      logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
+    await handle(inbound);
     return { statusCode: 200 };
   } catch (error) {
     // API Gateway drops a failed invocation's frame silently. Closing the
     // connection makes the client reconnect and resend what was not
     // acknowledged, instead of waiting forever for a PUBACK.
     logger.error('frame failed; closing the connection so the client resends', {
-      connectionId,
+      connectionId: inbound.connectionId,
       error: error as Error,
     });
-    await broker.gateway.close(connectionId).catch(() => {});
+    await broker.gateway.close(inbound.connectionId).catch(() => {});
     throw error;
   }
 };

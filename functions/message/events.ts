@@ -1,0 +1,31 @@
+import type { APIGatewayProxyWebsocketEventV2, SQSEvent, SQSRecord } from 'aws-lambda';
+import { connectionIdAttribute } from '../../infra/frame-queue-settings.js';
+
+/** One inbound WebSocket frame of base64 MQTT packets, and the connection it came from. */
+export interface InboundFrame {
+  readonly connectionId: string;
+  readonly frame: string;
+}
+
+/** The queue's event (the product's `$default` route) or the route's own Lambda event. */
+export type MessageEvent = SQSEvent | APIGatewayProxyWebsocketEventV2;
+
+export const isQueueEvent = (event: MessageEvent): event is SQSEvent =>
+  Array.isArray((event as Partial<SQSEvent>).Records);
+
+/** `$default` integrated with Lambda: the frame is the body. */
+export function frameFromRoute(event: APIGatewayProxyWebsocketEventV2): InboundFrame {
+  const body = event.body ?? '';
+  return {
+    connectionId: event.requestContext.connectionId,
+    frame: event.isBase64Encoded ? Buffer.from(body, 'base64').toString() : body,
+  };
+}
+
+/** `$default` integrated with the FIFO queue: the frame is the body, the connection an attribute. */
+export function frameFromRecord(record: SQSRecord): InboundFrame {
+  const connectionId =
+    record.messageAttributes[connectionIdAttribute]?.stringValue ?? record.attributes.MessageGroupId;
+  if (!connectionId) throw new Error(`queue message ${record.messageId} names no connection`);
+  return { connectionId, frame: record.body };
+}
