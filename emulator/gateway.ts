@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { WebSocket, WebSocketServer } from 'ws';
+import { connectionIdAttribute } from '../infra/frame-queue-settings.js';
+import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
 
 /** API Gateway WebSocket limits (docs: "Amazon API Gateway quotas for WebSocket APIs"). */
@@ -23,6 +25,12 @@ export const awsGatewayLimits: GatewayLimits = {
 
 export type RouteKey = '$connect' | '$default' | '$disconnect';
 
+/**
+ * What `$default` is integrated with: `'sqs-fifo'` sends each frame to a FIFO queue (group: the
+ * connection id), as the product's AWS integration does; `'lambda'` invokes the function per frame.
+ */
+export type DefaultRouteIntegration = 'sqs-fifo' | 'lambda';
+
 export interface GatewayOptions {
   readonly host: string;
   readonly port: number;
@@ -30,6 +38,10 @@ export interface GatewayOptions {
   readonly limits: GatewayLimits;
   /** Invokes the route's integration with an API Gateway event; rejects when the function fails. */
   readonly invoke: (route: RouteKey, event: Record<string, unknown>) => Promise<unknown>;
+  /** @default 'lambda' */
+  readonly defaultRoute?: DefaultRouteIntegration;
+  /** Where `'sqs-fifo'` sends frames: `SendMessage` on the queue. */
+  readonly queue?: { send(message: FifoSendInput): unknown };
   readonly meter: Meter;
   readonly log: (message: string) => void;
 }
@@ -62,8 +74,9 @@ function gone(res: ServerResponse, connectionId: string): void {
  * use, and the management API (`@connections`) functions use, on one port.
  *
  * Like AWS it invokes `$connect` before the handshake completes and echoes
- * only the subprotocol the function returns; invokes `$default` once per
- * message without waiting for earlier ones; closes binary frames with 1003
+ * only the subprotocol the function returns; sends each message to the
+ * `$default` integration: to the FIFO queue, or (`defaultRoute: 'lambda'`)
+ * invoking the function without waiting for earlier ones; closes binary frames with 1003
  * and oversize messages with 1009; enforces the idle and lifetime limits;
  * and invokes `$disconnect` after a close.
  */
@@ -77,6 +90,9 @@ export class Gateway {
   private port = 0;
 
   constructor(private readonly options: GatewayOptions) {
+    if (options.defaultRoute === 'sqs-fifo' && !options.queue) {
+      throw new Error("defaultRoute 'sqs-fifo' needs a queue");
+    }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limits.maxMessageBytes,
@@ -213,13 +229,21 @@ export class Gateway {
       const body = data.toString();
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
       this.touch(connection);
-      const event = {
-        requestContext: this.requestContext('$default', id, connectedAt, {
-          messageId: randomBytes(8).toString('base64'),
-        }),
-        body,
-        isBase64Encoded: false,
-      };
+      const requestContext = this.requestContext('$default', id, connectedAt, {
+        messageId: randomBytes(8).toString('base64'),
+      });
+      if (this.options.queue && this.options.defaultRoute === 'sqs-fifo') {
+        // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
+        // MessageDeduplicationId=$context.requestId and the connection id as a message attribute.
+        this.options.queue.send({
+          groupId: id,
+          deduplicationId: requestContext.requestId,
+          body,
+          attributes: { [connectionIdAttribute]: id },
+        });
+        return;
+      }
+      const event = { requestContext, body, isBase64Encoded: false };
       // Not awaited: API Gateway does not wait for one message's invocation before the next.
       this.track(this.options.invoke('$default', event)).catch((error: Error) =>
         this.options.log(`$default failed for ${id}: ${error.message}`),

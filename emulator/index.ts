@@ -1,15 +1,32 @@
+import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type {
+  DynamoDBBatchResponse,
+  DynamoDBRecord,
+  DynamoDBStreamEvent,
+  ScheduledEvent,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
+import { type FrameQueueSettings, frameQueueSettings } from '../infra/frame-queue-settings.js';
 import { dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { messagesTable, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
+import { FifoQueue } from './fifo-queue.js';
 import { FunctionPool } from './function-pool.js';
-import { awsGatewayLimits, Gateway, type GatewayLimits, type RouteKey } from './gateway.js';
+import {
+  awsGatewayLimits,
+  type DefaultRouteIntegration,
+  Gateway,
+  type GatewayLimits,
+  type RouteKey,
+} from './gateway.js';
 import { Meter, type MeterReading } from './meter.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 
@@ -30,6 +47,21 @@ export interface EmulatorOptions {
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
   streamPollIntervalMs?: number;
+  /**
+   * What `$default` is integrated with: `'sqs-fifo'` (the product: frames go through a FIFO queue,
+   * in order per connection) or `'lambda'` (one concurrent invocation per frame, for comparison).
+   * @default the environment variable NIMBUS_DEFAULT_ROUTE, else 'sqs-fifo'
+   */
+  defaultRoute?: DefaultRouteIntegration;
+  /**
+   * The frame queue's event source mapping; the CDK stack uses the same settings. The visibility
+   * timeout is shorter than AWS's so tests see retries quickly.
+   */
+  frameQueue?: Partial<Omit<FrameQueueSettings, 'visibilityTimeoutSeconds'>> & {
+    visibilityTimeoutMs?: number;
+  };
+  /** How often the sweeper runs, like the CDK schedule; 0 turns it off. @default 60_000 */
+  sweepIntervalMs?: number;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -44,7 +76,11 @@ export interface Emulator {
   /** Table names by table id. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
-  readonly functions: Readonly<Record<'connect' | 'message' | 'disconnect' | 'fanout', FunctionPool>>;
+  readonly functions: Readonly<Record<FunctionName, FunctionPool>>;
+  /** `$default`'s FIFO queue (used when `defaultRoute` is 'sqs-fifo'). */
+  readonly frameQueue: FifoQueue;
+  /** Frames the message function's queue gave up on, as its dead-letter queue would hold them. */
+  readonly deadLetters: readonly SQSRecord[];
   /** Batches the fan-out's event source gave up on, as its on-failure destination would receive them. */
   readonly failedBatches: ReadonlyArray<{ record: OnFailureRecord; records: DynamoDBRecord[] }>;
   /** What the run has cost so far, in AWS's billing units. */
@@ -54,12 +90,39 @@ export interface Emulator {
   stop(): Promise<void>;
 }
 
+type FunctionName = 'connect' | 'message' | 'disconnect' | 'fanout' | 'sweeper';
+
 const functionsDir = new URL('../functions/', import.meta.url);
 const tableName = (id: string) => `nimbus-${id}`;
+const accountId = '000000000000';
+
+function defaultRouteFrom(env: NodeJS.ProcessEnv): DefaultRouteIntegration {
+  const value = env.NIMBUS_DEFAULT_ROUTE || 'sqs-fifo';
+  if (value !== 'sqs-fifo' && value !== 'lambda') {
+    throw new Error(`NIMBUS_DEFAULT_ROUTE must be 'sqs-fifo' or 'lambda', not '${value}'`);
+  }
+  return value;
+}
+
+/** What EventBridge sends the sweeper on each tick of its schedule. */
+function scheduledEvent(): ScheduledEvent {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: accountId,
+    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: localRegion,
+    resources: [`arn:aws:events:${localRegion}:${accountId}:rule/nimbus-sweep`],
+    detail: {},
+  };
+}
 
 /**
- * Starts the whole broker locally: DynamoDB Local, the four functions in
- * worker threads, the WebSocket gateway and the stream event source.
+ * Starts the whole broker locally: DynamoDB Local, the five functions in
+ * worker threads, the WebSocket gateway, `$default`'s FIFO queue, the stream
+ * event source and the sweeper's schedule.
  *
  * @example
  * const emulator = await startEmulator({ port: 0 });
@@ -98,12 +161,34 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       $default: 'message',
       $disconnect: 'disconnect',
     };
+    const { visibilityTimeoutMs, ...queueSettings } = options.frameQueue ?? {};
+    const settings = { ...frameQueueSettings, ...queueSettings };
+    const frameQueue = new FifoQueue({
+      queueName: 'nimbus-frames.fifo',
+      region: localRegion,
+      accountId,
+      batchSize: settings.batchSize,
+      maxReceiveCount: settings.maxReceiveCount,
+      deduplicationWindowMs: settings.deduplicationWindowSeconds * 1000,
+      visibilityTimeoutMs: visibilityTimeoutMs ?? 200,
+      invoke: async (event: SQSEvent) => {
+        const response = (await invoke('message', event)) as SQSBatchResponse | undefined;
+        return settings.reportBatchItemFailures ? response : undefined;
+      },
+      onDeadLetter: (record) =>
+        log(
+          `frame queue gave up on message ${record.messageId} of connection ${record.attributes.MessageGroupId} after ${record.attributes.ApproximateReceiveCount} receives`,
+        ),
+      meter,
+    });
     const gateway = new Gateway({
       host: '127.0.0.1',
       port: options.port ?? 0,
       stage: 'local',
       limits: { ...awsGatewayLimits, ...options.limits },
       invoke: (route, event) => invoke(routes[route], event),
+      defaultRoute: options.defaultRoute ?? defaultRouteFrom(process.env),
+      queue: frameQueue,
       meter,
       log,
     });
@@ -120,7 +205,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
       POWERTOOLS_DEV: 'true',
     };
-    for (const name of ['connect', 'message', 'disconnect', 'fanout'] as const) {
+    for (const name of ['connect', 'message', 'disconnect', 'fanout', 'sweeper'] as const) {
       const pool = new FunctionPool(
         {
           name,
@@ -136,8 +221,29 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       pools[name] = pool;
       cleanups.push(() => pool.stop());
     }
+    // Stopped before the functions, so the batches it has in flight can finish.
+    cleanups.push(() => frameQueue.stop());
     // Closed before the functions stop, so the $disconnect invocations it causes can still run.
     cleanups.push(() => gateway.close());
+
+    // The CDK schedule runs the sweeper every minute; a tick that finds the last run going is skipped.
+    const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+    if (sweepIntervalMs > 0) {
+      let sweeping: Promise<unknown> | undefined;
+      const timer = setInterval(() => {
+        if (sweeping) return;
+        sweeping = invoke('sweeper', scheduledEvent())
+          .catch((error: Error) => log(`sweeper failed: ${error.message}`))
+          .finally(() => {
+            sweeping = undefined;
+          });
+      }, sweepIntervalMs);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await sweeping;
+      });
+    }
 
     const failedBatches: Array<{ record: OnFailureRecord; records: DynamoDBRecord[] }> = [];
     const failureLog = dataDir ? join(dataDir, 'fanout-failures.jsonl') : undefined;
@@ -174,9 +280,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])),
       gateway,
       functions: pools as Emulator['functions'],
+      frameQueue,
+      deadLetters: frameQueue.deadLetters,
       failedBatches,
       meter: () => meter.read(),
       async settle() {
+        // Frames handled can close connections ($disconnect), and those can queue nothing new.
+        await gateway.settle();
+        await frameQueue.drain();
         await gateway.settle();
         await poller.drain();
       },
