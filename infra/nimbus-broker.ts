@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
 import {
   ApiMapping,
@@ -11,7 +11,10 @@ import {
   WebSocketApi,
   WebSocketStage,
 } from 'aws-cdk-lib/aws-apigatewayv2';
-import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import {
+  WebSocketAwsIntegration,
+  WebSocketLambdaIntegration,
+} from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate, type ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
 import {
   Alarm,
@@ -39,15 +42,16 @@ import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, StartingPosition, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { managementEndpointEnv, maxPacketSizeEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
+import { connectionIdAttribute, frameQueueSettings } from './frame-queue-settings.js';
 
 /** Environment variable: most messages queued for one offline persistent session. */
 export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';
@@ -151,9 +155,10 @@ const serviceName = 'nimbus-mqtt';
 const metricsNamespace = 'NimbusMqtt';
 
 /**
- * The whole Nimbus MQTT broker: WebSocket API, the five functions, the DynamoDB
- * tables (built from `shared/tables.ts`), the stream fan-out, the sweeper
- * schedule, alarms and a dashboard.
+ * The whole Nimbus MQTT broker: WebSocket API, the FIFO queue that keeps each
+ * connection's frames in order, the five functions, the DynamoDB tables (built
+ * from `shared/tables.ts`), the stream fan-out, the sweeper schedule, alarms
+ * and a dashboard.
  *
  * @example
  * const broker = new NimbusBroker(stack, 'Broker', {
@@ -173,6 +178,12 @@ export class NimbusBroker extends Construct {
   readonly functions: Readonly<Record<BrokerFunctionId, NodejsFunction>>;
   /** Where the fan-out's event source mapping sends batches it gave up on. */
   readonly fanoutFailureQueue: Queue;
+  /** `$default`: inbound frames, one message group per connection, drained by the message function. */
+  readonly frameQueue: Queue;
+  /** Frames the message function failed on `maxReceiveCount` times. */
+  readonly frameDeadLetterQueue: Queue;
+  /** The role API Gateway assumes to send frames to `frameQueue`. */
+  readonly frameQueueSendRole: Role;
   /** The custom domain, when one was configured: point a DNS record at its `regionalDomainName`. */
   readonly domainName?: DomainName;
   readonly alarms: readonly Alarm[];
@@ -208,7 +219,11 @@ export class NimbusBroker extends Construct {
 
     this.functions = {
       connect: makeFunction('connect', Duration.seconds(5), 'MQTT over WebSocket handshake ($connect)'),
-      message: makeFunction('message', Duration.seconds(15), 'MQTT packets from clients ($default)'),
+      message: makeFunction(
+        'message',
+        Duration.seconds(15),
+        'MQTT packets from clients ($default, via the frame queue)',
+      ),
       disconnect: makeFunction('disconnect', Duration.seconds(15), 'Will messages, session bookkeeping'),
       fanout: makeFunction('fanout', Duration.seconds(60), 'Delivers published messages to subscribers'),
       sweeper: makeFunction('sweeper', Duration.seconds(55), 'Keep-alive, will delay and session expiry'),
@@ -221,9 +236,41 @@ export class NimbusBroker extends Construct {
       // `Sec-WebSocket-Protocol: mqtt`, which MQTT clients require.
       integration: new WebSocketLambdaIntegration('ConnectIntegration', connect),
     });
-    this.api.addRoute('$default', {
-      integration: new WebSocketLambdaIntegration('MessageIntegration', message),
+    // $default goes through a FIFO queue, one message group per connection, so one connection's
+    // frames are handled one after another in arrival order (docs/adr/0003-ordering.md).
+    this.frameDeadLetterQueue = new Queue(this, 'FrameDeadLetters', {
+      fifo: true,
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
     });
+    this.frameQueue = new Queue(this, 'Frames', {
+      fifo: true,
+      // High-throughput FIFO: partitioned by message group, so connections do not share a limit.
+      deduplicationScope: DeduplicationScope.MESSAGE_GROUP,
+      fifoThroughputLimit: FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(frameQueueSettings.visibilityTimeoutSeconds),
+      // A frame is worthless once its connection is gone, and no connection lives longer than 2 h.
+      retentionPeriod: Duration.hours(2),
+      deadLetterQueue: {
+        queue: this.frameDeadLetterQueue,
+        maxReceiveCount: frameQueueSettings.maxReceiveCount,
+      },
+    });
+    this.frameQueueSendRole = new Role(this, 'FrameQueueSendRole', {
+      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'Nimbus MQTT: API Gateway sends $default frames to the frame queue',
+    });
+    this.frameQueue.grant(this.frameQueueSendRole, 'sqs:SendMessage');
+    this.api.addRoute('$default', { integration: this.frameQueueIntegration() });
+    message.addEventSource(
+      new SqsEventSource(this.frameQueue, {
+        batchSize: frameQueueSettings.batchSize,
+        reportBatchItemFailures: frameQueueSettings.reportBatchItemFailures,
+      }),
+    );
     this.api.addRoute('$disconnect', {
       integration: new WebSocketLambdaIntegration('DisconnectIntegration', disconnect),
     });
@@ -304,6 +351,33 @@ export class NimbusBroker extends Construct {
     this.alarms = this.createAlarms(props.alarmTopic);
     this.dashboard = this.createDashboard();
     this.acknowledgeChecks();
+  }
+
+  /**
+   * `SendMessage` from the route: the connection id is the message group and an attribute, the
+   * request id the deduplication id. Every value is URL-encoded: connection ids are base64 (`+`, `=`).
+   */
+  private frameQueueIntegration(): WebSocketAwsIntegration {
+    const encoded = (expression: string) => `$util.urlEncode(${expression})`;
+    const body = [
+      'Action=SendMessage',
+      `MessageGroupId=${encoded('$context.connectionId')}`,
+      `MessageDeduplicationId=${encoded('$context.requestId')}`,
+      `MessageBody=${encoded('$input.body')}`,
+      `MessageAttribute.1.Name=${connectionIdAttribute}`,
+      'MessageAttribute.1.Value.DataType=String',
+      `MessageAttribute.1.Value.StringValue=${encoded('$context.connectionId')}`,
+    ].join('&');
+    return new WebSocketAwsIntegration('FrameQueueIntegration', {
+      integrationUri: `arn:${Aws.PARTITION}:apigateway:${Aws.REGION}:sqs:path/${Aws.ACCOUNT_ID}/${this.frameQueue.queueName}`,
+      integrationMethod: 'POST',
+      credentialsRole: this.frameQueueSendRole,
+      requestParameters: {
+        'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'",
+      },
+      templateSelectionExpression: '\\$default',
+      requestTemplates: { $default: body },
+    });
   }
 
   private createTables(removalPolicy: RemovalPolicy): Record<TableId, TableV2> {
@@ -397,18 +471,20 @@ export class NimbusBroker extends Construct {
 
   /** Least privilege per function; see docs/deploy.md for what each one touches. */
   private grantTableAccess(): void {
-    const { Connections, Sessions, Subscriptions, Messages } = this.tables;
+    const { Connections, Sessions, Subscriptions, Messages, Deliveries, Retained } = this.tables;
     const { message, disconnect, fanout, sweeper } = this.functions;
     // connect: no table access; it only checks the subprotocol.
-    for (const table of [Connections, Sessions, Subscriptions, Messages]) table.grantReadWriteData(message);
-    for (const table of [Connections, Sessions, Subscriptions]) table.grantReadWriteData(disconnect);
-    Messages.grantWriteData(disconnect); // will messages
-    Subscriptions.grantReadData(fanout);
-    Sessions.grantReadData(fanout);
-    Connections.grantReadWriteData(fanout);
-    Connections.grantReadWriteData(sweeper);
-    Sessions.grantReadWriteData(sweeper);
-    Messages.grantWriteData(sweeper); // delayed wills
+    for (const table of Object.values(this.tables)) table.grantReadWriteData(message);
+    // A connection that is gone ($disconnect, a 410 in the fan-out, the sweep's keep-alive check):
+    // read and delete its record, end its session, drop a clean session's subscriptions and
+    // deliveries, publish its will (the message, the retained store, a QoS 2 marker).
+    for (const fn of [disconnect, fanout, sweeper]) {
+      for (const table of [Connections, Sessions, Subscriptions, Deliveries]) table.grantReadWriteData(fn);
+      Messages.grantWriteData(fn);
+      Retained.grantWriteData(fn);
+    }
+    // The fan-out also reads subscriptions and sessions, takes packet ids from Sessions and queues
+    // deliveries: covered above.
   }
 
   /**
@@ -474,6 +550,16 @@ export class NimbusBroker extends Construct {
         what: 'Stream batches were given up on: some messages did not reach subscribers. Inspect the queue and replay from the stream within 24 h.',
       },
       {
+        id: 'FrameDeadLetterDepth',
+        metric: this.frameDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: Stats.MAXIMUM,
+        }),
+        threshold: 0,
+        periods: 1,
+        what: 'The message function failed on frames 5 times and gave up on them: their clients were not answered. Inspect the frame dead-letter queue.',
+      },
+      {
         id: 'StreamIteratorAge',
         metric: fanout.metric('IteratorAge', { period: Duration.minutes(1), statistic: Stats.MAXIMUM }),
         threshold: 60_000,
@@ -526,8 +612,12 @@ export class NimbusBroker extends Construct {
     const minute = Duration.minutes(1);
     const connects = this.gatewayMetric('ConnectCount', 'Connects');
     const gatewayMessages = this.gatewayMetric('MessageCount', 'WebSocket messages (in + out)');
-    // Each inbound WebSocket message is one $default invocation.
-    const messagesIn = message.metricInvocations({ period: minute, label: 'Messages in' });
+    // Each inbound WebSocket message is one message sent to the frame queue.
+    const messagesIn = this.frameQueue.metricNumberOfMessagesSent({
+      period: minute,
+      statistic: Stats.SUM,
+      label: 'Messages in',
+    });
     const messagesOut = new MathExpression({
       expression: 'MAX([FILL(total, 0) - FILL(inbound, 0), 0])',
       usingMetrics: { total: gatewayMessages, inbound: messagesIn },
@@ -541,7 +631,7 @@ export class NimbusBroker extends Construct {
     const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     dashboard.addWidgets(
       new TextWidget({
-        markdown: `# Nimbus MQTT\nAPI \`${this.api.apiId}\` stage \`${this.stage.stageName}\`. Fan-out failures land in the failure queue.`,
+        markdown: `# Nimbus MQTT\nAPI \`${this.api.apiId}\` stage \`${this.stage.stageName}\`. Fan-out failures land in the failure queue, frames the message function gave up on in the frame dead-letter queue.`,
         width: 24,
         height: 2,
       }),
@@ -550,8 +640,17 @@ export class NimbusBroker extends Construct {
       new GraphWidget({ title: 'Connections', left: [connects], width: 8 }),
       new GraphWidget({ title: 'Messages in / out', left: [messagesIn, messagesOut], width: 8 }),
       new SingleValueWidget({
-        title: 'Failure queue depth',
-        metrics: [this.fanoutFailureQueue.metricApproximateNumberOfMessagesVisible({ period: minute })],
+        title: 'Failure queue depths',
+        metrics: [
+          this.fanoutFailureQueue.metricApproximateNumberOfMessagesVisible({
+            period: minute,
+            label: 'Fan-out failures',
+          }),
+          this.frameDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period: minute,
+            label: 'Frame dead letters',
+          }),
+        ],
         width: 8,
       }),
     );
@@ -592,6 +691,27 @@ export class NimbusBroker extends Construct {
           fn.metricErrors({ period: minute, label: name }),
         ),
         width: 8,
+      }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Frame queue: age of the oldest frame (s)',
+        left: [
+          this.frameQueue.metricApproximateAgeOfOldestMessage({
+            period: minute,
+            statistic: Stats.MAXIMUM,
+            label: 'max',
+          }),
+        ],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Message function duration (per batch of frames)',
+        left: [
+          message.metricDuration({ period: minute, statistic: Stats.AVERAGE, label: 'avg' }),
+          message.metricDuration({ period: minute, statistic: Stats.p(99), label: 'p99' }),
+        ],
+        width: 12,
       }),
     );
     return dashboard;
@@ -655,6 +775,11 @@ export class NimbusBroker extends Construct {
       id: 'AwsSolutions-SQS3',
       reason:
         'This queue is itself the dead-letter destination of the fan-out event source mapping; a queue behind it would only move the same records one step further.',
+    });
+    Validations.of(this.frameDeadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the dead-letter queue of the frame queue; a queue behind it would only move the same frames one step further.',
     });
   }
 }

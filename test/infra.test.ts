@@ -7,6 +7,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { frameQueueSettings } from '../infra/frame-queue-settings.js';
 import {
   type BrokerFunctionId,
   brokerRuntime,
@@ -123,7 +124,7 @@ test('tables are retained on delete by default and destroyed when asked', () => 
 test('fan-out event source mapping is configured from shared/event-source.ts', () => {
   const streamed = tableDefinitions.find((t) => t.stream);
   assert.ok(streamed);
-  template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+  template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2); // the stream, and the frame queue
   template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
     EventSourceArn: { 'Fn::GetAtt': [tableLogicalId(streamed.id), 'StreamArn'] },
     FunctionName: { Ref: logicalId(broker.functions.fanout) },
@@ -157,27 +158,143 @@ test('the on-failure queue is encrypted and refuses plain HTTP', () => {
   });
 });
 
-test('WebSocket routes go to the connect, message and disconnect functions', () => {
+/** The integration behind a route key. */
+function integrationOf(routeKey: string): { Properties: Record<string, unknown> } {
+  const found = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
+  const [route] = Object.values(found) as Array<{
+    Properties: { Target: { 'Fn::Join': [string, unknown[]] } };
+  }>;
+  assert.ok(route, `route ${routeKey}`);
+  const integrationRef = route.Properties.Target['Fn::Join'][1][1] as { Ref: string };
+  return template.findResources('AWS::ApiGatewayV2::Integration')[integrationRef.Ref] as {
+    Properties: Record<string, unknown>;
+  };
+}
+
+test('WebSocket routes: $connect and $disconnect go to their functions, $default to the frame queue', () => {
   template.resourceCountIs('AWS::ApiGatewayV2::Route', 3);
   const routes: Array<[string, BrokerFunctionId]> = [
     ['$connect', 'connect'],
-    ['$default', 'message'],
     ['$disconnect', 'disconnect'],
   ];
-  const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
   for (const [routeKey, fn] of routes) {
-    const found = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
-    const [route] = Object.values(found) as Array<{
-      Properties: { Target: { 'Fn::Join': [string, unknown[]] } };
-    }>;
-    assert.ok(route, `route ${routeKey}`);
-    const integrationRef = route.Properties.Target['Fn::Join'][1][1] as { Ref: string };
-    const integration = integrations[integrationRef.Ref] as { Properties: Record<string, unknown> };
+    const integration = integrationOf(routeKey);
     // AWS_PROXY passes the function's response headers through: $connect can echo Sec-WebSocket-Protocol.
     assert.equal(integration.Properties.IntegrationType, 'AWS_PROXY');
     const uri = JSON.stringify(integration.Properties.IntegrationUri);
     assert.match(uri, new RegExp(logicalId(broker.functions[fn])), `${routeKey} → ${fn}`);
   }
+  const queue = integrationOf('$default').Properties;
+  assert.equal(queue.IntegrationType, 'AWS');
+  assert.equal(queue.IntegrationMethod, 'POST');
+  assert.deepEqual(queue.IntegrationUri, {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':apigateway:',
+        { Ref: 'AWS::Region' },
+        ':sqs:path/',
+        { Ref: 'AWS::AccountId' },
+        '/',
+        { 'Fn::GetAtt': [logicalId(broker.frameQueue), 'QueueName'] },
+      ],
+    ],
+  });
+  assert.deepEqual(queue.CredentialsArn, { 'Fn::GetAtt': [logicalId(broker.frameQueueSendRole), 'Arn'] });
+  assert.deepEqual(queue.RequestParameters, {
+    'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'",
+  });
+  assert.equal(queue.TemplateSelectionExpression, '\\$default');
+  const template$default = (queue.RequestTemplates as Record<string, string>).$default;
+  assert.deepEqual(Object.fromEntries(new URLSearchParams(template$default)), {
+    Action: 'SendMessage',
+    // One message group per connection: its frames stay in order. URL-encoded: ids are base64.
+    MessageGroupId: '$util.urlEncode($context.connectionId)',
+    MessageDeduplicationId: '$util.urlEncode($context.requestId)',
+    MessageBody: '$util.urlEncode($input.body)',
+    'MessageAttribute.1.Name': 'connectionId',
+    'MessageAttribute.1.Value.DataType': 'String',
+    'MessageAttribute.1.Value.StringValue': '$util.urlEncode($context.connectionId)',
+  });
+});
+
+test('the frame queue: FIFO with high throughput, encrypted, TLS only, a FIFO dead-letter queue after 5 receives', () => {
+  const queues = template.toJSON().Resources;
+  const frames = queues[logicalId(broker.frameQueue)].Properties;
+  assert.deepEqual(frames, {
+    FifoQueue: true,
+    DeduplicationScope: 'messageGroup',
+    FifoThroughputLimit: 'perMessageGroupId',
+    SqsManagedSseEnabled: true,
+    VisibilityTimeout: frameQueueSettings.visibilityTimeoutSeconds,
+    MessageRetentionPeriod: 7200,
+    RedrivePolicy: {
+      deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(broker.frameDeadLetterQueue), 'Arn'] },
+      maxReceiveCount: 5,
+    },
+  });
+  assert.equal(frameQueueSettings.maxReceiveCount, 5);
+  const deadLetters = queues[logicalId(broker.frameDeadLetterQueue)].Properties;
+  assert.equal(deadLetters.FifoQueue, true);
+  assert.equal(deadLetters.SqsManagedSseEnabled, true);
+  // Lambda refuses a queue whose visibility timeout is shorter than the function's timeout.
+  const timeout = queues[logicalId(broker.functions.message)].Properties.Timeout as number;
+  assert.ok(frames.VisibilityTimeout >= timeout);
+  for (const queue of [broker.frameQueue, broker.frameDeadLetterQueue]) {
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: logicalId(queue) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  }
+});
+
+test('the message function drains the frame queue: batches of 10, partial batch responses', () => {
+  template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+    EventSourceArn: { 'Fn::GetAtt': [logicalId(broker.frameQueue), 'Arn'] },
+    FunctionName: { Ref: logicalId(broker.functions.message) },
+    BatchSize: 10,
+    FunctionResponseTypes: ['ReportBatchItemFailures'],
+    // FIFO queues take no batching window: a frame is handed over as soon as it is there.
+    MaximumBatchingWindowInSeconds: Match.absent(),
+  });
+  const sqs = statementsOf('message').filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+  assert.ok(sqs.length > 0);
+  for (const s of sqs) {
+    assert.deepEqual(resourcesOf(s), [{ 'Fn::GetAtt': [logicalId(broker.frameQueue), 'Arn'] }]);
+    assert.ok(actionsOf(s).includes('sqs:ReceiveMessage'));
+    assert.ok(!actionsOf(s).includes('sqs:SendMessage'));
+  }
+});
+
+test('IAM: API Gateway may only send messages to the frame queue', () => {
+  const roleId = logicalId(broker.frameQueueSendRole);
+  const role = template.toJSON().Resources[roleId].Properties;
+  assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [
+    { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' } },
+  ]);
+  assert.equal(role.ManagedPolicyArns, undefined);
+  assert.equal(role.Policies, undefined);
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  const statements = Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+  assert.deepEqual(statements, [
+    {
+      Action: 'sqs:SendMessage',
+      Effect: 'Allow',
+      Resource: { 'Fn::GetAtt': [logicalId(broker.frameQueue), 'Arn'] },
+    },
+  ]);
 });
 
 test('stage: name, auto-deploy, throttling and JSON access logs', () => {
@@ -259,12 +376,29 @@ test('every log group has a retention', () => {
 });
 
 /** What each function may do to each table: the least-privilege matrix. */
+// disconnect, fanout (on a 410) and sweeper all end connections that are gone: read and delete the
+// record, end the session, drop a clean session's subscriptions and deliveries, publish the will.
+const connectionGone = {
+  Connections: 'rw',
+  Sessions: 'rw',
+  Subscriptions: 'rw',
+  Deliveries: 'rw',
+  Messages: 'w',
+  Retained: 'w',
+} as const;
 const access: Record<BrokerFunctionId, Partial<Record<TableId, 'rw' | 'r' | 'w'>>> = {
   connect: {},
-  message: { Connections: 'rw', Sessions: 'rw', Subscriptions: 'rw', Messages: 'rw' },
-  disconnect: { Connections: 'rw', Sessions: 'rw', Subscriptions: 'rw', Messages: 'w' },
-  fanout: { Subscriptions: 'r', Sessions: 'r', Connections: 'rw' },
-  sweeper: { Connections: 'rw', Sessions: 'rw', Messages: 'w' },
+  message: {
+    Connections: 'rw',
+    Sessions: 'rw',
+    Subscriptions: 'rw',
+    Messages: 'rw',
+    Deliveries: 'rw',
+    Retained: 'rw',
+  },
+  disconnect: connectionGone,
+  fanout: connectionGone,
+  sweeper: connectionGone,
 };
 
 test('IAM: each function reaches exactly its tables, reading and writing only as it must', () => {
@@ -338,14 +472,20 @@ test('the sweeper runs every minute', () => {
   });
 });
 
-test('alarms watch fan-out, the failure queue, iterator age, throttles and API errors; the topic is notified', () => {
-  template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+test('alarms watch fan-out, the failure queues, iterator age, throttles and API errors; the topic is notified', () => {
+  template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
   template.hasResourceProperties('AWS::CloudWatch::Alarm', {
     MetricName: 'ApproximateNumberOfMessagesVisible',
     Threshold: 0,
     ComparisonOperator: 'GreaterThanThreshold',
   });
   template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'IteratorAge' });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    MetricName: 'ApproximateNumberOfMessagesVisible',
+    Dimensions: [
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(broker.frameDeadLetterQueue), 'QueueName'] } },
+    ],
+  });
   template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
     assert.equal((alarm as { Properties: { AlarmActions?: unknown } }).Properties.AlarmActions, undefined);
@@ -357,7 +497,7 @@ test('alarms watch fan-out, the failure queue, iterator age, throttles and API e
   const topic = new Topic(own, 'Alarms');
   new NimbusBroker(own, 'Broker', { alarmTopic: topic });
   const alarms = Template.fromStack(own).findResources('AWS::CloudWatch::Alarm');
-  assert.equal(Object.keys(alarms).length, 5);
+  assert.equal(Object.keys(alarms).length, 6);
   const topicRef = { Ref: own.resolve((topic.node.defaultChild as CfnElement).logicalId) };
   for (const alarm of Object.values(alarms)) {
     const { AlarmActions, OKActions } = (
