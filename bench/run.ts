@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --messages N --inflight N --skip-aedes]`
+ * `npm run bench [-- --messages N --inflight N --skip-aedes --default-route sqs-fifo|lambda]`
  *
  * Publish-to-deliver and PUBACK latency, throughput, and billed units per message of Nimbus in the
  * emulator, against Aedes on the same machine in the same run. Progress goes to stderr, the table to
@@ -65,9 +65,12 @@ function parseConfig(): BenchConfig {
       messages: { type: 'string', default: '200' },
       inflight: { type: 'string', default: '16' },
       'skip-aedes': { type: 'boolean', default: false },
+      // The emulator's $default integration: the product's FIFO queue, or one Lambda invocation per frame.
+      'default-route': { type: 'string' },
     },
     strict: true,
   });
+  if (values['default-route'] !== undefined) process.env.NIMBUS_DEFAULT_ROUTE = values['default-route'];
   return {
     messages: positiveInteger('messages', values.messages),
     inflight: positiveInteger('inflight', values.inflight),
