@@ -40,6 +40,8 @@ export interface SubscriptionRecord {
   readonly sessionId: string;
   readonly filter: string;
   readonly qos: QoS;
+  /** When the session first subscribed with this filter: earlier messages are not forwarded to it. */
+  readonly subscribedAt?: number;
 }
 
 /** What a PUBLISH (or a will) carries. */
@@ -140,8 +142,12 @@ export interface BrokerStore {
 
   /** Notes that the connection is alive, for the keep-alive sweep. */
   touchConnection(connectionId: string, now: number): Promise<void>;
-  /** A DISCONNECT arrived: no will for this connection [MQTT-3.1.2-10]. */
-  clearWill(connectionId: string): Promise<void>;
+  /**
+   * Removes the connection's will and returns it, to exactly one caller: a
+   * DISCONNECT discards it [MQTT-3.1.2-10], an abnormal end publishes it once
+   * however many instances notice the end.
+   */
+  takeWill(connectionId: string): Promise<ApplicationMessage | undefined>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
 }
@@ -153,4 +159,6 @@ export interface ClientGateway {
   send(connectionId: string, frame: string): Promise<SendResult>;
   /** Closes the connection; false when it was already gone. */
   close(connectionId: string): Promise<boolean>;
+  /** Whether the gateway still has the connection (GetConnection). */
+  isConnected(connectionId: string): Promise<boolean>;
 }

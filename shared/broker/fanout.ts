@@ -15,13 +15,14 @@ export interface Delivery {
  * a matching subscription, at the highest QoS among its matching
  * subscriptions, capped by the message's QoS [MQTT-3.3.5-1]. Online
  * sessions and offline persistent ones (to queue for) qualify; subscriptions
- * left by an older session of the client id are ignored.
+ * left by an older session of the client id, or made after the message was
+ * published, are ignored.
  *
  * @example
  * deliveriesFor(message, subscriptions, sessions); // [{ clientId: 'b', qos: 1, … }]
  */
 export function deliveriesFor(
-  message: Pick<StoredMessage, 'qos'>,
+  message: Pick<StoredMessage, 'qos'> & { readonly publishedAt?: number },
   subscriptions: readonly SubscriptionRecord[],
   sessions: ReadonlyMap<string, SessionRecord>,
 ): Delivery[] {
@@ -30,6 +31,9 @@ export function deliveriesFor(
     const session = sessions.get(subscription.clientId);
     if (!session || session.sessionId !== subscription.sessionId) continue;
     if (!session.connectionId && session.cleanSession) continue;
+    // Published before the subscription existed (the fan-out was behind): the
+    // subscriber had its chance through the retained store [MQTT-3.3.1-6].
+    if (message.publishedAt !== undefined && (subscription.subscribedAt ?? 0) > message.publishedAt) continue;
     const qos = Math.min(subscription.qos, message.qos) as QoS;
     const known = byClient.get(subscription.clientId);
     if (!known || known.qos < qos)

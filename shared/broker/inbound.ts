@@ -76,7 +76,7 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
       return;
     case 'disconnect':
       // [MQTT-3.1.2-10] a DISCONNECT discards the will; [MQTT-3.14.4-1] then the server closes.
-      await ctx.store.clearWill(record.connectionId);
+      await ctx.store.takeWill(record.connectionId);
       invocation.closeReason = 'client DISCONNECT';
       return;
     default:

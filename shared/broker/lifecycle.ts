@@ -18,7 +18,8 @@ export async function connectionGone(
   knownOwner?: Pick<ConnectionRecord, 'clientId' | 'cleanSession'>,
 ): Promise<void> {
   const record = await ctx.store.getConnection(connectionId);
-  if (record?.will) await acceptMessage(ctx, record.clientId, record.will);
+  const will = record?.will && (await ctx.store.takeWill(connectionId));
+  if (record && will) await acceptMessage(ctx, record.clientId, will);
   // The record may already be gone (expired, or removed by another instance); the session may still point here.
   const owner = record ?? knownOwner;
   if (!owner) return;

@@ -28,6 +28,13 @@ export function shouldTouch(
   );
 }
 
+/**
+ * After this long without a recorded packet, the gateway itself must have
+ * closed the connection (API Gateway's idle timeout is 10 minutes) unless it
+ * carried traffic the record does not show: ask the gateway.
+ */
+const probeAfterMs = 10 * 60_000;
+
 export interface SweepResult {
   readonly scanned: number;
   readonly closed: number;
@@ -38,7 +45,8 @@ export interface SweepResult {
 /**
  * The scheduled sweep: closes connections silent past their keep-alive (their
  * $disconnect then publishes the will), and cleans up after connections the
- * gateway no longer has, whose $disconnect was lost.
+ * gateway no longer has, whose $disconnect was lost. Cost: one scan of the
+ * connection table per run, plus a GetConnection for long-silent rows.
  */
 export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
   let scanned = 0;
@@ -48,9 +56,16 @@ export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
   for await (const page of ctx.store.scanConnections()) {
     for (const record of page) {
       scanned++;
-      if (now <= keepAliveDeadline(record)) continue;
-      if (await ctx.gateway.close(record.connectionId)) closed++;
-      else {
+      const silentFor = now - (record.lastSeen ?? record.connectedAt);
+      if (now > keepAliveDeadline(record)) {
+        // Closing triggers $disconnect, which publishes the will; a connection already gone is cleaned up here.
+        if (await ctx.gateway.close(record.connectionId)) closed++;
+        else {
+          await connectionGone(ctx, record.connectionId);
+          stale++;
+        }
+      } else if (silentFor > probeAfterMs && !(await ctx.gateway.isConnected(record.connectionId))) {
+        // Gone without a $disconnect (keep-alive 0 connections have no deadline to find this).
         await connectionGone(ctx, record.connectionId);
         stale++;
       }

@@ -1,6 +1,7 @@
 import {
   type ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
+  GetConnectionCommand,
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -25,6 +26,16 @@ export class ManagementApiGateway implements ClientGateway {
       return 'sent';
     } catch (error) {
       if (isGone(error)) return 'gone';
+      throw error;
+    }
+  }
+
+  async isConnected(connectionId: string): Promise<boolean> {
+    try {
+      await this.client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return true;
+    } catch (error) {
+      if (isGone(error)) return false;
       throw error;
     }
   }

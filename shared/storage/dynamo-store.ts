@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { BrokerConfig } from '../config.js';
 import type {
+  ApplicationMessage,
   BrokerStore,
   ConnectionRecord,
   OutboundMessage,
@@ -195,13 +196,36 @@ export class DynamoStore implements BrokerStore {
   }
 
   async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
-    await this.batchWrite(
-      this.tables.Subscriptions,
-      subscriptions.map((s) => ({
-        PutRequest: {
-          Item: { ...s, anchor: filterAnchor(s.filter), filterClient: filterClientKey(s.filter, s.clientId) },
-        },
-      })),
+    await Promise.all(
+      subscriptions.map(async (s) => {
+        const key = { anchor: filterAnchor(s.filter), filterClient: filterClientKey(s.filter, s.clientId) };
+        try {
+          // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
+          await this.db.send(
+            new UpdateCommand({
+              TableName: this.tables.Subscriptions,
+              Key: key,
+              UpdateExpression:
+                'SET clientId = :c, sessionId = :s, #filter = :f, qos = :q, subscribedAt = if_not_exists(subscribedAt, :t)',
+              ConditionExpression: 'attribute_not_exists(anchor) OR sessionId = :s',
+              ExpressionAttributeNames: { '#filter': 'filter' },
+              ExpressionAttributeValues: {
+                ':c': s.clientId,
+                ':s': s.sessionId,
+                ':f': s.filter,
+                ':q': s.qos,
+                ':t': s.subscribedAt ?? Date.now(),
+              },
+            }),
+          );
+        } catch (error) {
+          if (!isConditionFailure(error)) throw error;
+          // A leftover of an older session: this one starts afresh.
+          await this.db.send(
+            new PutCommand({ TableName: this.tables.Subscriptions, Item: { ...key, ...s } }),
+          );
+        }
+      }),
     );
   }
 
@@ -268,6 +292,7 @@ export class DynamoStore implements BrokerStore {
       sessionId: String(item.sessionId),
       filter: String(item.filter),
       qos: item.qos as QoS,
+      subscribedAt: item.subscribedAt === undefined ? undefined : Number(item.subscribedAt),
     }));
   }
 
@@ -507,8 +532,22 @@ export class DynamoStore implements BrokerStore {
     await this.updateConnection(connectionId, 'SET lastSeen = :now', { ':now': now });
   }
 
-  async clearWill(connectionId: string): Promise<void> {
-    await this.updateConnection(connectionId, 'REMOVE will');
+  async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'REMOVE will',
+          ConditionExpression: 'attribute_exists(will)',
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      return Attributes?.will as ApplicationMessage | undefined;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined; // no will, or another caller took it
+      throw error;
+    }
   }
 
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {

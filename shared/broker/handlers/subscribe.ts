@@ -31,6 +31,7 @@ export async function handleSubscribe(
         sessionId: record.sessionId,
         filter: s.topic,
         qos: code as QoS,
+        subscribedAt: ctx.now(),
       });
     }
   });
