@@ -3,7 +3,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { WebSocket, WebSocketServer } from 'ws';
-import { connectionIdAttribute } from '../infra/frame-queue-settings.js';
+import {
+  connectionIdAttribute,
+  disconnectBody,
+  disconnectEventType,
+  eventTypeAttribute,
+} from '../infra/frame-queue-settings.js';
 import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
 
@@ -254,6 +259,16 @@ export class Gateway {
       clearTimeout(connection.lifetimeTimer);
       this.connections.delete(id);
       this.options.meter.connectionClosed(id);
+      if (this.options.queue && this.options.defaultRoute === 'sqs-fifo') {
+        // Like the product's $disconnect integration: into the connection's message group, after its frames.
+        this.options.queue.send({
+          groupId: id,
+          deduplicationId: randomBytes(8).toString('base64'),
+          body: disconnectBody,
+          attributes: { [connectionIdAttribute]: id, [eventTypeAttribute]: disconnectEventType },
+        });
+        return;
+      }
       const event = {
         requestContext: this.requestContext('$disconnect', id, connectedAt, {
           disconnectStatusCode: code,

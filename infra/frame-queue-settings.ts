@@ -27,3 +27,13 @@ export const frameQueueSettings: FrameQueueSettings = {
 
 /** The message attribute that carries the connection id (the group id says it too, but is not meant for data). */
 export const connectionIdAttribute = 'connectionId';
+
+/**
+ * `$disconnect` goes into the same message group as the connection's frames, so it is handled
+ * after every frame sent before it: a DISCONNECT frame always discards the will before the
+ * connection's end is handled. The route marks its message with this attribute.
+ */
+export const eventTypeAttribute = 'eventType';
+export const disconnectEventType = 'DISCONNECT';
+/** SQS needs a non-empty body; the attribute, not the body, says what the message is. */
+export const disconnectBody = '$disconnect';

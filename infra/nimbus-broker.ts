@@ -51,7 +51,13 @@ import { Construct } from 'constructs';
 import { managementEndpointEnv, maxPacketSizeEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
-import { connectionIdAttribute, frameQueueSettings } from './frame-queue-settings.js';
+import {
+  connectionIdAttribute,
+  disconnectBody,
+  disconnectEventType,
+  eventTypeAttribute,
+  frameQueueSettings,
+} from './frame-queue-settings.js';
 
 /** Environment variable: most messages queued for one offline persistent session. */
 export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';
@@ -62,7 +68,7 @@ export const defaultSessionExpiryEnv = 'NIMBUS_DEFAULT_SESSION_EXPIRY';
 export const brokerRuntime = Runtime.NODEJS_24_X;
 
 /** The broker's functions, by role. */
-export type BrokerFunctionId = 'connect' | 'message' | 'disconnect' | 'fanout' | 'sweeper';
+export type BrokerFunctionId = 'connect' | 'message' | 'fanout' | 'sweeper';
 
 /** Log levels Powertools Logger understands. */
 export type BrokerLogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT' | 'CRITICAL';
@@ -224,13 +230,12 @@ export class NimbusBroker extends Construct {
         Duration.seconds(15),
         'MQTT packets from clients ($default, via the frame queue)',
       ),
-      disconnect: makeFunction('disconnect', Duration.seconds(15), 'Will messages, session bookkeeping'),
       fanout: makeFunction('fanout', Duration.seconds(60), 'Delivers published messages to subscribers'),
       sweeper: makeFunction('sweeper', Duration.seconds(55), 'Keep-alive, will delay and session expiry'),
     };
     this.grantTableAccess();
 
-    const { connect, message, disconnect, fanout, sweeper } = this.functions;
+    const { connect, message, fanout, sweeper } = this.functions;
     this.api.addRoute('$connect', {
       // A Lambda proxy integration passes the function's headers through, so $connect can answer
       // `Sec-WebSocket-Protocol: mqtt`, which MQTT clients require.
@@ -264,16 +269,15 @@ export class NimbusBroker extends Construct {
       description: 'Nimbus MQTT: API Gateway sends $default frames to the frame queue',
     });
     this.frameQueue.grant(this.frameQueueSendRole, 'sqs:SendMessage');
-    this.api.addRoute('$default', { integration: this.frameQueueIntegration() });
+    this.api.addRoute('$default', { integration: this.frameQueueIntegration('$default') });
     message.addEventSource(
       new SqsEventSource(this.frameQueue, {
         batchSize: frameQueueSettings.batchSize,
         reportBatchItemFailures: frameQueueSettings.reportBatchItemFailures,
       }),
     );
-    this.api.addRoute('$disconnect', {
-      integration: new WebSocketLambdaIntegration('DisconnectIntegration', disconnect),
-    });
+    // $disconnect joins the connection's message group: it is handled after the frames before it.
+    this.api.addRoute('$disconnect', { integration: this.frameQueueIntegration('$disconnect') });
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy });
     this.stage = new WebSocketStage(this, 'Stage', {
@@ -304,7 +308,7 @@ export class NimbusBroker extends Construct {
     });
     if (props.configureApiGatewayAccountRole ?? true) this.configureAccountLogging();
 
-    for (const fn of [message, disconnect, fanout, sweeper]) this.stage.grantManagementApiAccess(fn);
+    for (const fn of [message, fanout, sweeper]) this.stage.grantManagementApiAccess(fn);
 
     if (props.customDomain) {
       const { domainName, certificate } = props.customDomain;
@@ -357,27 +361,38 @@ export class NimbusBroker extends Construct {
    * `SendMessage` from the route: the connection id is the message group and an attribute, the
    * request id the deduplication id. Every value is URL-encoded: connection ids are base64 (`+`, `=`).
    */
-  private frameQueueIntegration(): WebSocketAwsIntegration {
+  private frameQueueIntegration(route: '$default' | '$disconnect'): WebSocketAwsIntegration {
     const encoded = (expression: string) => `$util.urlEncode(${expression})`;
-    const body = [
+    const fields = [
       'Action=SendMessage',
       `MessageGroupId=${encoded('$context.connectionId')}`,
       `MessageDeduplicationId=${encoded('$context.requestId')}`,
-      `MessageBody=${encoded('$input.body')}`,
+      `MessageBody=${route === '$default' ? encoded('$input.body') : encodeURIComponent(disconnectBody)}`,
       `MessageAttribute.1.Name=${connectionIdAttribute}`,
       'MessageAttribute.1.Value.DataType=String',
       `MessageAttribute.1.Value.StringValue=${encoded('$context.connectionId')}`,
-    ].join('&');
-    return new WebSocketAwsIntegration('FrameQueueIntegration', {
-      integrationUri: `arn:${Aws.PARTITION}:apigateway:${Aws.REGION}:sqs:path/${Aws.ACCOUNT_ID}/${this.frameQueue.queueName}`,
-      integrationMethod: 'POST',
-      credentialsRole: this.frameQueueSendRole,
-      requestParameters: {
-        'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'",
+    ];
+    if (route === '$disconnect') {
+      fields.push(
+        `MessageAttribute.2.Name=${eventTypeAttribute}`,
+        'MessageAttribute.2.Value.DataType=String',
+        `MessageAttribute.2.Value.StringValue=${disconnectEventType}`,
+      );
+    }
+    const body = fields.join('&');
+    return new WebSocketAwsIntegration(
+      route === '$default' ? 'FrameQueueIntegration' : 'DisconnectQueueIntegration',
+      {
+        integrationUri: `arn:${Aws.PARTITION}:apigateway:${Aws.REGION}:sqs:path/${Aws.ACCOUNT_ID}/${this.frameQueue.queueName}`,
+        integrationMethod: 'POST',
+        credentialsRole: this.frameQueueSendRole,
+        requestParameters: {
+          'integration.request.header.Content-Type': "'application/x-www-form-urlencoded'",
+        },
+        templateSelectionExpression: '\\$default',
+        requestTemplates: { $default: body },
       },
-      templateSelectionExpression: '\\$default',
-      requestTemplates: { $default: body },
-    });
+    );
   }
 
   private createTables(removalPolicy: RemovalPolicy): Record<TableId, TableV2> {
@@ -472,13 +487,13 @@ export class NimbusBroker extends Construct {
   /** Least privilege per function; see docs/deploy.md for what each one touches. */
   private grantTableAccess(): void {
     const { Connections, Sessions, Subscriptions, Messages, Deliveries, Retained } = this.tables;
-    const { message, disconnect, fanout, sweeper } = this.functions;
+    const { message, fanout, sweeper } = this.functions;
     // connect: no table access; it only checks the subprotocol.
     for (const table of Object.values(this.tables)) table.grantReadWriteData(message);
-    // A connection that is gone ($disconnect, a 410 in the fan-out, the sweep's keep-alive check):
+    // A connection that is gone (a 410 in the fan-out, the sweep's keep-alive check):
     // read and delete its record, end its session, drop a clean session's subscriptions and
     // deliveries, publish its will (the message, the retained store, a QoS 2 marker).
-    for (const fn of [disconnect, fanout, sweeper]) {
+    for (const fn of [fanout, sweeper]) {
       for (const table of [Connections, Sessions, Subscriptions, Deliveries]) table.grantReadWriteData(fn);
       Messages.grantWriteData(fn);
       Retained.grantWriteData(fn);

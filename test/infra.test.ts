@@ -171,12 +171,9 @@ function integrationOf(routeKey: string): { Properties: Record<string, unknown> 
   };
 }
 
-test('WebSocket routes: $connect and $disconnect go to their functions, $default to the frame queue', () => {
+test('WebSocket routes: $connect goes to its function, $default and $disconnect to the frame queue', () => {
   template.resourceCountIs('AWS::ApiGatewayV2::Route', 3);
-  const routes: Array<[string, BrokerFunctionId]> = [
-    ['$connect', 'connect'],
-    ['$disconnect', 'disconnect'],
-  ];
+  const routes: Array<[string, BrokerFunctionId]> = [['$connect', 'connect']];
   for (const [routeKey, fn] of routes) {
     const integration = integrationOf(routeKey);
     // AWS_PROXY passes the function's response headers through: $connect can echo Sec-WebSocket-Protocol.
@@ -217,6 +214,24 @@ test('WebSocket routes: $connect and $disconnect go to their functions, $default
     'MessageAttribute.1.Name': 'connectionId',
     'MessageAttribute.1.Value.DataType': 'String',
     'MessageAttribute.1.Value.StringValue': '$util.urlEncode($context.connectionId)',
+  });
+  // $disconnect joins the same message group, marked, after the connection's frames.
+  const disconnect = integrationOf('$disconnect').Properties;
+  assert.equal(disconnect.IntegrationType, 'AWS');
+  assert.deepEqual(disconnect.IntegrationUri, queue.IntegrationUri);
+  assert.deepEqual(disconnect.CredentialsArn, queue.CredentialsArn);
+  const disconnectTemplate = (disconnect.RequestTemplates as Record<string, string>).$default;
+  assert.deepEqual(Object.fromEntries(new URLSearchParams(disconnectTemplate)), {
+    Action: 'SendMessage',
+    MessageGroupId: '$util.urlEncode($context.connectionId)',
+    MessageDeduplicationId: '$util.urlEncode($context.requestId)',
+    MessageBody: '$disconnect',
+    'MessageAttribute.1.Name': 'connectionId',
+    'MessageAttribute.1.Value.DataType': 'String',
+    'MessageAttribute.1.Value.StringValue': '$util.urlEncode($context.connectionId)',
+    'MessageAttribute.2.Name': 'eventType',
+    'MessageAttribute.2.Value.DataType': 'String',
+    'MessageAttribute.2.Value.StringValue': 'DISCONNECT',
   });
 });
 
@@ -316,7 +331,7 @@ test('stage: name, auto-deploy, throttling and JSON access logs', () => {
 
 test('functions: arm64, current Node.js runtime, tracing, the broker environment', () => {
   assert.ok(Number(brokerRuntime.name.match(/nodejs(\d+)/)?.[1]) >= 22, brokerRuntime.name);
-  template.resourceCountIs('AWS::Lambda::Function', 5);
+  template.resourceCountIs('AWS::Lambda::Function', 4);
   const environment = {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, { Ref: tableLogicalId(t.id) }])),
     [managementEndpointEnv]: {
@@ -371,12 +386,12 @@ test('every log group has a retention', () => {
   const groups = Object.values(template.findResources('AWS::Logs::LogGroup')) as Array<{
     Properties: { RetentionInDays?: number };
   }>;
-  assert.equal(groups.length, 6); // five functions + access logs
+  assert.equal(groups.length, 5); // four functions + access logs
   for (const g of groups) assert.equal(g.Properties.RetentionInDays, 30);
 });
 
 /** What each function may do to each table: the least-privilege matrix. */
-// disconnect, fanout (on a 410) and sweeper all end connections that are gone: read and delete the
+// fanout (on a 410) and sweeper end connections that are gone: read and delete the
 // record, end the session, drop a clean session's subscriptions and deliveries, publish the will.
 const connectionGone = {
   Connections: 'rw',
@@ -396,7 +411,6 @@ const access: Record<BrokerFunctionId, Partial<Record<TableId, 'rw' | 'r' | 'w'>
     Deliveries: 'rw',
     Retained: 'rw',
   },
-  disconnect: connectionGone,
   fanout: connectionGone,
   sweeper: connectionGone,
 };

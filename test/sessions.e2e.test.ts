@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Emulator } from '../emulator/index.js';
-import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectClient, eventually, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
 // Sessions live in DynamoDB, so they must hold whichever function instance

@@ -1,10 +1,16 @@
 import type { APIGatewayProxyWebsocketEventV2, SQSEvent, SQSRecord } from 'aws-lambda';
-import { connectionIdAttribute } from '../../infra/frame-queue-settings.js';
+import {
+  connectionIdAttribute,
+  disconnectEventType,
+  eventTypeAttribute,
+} from '../../infra/frame-queue-settings.js';
 
 /** One inbound WebSocket frame of base64 MQTT packets, and the connection it came from. */
 export interface InboundFrame {
   readonly connectionId: string;
   readonly frame: string;
+  /** The `$disconnect` route's message: the connection has ended. */
+  readonly disconnected?: boolean;
 }
 
 /** The queue's event (the product's `$default` route) or the route's own Lambda event. */
@@ -27,5 +33,8 @@ export function frameFromRecord(record: SQSRecord): InboundFrame {
   const connectionId =
     record.messageAttributes[connectionIdAttribute]?.stringValue ?? record.attributes.MessageGroupId;
   if (!connectionId) throw new Error(`queue message ${record.messageId} names no connection`);
+  if (record.messageAttributes[eventTypeAttribute]?.stringValue === disconnectEventType) {
+    return { connectionId, frame: '', disconnected: true };
+  }
   return { connectionId, frame: record.body };
 }

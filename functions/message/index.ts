@@ -2,6 +2,7 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambd
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { handleFrame } from '../../shared/broker/inbound.js';
+import { connectionGone } from '../../shared/broker/lifecycle.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import {
   frameFromRecord,
@@ -15,7 +16,11 @@ const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
 const processor = new SqsFifoPartialProcessorAsync();
 
-async function handle({ connectionId, frame }: InboundFrame): Promise<void> {
+async function handle({ connectionId, frame, disconnected }: InboundFrame): Promise<void> {
+  if (disconnected) {
+    await connectionGone(broker, connectionId);
+    return;
+  }
   const outcome = await handleFrame(broker, connectionId, frame);
   if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
@@ -23,7 +28,7 @@ async function handle({ connectionId, frame }: InboundFrame): Promise<void> {
 
 /**
  * `$default`: WebSocket frames of base64 MQTT packets. From the FIFO queue (the product), a batch
- * of frames handled one after another; a failure stops its connection's frames there, to be
+ * of frames (and `$disconnect` notices, in order with them) handled one after another; a failure stops its connection's frames there, to be
  * retried in order. From a Lambda integration, one frame.
  */
 export const handler = async (event: MessageEvent): Promise<SQSBatchResponse | APIGatewayProxyResultV2> => {
