@@ -22,6 +22,8 @@ export interface ConnectionRecord {
   readonly lastSeen: number;
   /** Published if the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
   readonly will?: ApplicationMessage;
+  /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
+  readonly connectFrameId?: string;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -123,7 +125,9 @@ export interface BrokerStore {
   claimQoS2Delivery(
     clientId: string,
     messageKey: string,
-  ): Promise<{ packetId: number; seq: number; first: boolean }>;
+  ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }>;
+  /** PUBREC for a QoS 2 delivery: the receiver has it; a retry must not send it again [MQTT-4.3.3-1]. */
+  markQoS2Received(clientId: string, packetId: number): Promise<void>;
   /** Keeps a message for a persistent session until acknowledged; false when the queue is full. */
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;
   /** PUBACK or PUBCOMP: the message is done. */

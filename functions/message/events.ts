@@ -11,6 +11,8 @@ export interface InboundFrame {
   readonly frame: string;
   /** The `$disconnect` route's message: the connection has ended. */
   readonly disconnected?: boolean;
+  /** The queue message id, the same each time the queue redelivers the frame. */
+  readonly frameId?: string;
 }
 
 /** The queue's event (the product's `$default` route) or the route's own Lambda event. */
@@ -36,5 +38,5 @@ export function frameFromRecord(record: SQSRecord): InboundFrame {
   if (record.messageAttributes[eventTypeAttribute]?.stringValue === disconnectEventType) {
     return { connectionId, frame: '', disconnected: true };
   }
-  return { connectionId, frame: record.body };
+  return { connectionId, frame: record.body, frameId: record.messageId };
 }

@@ -16,12 +16,12 @@ const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
 const processor = new SqsFifoPartialProcessorAsync();
 
-async function handle({ connectionId, frame, disconnected }: InboundFrame): Promise<void> {
+async function handle({ connectionId, frame, disconnected, frameId }: InboundFrame): Promise<void> {
   if (disconnected) {
     await connectionGone(broker, connectionId);
     return;
   }
-  const outcome = await handleFrame(broker, connectionId, frame);
+  const outcome = await handleFrame(broker, connectionId, frame, frameId);
   if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
 }

@@ -19,6 +19,8 @@ export interface BrokerContext {
 export interface Invocation {
   readonly connectionId: string;
   record?: ConnectionRecord;
+  /** The queue's id of this frame: the same when the queue redelivers it. */
+  readonly frameId?: string;
   /** Known from CONNECT even when the connection is refused. */
   protocolVersion?: ProtocolVersion;
   readonly outbox: Packet[];

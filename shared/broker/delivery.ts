@@ -39,7 +39,9 @@ export async function deliver(
     const id =
       qos === 2 && options.messageKey
         ? await ctx.store.claimQoS2Delivery(session.clientId, options.messageKey)
-        : { ...(await ctx.store.reservePacketId(session.clientId)), first: true };
+        : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
+    // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
+    if (id.received) return 'sent';
     packet.messageId = id.packetId;
     packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
     if (!session.cleanSession) {

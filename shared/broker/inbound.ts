@@ -102,8 +102,9 @@ export async function handleFrame(
   ctx: BrokerContext,
   connectionId: string,
   frame: string,
+  frameId?: string,
 ): Promise<FrameOutcome> {
-  const invocation: Invocation = { connectionId, outbox: [] };
+  const invocation: Invocation = { connectionId, frameId, outbox: [] };
   // A frame opening with CONNECT needs no lookup; anything else needs the
   // connection's record, for its protocol version and its session.
   let decoded = firstPacketIsConnect(frame) ? decodeFrame(frame, undefined, ctx.maxPacketSize) : undefined;

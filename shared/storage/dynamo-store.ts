@@ -45,6 +45,7 @@ const deliveryTtlSeconds = 7 * 24 * 3600;
 // Zero-padded so entries sort by packet id; the `seq` attribute keeps queuing order across wraps.
 const outboundEntry = (packetId: number) => `out#${String(packetId).padStart(5, '0')}`;
 const inboundEntry = (packetId: number) => `in#${String(packetId).padStart(5, '0')}`;
+const qos2PacketEntry = (packetId: number) => `qos2id#${String(packetId).padStart(5, '0')}`;
 // The first topic level, marked so an empty level ('/a') is still a valid key.
 const retainedRoot = (topicOrFilter: string) => `r|${topicOrFilter.split('/')[0]}`;
 
@@ -361,33 +362,62 @@ export class DynamoStore implements BrokerStore {
   async claimQoS2Delivery(
     clientId: string,
     messageKey: string,
-  ): Promise<{ packetId: number; seq: number; first: boolean }> {
+  ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }> {
+    const marker = { clientId, entry: `qos2#${messageKey}` };
     const reserved = await this.reservePacketId(clientId);
+    const expiresAt = epochSeconds(Date.now()) + deliveryTtlSeconds;
     try {
       await this.db.send(
         new PutCommand({
           TableName: this.tables.Deliveries,
-          Item: {
-            clientId,
-            entry: `qos2#${messageKey}`,
-            ...reserved,
-            expiresAt: epochSeconds(Date.now()) + deliveryTtlSeconds,
-          },
+          Item: { ...marker, ...reserved, expiresAt },
           ConditionExpression: 'attribute_not_exists(entry)',
         }),
       );
-      return { ...reserved, first: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const { Item } = await this.db.send(
+        new GetCommand({ TableName: this.tables.Deliveries, Key: marker, ConsistentRead: true }),
+      );
+      return {
+        packetId: Number(Item?.packetId),
+        seq: Number(Item?.seq),
+        first: false,
+        received: Boolean(Item?.received),
+      };
     }
+    // PUBREC names only the packet id: this entry leads from it back to the marker.
+    await this.db.send(
+      new PutCommand({
+        TableName: this.tables.Deliveries,
+        Item: { clientId, entry: qos2PacketEntry(reserved.packetId), messageKey, expiresAt },
+      }),
+    );
+    return { ...reserved, first: true, received: false };
+  }
+
+  async markQoS2Received(clientId: string, packetId: number): Promise<void> {
     const { Item } = await this.db.send(
       new GetCommand({
         TableName: this.tables.Deliveries,
-        Key: { clientId, entry: `qos2#${messageKey}` },
+        Key: { clientId, entry: qos2PacketEntry(packetId) },
         ConsistentRead: true,
       }),
     );
-    return { packetId: Number(Item?.packetId), seq: Number(Item?.seq), first: false };
+    if (!Item) return;
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.tables.Deliveries,
+          Key: { clientId, entry: `qos2#${Item.messageKey}` },
+          UpdateExpression: 'SET received = :yes',
+          ConditionExpression: 'attribute_exists(entry)',
+          ExpressionAttributeValues: { ':yes': true },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!isConditionFailure(error)) throw error;
+      });
   }
 
   async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {

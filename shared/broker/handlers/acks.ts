@@ -21,6 +21,7 @@ export async function handleAck(
     case 'pubrec':
       // [MQTT-4.3.3-1] answer PUBREC with PUBREL; from now on PUBREL is what a reconnect resends.
       if (!record.cleanSession) await ctx.store.markOutboundReleased(record.clientId, packetId);
+      await ctx.store.markQoS2Received(record.clientId, packetId);
       invocation.outbox.push({ cmd: 'pubrel', messageId: packetId });
       return;
     case 'pubrel':

@@ -96,6 +96,7 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     keepAliveSeconds: packet.keepalive ?? 0,
     connectedAt: ctx.now(),
     lastSeen: ctx.now(),
+    connectFrameId: invocation.frameId,
     will: packet.will && {
       topic: packet.will.topic,
       payload: Buffer.from(packet.will.payload),
@@ -107,12 +108,16 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   let plan = planSession(previous, clean, randomUUID);
   invocation.record = record(plan.sessionId);
   if (!(await ctx.store.claimConnection(invocation.record))) {
-    // [MQTT-3.1.0-2] a second CONNECT on one connection is a protocol violation.
     const existing = await ctx.store.getConnection(invocation.connectionId);
-    invocation.record = undefined;
-    invocation.protocolVersion = existing?.protocolVersion;
-    protocolViolation(invocation, existing?.protocolVersion, ReasonCode.ProtocolError, 'second CONNECT');
-    return;
+    if (invocation.frameId === undefined || existing?.connectFrameId !== invocation.frameId) {
+      // [MQTT-3.1.0-2] a second CONNECT on one connection is a protocol violation.
+      invocation.record = undefined;
+      invocation.protocolVersion = existing?.protocolVersion;
+      protocolViolation(invocation, existing?.protocolVersion, ReasonCode.ProtocolError, 'second CONNECT');
+      return;
+    }
+    // The same CONNECT again: the queue redelivered it after a failure. Finish what the first try began.
+    await ctx.store.putConnection(invocation.record);
   }
   const session = (): SessionRecord => ({
     clientId,
