@@ -30,6 +30,8 @@ function parse() {
   }
 }
 
+// The functions deploy on Node.js 22+; the SDK's notice about running locally on Node 20 is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const args = parse();
 if (args.help) {
   process.stdout.write(`${usage}\n`);

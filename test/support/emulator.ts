@@ -2,6 +2,9 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { connect } from '../../client/index.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../emulator/index.js';
 
+// The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 would drown the test output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** One emulator per test file, with a quick stream poll so tests do not idle; diagnostics are kept for failures. */
 export async function startTestEmulator(
   options: EmulatorOptions = {},
