@@ -136,7 +136,8 @@ const initEvents: Partial<Record<FunctionName, unknown>> = {
 /**
  * Warm instances are ready when the emulator is, as provisioned concurrency runs the init phase
  * ahead of traffic: otherwise a client's first packet waits for a module load, which in a worker
- * thread compiling TypeScript takes far longer than a Lambda cold start. Metered as invocations.
+ * thread compiling TypeScript takes far longer than a Lambda cold start. AWS bills no request for
+ * it, so the meter is reset afterwards.
  */
 async function initWarmInstances(pools: Record<FunctionName, FunctionPool>, count: number): Promise<void> {
   await Promise.all(
@@ -251,6 +252,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       cleanups.push(() => pool.stop());
     }
     await initWarmInstances(pools as Record<FunctionName, FunctionPool>, options.warmInstances ?? 1);
+    // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
+    meter.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
     // Closed before the functions stop, so the $disconnect invocations it causes can still run.

@@ -66,6 +66,21 @@ export class Meter {
     this.writeUnits += writeUnits;
   }
 
+  /** Forgets everything counted so far. */
+  reset(): void {
+    this.gatewayIn = 0;
+    this.gatewayOut = 0;
+    this.billedMessages = 0;
+    this.connectionMs = 0;
+    this.openConnections.clear();
+    this.lambda.clear();
+    this.dynamoRequests.clear();
+    this.readUnits = 0;
+    this.writeUnits = 0;
+    this.sqsRequests.clear();
+    this.sqsBilled = 0;
+  }
+
   /** One SQS API call carrying `payloadBytes` (all messages of a batch call together). */
   sqsRequest(operation: string, payloadBytes: number): void {
     this.sqsRequests.set(operation, (this.sqsRequests.get(operation) ?? 0) + 1);
