@@ -1,3 +1,4 @@
+import { type PasswordDocument, parsePasswordDocument } from './auth.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
 /** Environment variable naming the API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
@@ -8,6 +9,11 @@ export const dynamoEndpointEnv = 'NIMBUS_DYNAMODB_ENDPOINT';
 export const maxPacketSizeEnv = 'NIMBUS_MAX_PACKET_SIZE';
 /** Most QoS 1/2 messages kept for one persistent session; more are dropped for that session. */
 export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';
+/**
+ * The users document `{ "users": { "<username>": { "sha256", "salt" } } }` (salted hashes, never
+ * passwords: docs/adr/0005-authentication.md). Set only for the message function; unset, any client may connect.
+ */
+export const authUsersEnv = 'NIMBUS_AUTH_USERS';
 
 export interface BrokerConfig {
   readonly tables: Readonly<Record<TableId, string>>;
@@ -15,6 +21,8 @@ export interface BrokerConfig {
   readonly dynamoEndpoint?: string;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
+  /** Who may connect; absent: no authentication. */
+  readonly authUsers?: PasswordDocument;
 }
 
 /** API Gateway's 128 KB message, base64-decoded. */
@@ -46,11 +54,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
   }
   const maxPacketSize = Number(env[maxPacketSizeEnv] ?? gatewayMaxPacketSize);
   const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? 1000);
+  const authUsers = env[authUsersEnv];
   return {
     tables,
     managementEndpoint,
     dynamoEndpoint: env[dynamoEndpointEnv] || undefined,
     maxPacketSize,
     maxQueuedPerSession,
+    ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
   };
+}
+
+function usersFrom(json: string): PasswordDocument {
+  try {
+    return parsePasswordDocument(json);
+  } catch (error) {
+    throw new Error(`${authUsersEnv} is not a users document: ${(error as Error).message}`);
+  }
 }

@@ -1,4 +1,5 @@
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { PasswordFile } from './auth.js';
 import type { BrokerContext } from './broker/context.js';
 import { type BrokerConfig, configFromEnv } from './config.js';
 import { ManagementApiGateway } from './gateway/management-api.js';
@@ -24,5 +25,6 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
     now: Date.now,
+    ...(config.authUsers ? { authenticator: new PasswordFile(config.authUsers) } : {}),
   };
 }

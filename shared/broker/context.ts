@@ -1,14 +1,17 @@
 import type { Packet } from 'mqtt-packet';
+import type { Authenticator } from '../auth.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 
-/** What the broker logic needs from its surroundings: the two ports, limits and a clock. */
+/** What the broker logic needs from its surroundings: the two ports, limits, a clock and who may connect. */
 export interface BrokerContext {
   readonly store: BrokerStore;
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
   readonly now: () => number;
+  /** Checks CONNECT credentials; absent: no authentication, any client may connect. */
+  readonly authenticator?: Authenticator;
 }
 
 /**

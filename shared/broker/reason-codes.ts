@@ -8,6 +8,8 @@ export const ReasonCode = {
   ImplementationSpecificError: 0x83,
   UnsupportedProtocolVersion: 0x84,
   ClientIdentifierNotValid: 0x85,
+  BadUserNameOrPassword: 0x86,
+  NotAuthorized: 0x87,
   SessionTakenOver: 0x8e,
   TopicFilterInvalid: 0x8f,
   TopicNameInvalid: 0x90,
@@ -21,6 +23,8 @@ export const ConnackReturnCode = {
   Accepted: 0,
   UnacceptableProtocolVersion: 1,
   IdentifierRejected: 2,
+  BadUserNameOrPassword: 4,
+  NotAuthorized: 5,
 } as const;
 
 /** MQTT 3.1.1 SUBACK failure code [MQTT-3.9.3-2]. */

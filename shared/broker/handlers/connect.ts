@@ -29,8 +29,9 @@ function refuse(
 }
 
 /**
- * CONNECT: claim the connection, take the client id over from any other
- * connection, start or resume the session, answer CONNACK.
+ * CONNECT: check the credentials (when the broker has an authenticator), claim
+ * the connection, take the client id over from any other connection, start or
+ * resume the session, answer CONNACK.
  */
 export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
   const version = packet.protocolVersion;
@@ -73,6 +74,31 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
       'invalid client id',
     );
     return;
+  }
+  if (ctx.authenticator) {
+    const { username, password } = packet;
+    if (!(await ctx.authenticator.authenticate({ clientId, username, password }))) {
+      // §3.2.2.3 / MQTT 5 §3.2.2.2: refused before the connection is claimed, so a refused client
+      // takes over no client id and leaves no connection or session behind [MQTT-3.2.2-5].
+      if (username === undefined) {
+        refuse(
+          invocation,
+          version,
+          ConnackReturnCode.NotAuthorized,
+          ReasonCode.NotAuthorized,
+          'not authorized: no user name',
+        );
+      } else {
+        refuse(
+          invocation,
+          version,
+          ConnackReturnCode.BadUserNameOrPassword,
+          ReasonCode.BadUserNameOrPassword,
+          'bad user name or password',
+        );
+      }
+      return;
+    }
   }
   if (packet.will && !isValidTopicName(packet.will.topic)) {
     // 3.1.1 has no CONNACK code for a bad will topic: close without one [MQTT-4.8.0-1]; 5.0 says why.
