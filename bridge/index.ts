@@ -10,6 +10,7 @@ import { type RawData, WebSocket } from 'ws';
 import {
   decodeFrame,
   encodeFrame,
+  GATEWAY_FRAME_LIMIT,
   MAX_FRAME_BYTES,
   PacketFramer,
   planFrames,
@@ -195,7 +196,12 @@ class BridgedConnection {
   }
 
   private send(text: string): void {
-    this.ws.send(text, () => {
+    // Frames of at most 32 KB, as API Gateway requires; the callback fires once the last is written.
+    for (let at = 0; at + GATEWAY_FRAME_LIMIT < text.length; at += GATEWAY_FRAME_LIMIT) {
+      this.ws.send(text.slice(at, at + GATEWAY_FRAME_LIMIT), { fin: false });
+    }
+    const last = text.slice(Math.floor((text.length - 1) / GATEWAY_FRAME_LIMIT) * GATEWAY_FRAME_LIMIT);
+    this.ws.send(last, { fin: true }, () => {
       if (this.tcpPaused && this.ws.bufferedAmount < LOW_WATER) {
         this.tcpPaused = false;
         this.tcp.resume();

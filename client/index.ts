@@ -39,7 +39,7 @@ export {
   type NimbusTransportErrorCode,
   SUBPROTOCOL,
 } from './stream.js';
-export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
+export { GATEWAY_FRAME_LIMIT, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 
 /** MQTT.js client options plus the WebSocket class to use. */
 export type NimbusClientOptions = IClientOptions & {

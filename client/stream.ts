@@ -15,8 +15,10 @@ import {
 } from './framing.js';
 import {
   CONNECTING,
+  maxPacketBytesFor,
   OPEN,
   openWebSocket,
+  sendMessage,
   type WebSocketConstructor,
   type WebSocketLike,
 } from './websocket.js';
@@ -237,9 +239,9 @@ export class NimbusStream extends Duplex {
     this.flushQueued = false;
     const socket = this.webSocket;
     if (this.destroyed || !socket || socket.readyState !== OPEN) return; // onOpen flushes
-    const { frames, oversized } = planFrames(this.outbox);
+    const { frames, oversized } = planFrames(this.outbox, maxPacketBytesFor(socket));
     this.outbox = [];
-    for (const frame of frames) socket.send(encodeFrame(frame));
+    for (const frame of frames) sendMessage(socket, encodeFrame(frame));
     // Not fatal: the connection is fine, only this packet could never pass the gateway.
     for (const packet of oversized) this.emit('error', new PacketTooLargeError(packet));
   }

@@ -59,3 +59,40 @@ export async function openWebSocket(
   }
   return new Native(url, protocols);
 }
+
+/** API Gateway closes a connection that sends a WebSocket frame over 32 KB (code 1009). */
+export const GATEWAY_FRAME_LIMIT = 32 * 1024;
+
+/** `ws`'s send, which can split one message into several frames; browsers' cannot. */
+type FragmentingSend = (data: string, options: { fin: boolean }) => void;
+
+/**
+ * Whether this socket can split a message into frames. Node's `ws` can (it also has `ping`);
+ * a browser WebSocket sends each message as one frame.
+ */
+export function canFragment(socket: WebSocketLike): boolean {
+  return typeof (socket as { ping?: unknown }).ping === 'function';
+}
+
+/**
+ * Sends one text message, split into frames of at most 32 KB where the socket can, as API
+ * Gateway requires of messages over 32 KB.
+ *
+ * @example
+ * sendMessage(socket, encodeFrame(packets));
+ */
+export function sendMessage(socket: WebSocketLike, text: string): void {
+  if (text.length <= GATEWAY_FRAME_LIMIT || !canFragment(socket)) {
+    socket.send(text);
+    return;
+  }
+  const send = (socket.send as FragmentingSend).bind(socket);
+  for (let at = 0; at < text.length; at += GATEWAY_FRAME_LIMIT) {
+    send(text.slice(at, at + GATEWAY_FRAME_LIMIT), { fin: at + GATEWAY_FRAME_LIMIT >= text.length });
+  }
+}
+
+/** Most bytes of packets per message: 128 KB of base64, or one 32 KB frame where the socket cannot split. */
+export function maxPacketBytesFor(socket: WebSocketLike): number {
+  return canFragment(socket) ? (128 * 1024 * 3) / 4 : (GATEWAY_FRAME_LIMIT * 3) / 4;
+}
