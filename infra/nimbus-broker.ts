@@ -48,7 +48,8 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { DeduplicationScope, FifoThroughputLimit, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { managementEndpointEnv, maxPacketSizeEnv } from '../shared/config.js';
+import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
+import { authUsersEnv, managementEndpointEnv, maxPacketSizeEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
 import {
@@ -80,6 +81,20 @@ export interface NimbusCustomDomain {
   /** ACM certificate (in the stack's region) covering `domainName`: its ARN, or the certificate itself. */
   readonly certificate: string | ICertificate;
 }
+
+/** Who may connect: MQTT CONNECT username/password, checked against salted SHA-256 hashes. */
+export interface NimbusAuthentication {
+  /**
+   * Users by name, each with the entry `npx nimbus hash-password <password>` prints: the hex
+   * SHA-256 of the salt followed by the password, and the salt. Passwords themselves are never
+   * stored. The document travels in the message function's environment, which Lambda caps at
+   * 4 KB in all: a few dozen users (docs/adr/0005-authentication.md).
+   */
+  readonly users: Readonly<Record<string, PasswordHash>>;
+}
+
+/** Largest users document the construct puts in an environment variable, leaving room for the rest of Lambda's 4 KB. */
+export const maxAuthUsersBytes = 3000;
 
 export interface NimbusBrokerProps {
   /**
@@ -152,6 +167,13 @@ export interface NimbusBrokerProps {
    * @default true
    */
   readonly configureApiGatewayAccountRole?: boolean;
+  /**
+   * Username/password authentication of MQTT CONNECT: clients must present a listed username and
+   * its password, or are refused (CONNACK 4/5, MQTT 5 reason 0x86/0x87). Passed to the message
+   * function only, as `NIMBUS_AUTH_USERS`.
+   * @default - no authentication: any client may connect
+   */
+  readonly authentication?: NimbusAuthentication;
 }
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -220,8 +242,17 @@ export class NimbusBroker extends Construct {
       POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
       NODE_OPTIONS: '--enable-source-maps',
     };
+    // Only the message function handles CONNECT, so only it gets the users document.
+    const authentication = props.authentication && authenticationEnvironment(props.authentication);
     const makeFunction = (name: BrokerFunctionId, timeout: Duration, description: string) =>
-      this.createFunction(name, { timeout, description, environment, removalPolicy, logRetention, props });
+      this.createFunction(name, {
+        timeout,
+        description,
+        environment: name === 'message' ? { ...environment, ...authentication } : environment,
+        removalPolicy,
+        logRetention,
+        props,
+      });
 
     this.functions = {
       connect: makeFunction('connect', Duration.seconds(5), 'MQTT over WebSocket handshake ($connect)'),
@@ -797,6 +828,17 @@ export class NimbusBroker extends Construct {
         'This queue is itself the dead-letter queue of the frame queue; a queue behind it would only move the same frames one step further.',
     });
   }
+}
+
+/** `NIMBUS_AUTH_USERS` for the message function, checked at synth so a bad entry fails before deploy. */
+function authenticationEnvironment(authentication: NimbusAuthentication): Record<string, string> {
+  const document = JSON.stringify(parsePasswordDocument({ users: authentication.users }));
+  if (Buffer.byteLength(document) > maxAuthUsersBytes) {
+    throw new Error(
+      `authentication.users is ${Buffer.byteLength(document)} bytes as JSON, more than ${maxAuthUsersBytes}: Lambda allows 4 KB of environment in all (docs/adr/0005-authentication.md)`,
+    );
+  }
+  return { [authUsersEnv]: document };
 }
 
 /**

@@ -17,7 +17,8 @@ import {
   NimbusStack,
   type NimbusStackProps,
 } from '../infra/index.js';
-import { managementEndpointEnv } from '../shared/config.js';
+import { hashPassword } from '../shared/auth.js';
+import { authUsersEnv, managementEndpointEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { type TableId, tableDefinitions } from '../shared/tables.js';
 
@@ -380,6 +381,35 @@ test('functions: arm64, current Node.js runtime, tracing, the broker environment
       }),
     },
   });
+});
+
+test('authentication: the users document goes to the message function only, and nowhere without the prop', () => {
+  const envOf = (of: { stack: NimbusStack; template: Template }, fn: BrokerFunctionId) => {
+    const id = of.stack.resolve(
+      (of.stack.broker.functions[fn].node.defaultChild as CfnElement).logicalId,
+    ) as string;
+    return of.template.toJSON().Resources[id].Properties.Environment.Variables as Record<string, unknown>;
+  };
+  for (const fn of Object.keys(broker.functions) as BrokerFunctionId[]) {
+    assert.equal(envOf({ stack, template }, fn)[authUsersEnv], undefined, `${fn} without the prop`);
+  }
+  const users = { alice: hashPassword('s3cret'), bob: hashPassword('hunter2') };
+  const secured = synth({ authentication: { users } });
+  assert.deepEqual(JSON.parse(String(envOf(secured, 'message')[authUsersEnv])), { users });
+  for (const fn of ['connect', 'fanout', 'sweeper'] as const) {
+    assert.equal(envOf(secured, fn)[authUsersEnv], undefined, `${fn} does not handle CONNECT`);
+  }
+  assert.doesNotMatch(
+    JSON.stringify(secured.template.toJSON()),
+    /s3cret|hunter2/,
+    'no password in the template',
+  );
+  assert.throws(
+    () => synth({ authentication: { users: { eve: { sha256: 'not a hash', salt: '00' } } } }),
+    /sha256/,
+  );
+  const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`user${i}`, hashPassword('x')]));
+  assert.throws(() => synth({ authentication: { users: many } }), /4 KB/);
 });
 
 test('every log group has a retention', () => {
