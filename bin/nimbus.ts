@@ -1,14 +1,18 @@
 /**
  * `nimbus`: the command line. `nimbus emulator` runs the local broker, `nimbus bridge` lets plain MQTT
- * over TCP clients use a Nimbus endpoint. Started through bin/nimbus.mjs, which registers tsx.
+ * over TCP clients use a Nimbus endpoint, `nimbus hash-password` makes a users entry for
+ * authentication. Started through bin/nimbus.mjs, which registers tsx.
  */
 import { runBridgeCli } from '../bridge/cli.js';
+import { hashPassword } from '../shared/auth.js';
 
 const usage = `Usage: nimbus <command> [options]
 
 Commands:
   emulator   run the broker locally (DynamoDB Local, functions, gateway); prints its ws:// URL
   bridge     accept plain MQTT over TCP (mosquitto, device SDKs) and carry it to a Nimbus endpoint
+  hash-password <password>
+             print the users entry for a password: { "sha256": …, "salt": … } (see README, Authentication)
 
 nimbus <command> --help shows a command's options. Example:
   npx nimbus emulator &
@@ -19,6 +23,17 @@ switch (command) {
   case 'bridge':
     await runBridgeCli(rest);
     break;
+  case 'hash-password': {
+    const [password, ...extra] = rest;
+    if (password === undefined || extra.length > 0 || password === '--help' || password === '-h') {
+      process.stderr.write(
+        'Usage: nimbus hash-password <password>\n\nPrints {"sha256":"…","salt":"…"}: put it under "users" as the value of a username.\n',
+      );
+      process.exit(password === '--help' || password === '-h' ? 0 : 2);
+    }
+    process.stdout.write(`${JSON.stringify(hashPassword(password))}\n`);
+    break;
+  }
   case 'emulator':
     // emulator/cli.ts parses process.argv on import: leave it only the words after "emulator".
     process.argv.splice(2, 1);

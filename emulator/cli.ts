@@ -1,11 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parsePasswordDocument } from '../shared/auth.js';
 import { startEmulator } from './index.js';
 
-const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS]
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--users FILE.json]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
-  --jitter MS      delay each function invocation by 0..MS ms   default 0`;
+  --jitter MS      delay each function invocation by 0..MS ms   default 0
+  --users FILE     require CONNECT username/password: FILE holds { "users": { "<name>": <entry> } },
+                   each entry from \`npx nimbus hash-password <password>\`   default: anyone connects`;
 
 function parse() {
   try {
@@ -14,6 +18,7 @@ function parse() {
         port: { type: 'string', default: '1884' },
         'data-dir': { type: 'string' },
         jitter: { type: 'string', default: '0' },
+        users: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -23,10 +28,19 @@ function parse() {
       throw new Error(`--port must be 0..65535, not "${values.port}"`);
     if (!Number.isFinite(jitter) || jitter < 0)
       throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
-    return { help: values.help === true, port, jitter, dataDir: values['data-dir'] };
+    const users = values.users ? usersFrom(values.users) : undefined;
+    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users };
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
     process.exit(2);
+  }
+}
+
+function usersFrom(file: string) {
+  try {
+    return parsePasswordDocument(readFileSync(file, 'utf8')).users;
+  } catch (error) {
+    throw new Error(`--users ${file}: ${(error as Error).message}`);
   }
 }
 
@@ -40,11 +54,19 @@ if (args.help) {
 const started = performance.now();
 process.stderr.write('Starting Nimbus MQTT emulator (DynamoDB Local, functions, gateway)...\n');
 try {
-  const emulator = await startEmulator({ port: args.port, dataDir: args.dataDir, jitterMs: args.jitter });
+  const emulator = await startEmulator({
+    port: args.port,
+    dataDir: args.dataDir,
+    jitterMs: args.jitter,
+    users: args.users,
+  });
   process.stderr.write(
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
   );
   process.stdout.write(`${emulator.url}\n`);
+  if (args.users) {
+    process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
+  }
   process.stderr.write(
     `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
   );

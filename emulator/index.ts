@@ -13,7 +13,8 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { type FrameQueueSettings, frameQueueSettings } from '../infra/frame-queue-settings.js';
-import { dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
+import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
+import { authUsersEnv, dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { messagesTable, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
@@ -62,6 +63,12 @@ export interface EmulatorOptions {
   };
   /** How often the sweeper runs, like the CDK schedule; 0 turns it off. @default 60_000 */
   sweepIntervalMs?: number;
+  /**
+   * Username/password authentication, as the CDK prop `authentication.users`: users by name, each
+   * with the entry `npx nimbus hash-password` prints. Given to the message function as `NIMBUS_AUTH_USERS`.
+   * @default no authentication: any client may connect
+   */
+  users?: Readonly<Record<string, PasswordHash>>;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -235,12 +242,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 is noise here.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
+    // As in the CDK stack, only the function that handles CONNECT gets the users.
+    const authentication: Record<string, string> = options.users
+      ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: options.users })) }
+      : {};
     for (const name of ['connect', 'message', 'disconnect', 'fanout', 'sweeper'] as const) {
       const pool = new FunctionPool(
         {
           name,
           entry: new URL(`${name}/index.ts`, functionsDir).href,
-          environment,
+          environment: name === 'message' ? { ...environment, ...authentication } : environment,
           maxInstances: options.maxInstances ?? 4,
           memoryMb: 256,
           jitterMs: options.jitterMs,
