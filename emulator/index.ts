@@ -329,10 +329,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       failedBatches,
       meter: () => meter.read(),
       async settle() {
-        // Frames handled can close connections ($disconnect), and those can queue nothing new.
-        await gateway.settle();
-        await frameQueue.drain();
-        await gateway.settle();
+        // A frame handled can close its connection, whose $disconnect joins the queue (or, with the
+        // 'lambda' route, is an invocation): go round until both are quiet.
+        do {
+          await gateway.settle();
+          await frameQueue.drain();
+          await gateway.settle();
+        } while (frameQueue.depth > 0);
         await poller.drain();
       },
       stop: stopAll,
