@@ -14,7 +14,8 @@ export interface Broker {
   url: string;
   /** Time from the start call to a broker that accepts clients. */
   readyMs: number;
-  connect(clientId: string): Promise<MqttClient>;
+  /** `clean: false` asks for a persistent session (clean session 0); the default is a clean one. */
+  connect(clientId: string, options?: { clean?: boolean }): Promise<MqttClient>;
   stop(): Promise<void>;
 }
 
@@ -51,8 +52,8 @@ export async function startNimbus(): Promise<Broker & { emulator: Emulator }> {
     url: emulator.url,
     readyMs,
     emulator,
-    connect: (clientId) =>
-      untilConnected(connectNimbus(emulator.url, { ...clientOptions, clientId }), emulator.url),
+    connect: (clientId, options) =>
+      untilConnected(connectNimbus(emulator.url, { ...clientOptions, ...options, clientId }), emulator.url),
     stop: async () => {
       // The emulator's gateway must see the clients' sockets close before it stops: a close that
       // lands after its server closed makes it throw from the socket's event handler.
@@ -80,7 +81,8 @@ export async function startAedes(): Promise<Broker> {
     name: 'aedes',
     url,
     readyMs,
-    connect: (clientId) => untilConnected(mqtt.connect(url, { ...clientOptions, clientId }), url),
+    connect: (clientId, options) =>
+      untilConnected(mqtt.connect(url, { ...clientOptions, ...options, clientId }), url),
     stop: async () => {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));

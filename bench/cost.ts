@@ -8,6 +8,8 @@ export const prices = {
   lambdaPerGbSecond: 0.0000133334,
   dynamoPerMillionWriteUnits: 0.625,
   dynamoPerMillionReadUnits: 0.125,
+  /** FIFO queues; one request per 64 KB of payload. */
+  sqsFifoPerMillionRequests: 0.5,
 } as const;
 
 /** What one workload consumed: the meter after minus the meter before. */
@@ -28,6 +30,11 @@ export function meterDelta(before: MeterReading, after: MeterReading): MeterRead
     const delta = count - (before.dynamodb.requests[operation] ?? 0);
     if (delta) requests[operation] = delta;
   }
+  const sqsRequests: Record<string, number> = {};
+  for (const [operation, count] of Object.entries(after.sqs?.requests ?? {})) {
+    const delta = count - (before.sqs?.requests[operation] ?? 0);
+    if (delta) sqsRequests[operation] = delta;
+  }
   return {
     gateway: {
       messagesIn: after.gateway.messagesIn - before.gateway.messagesIn,
@@ -40,6 +47,10 @@ export function meterDelta(before: MeterReading, after: MeterReading): MeterRead
       requests,
       readUnits: after.dynamodb.readUnits - before.dynamodb.readUnits,
       writeUnits: after.dynamodb.writeUnits - before.dynamodb.writeUnits,
+    },
+    sqs: {
+      requests: sqsRequests,
+      billedRequests: (after.sqs?.billedRequests ?? 0) - (before.sqs?.billedRequests ?? 0),
     },
   };
 }
@@ -55,6 +66,10 @@ export interface UnitsPerMessage {
   dynamoRequestsPerDelivery: Record<string, number>;
   readUnitsPerPublish: number;
   writeUnitsPerPublish: number;
+  /** SQS API calls by operation (the `$default` FIFO queue and its event source mapping). */
+  sqsRequestsPerPublish: Record<string, number>;
+  /** SQS billed requests (64 KB units). */
+  sqsBilledPerPublish: number;
   /** Function instances that served their first invocation during the workload (cold starts). */
   newInstances: Record<string, number>;
   /** Connection-minutes the two benchmark clients held during the workload; not per message. */
@@ -83,6 +98,8 @@ export function unitsPerMessage(delta: MeterReading, publishes: number, deliveri
     dynamoRequestsPerDelivery: per(delta.dynamodb.requests, deliveries),
     readUnitsPerPublish: delta.dynamodb.readUnits / publishes,
     writeUnitsPerPublish: delta.dynamodb.writeUnits / publishes,
+    sqsRequestsPerPublish: per(delta.sqs?.requests ?? {}, publishes),
+    sqsBilledPerPublish: (delta.sqs?.billedRequests ?? 0) / publishes,
     newInstances: Object.fromEntries(Object.entries(delta.lambda).map(([n, l]) => [n, l.instances.length])),
     connectionMinutes: delta.gateway.connectionMinutes,
   };
@@ -94,6 +111,7 @@ export interface CostPerMillion {
   lambdaCompute: number;
   dynamoWrites: number;
   dynamoReads: number;
+  sqs: number;
   total: number;
   /** One line per item: units per message × 1e6 × price. */
   arithmetic: string[];
@@ -142,13 +160,21 @@ export function costPerMillion(units: UnitsPerMessage): CostPerMillion {
     prices.dynamoPerMillionReadUnits,
     'M RRU',
   );
-  const total = gateway.cost + requests.cost + compute.cost + writes.cost + reads.cost;
+  const sqs = line(
+    'SQS FIFO requests',
+    units.sqsBilledPerPublish,
+    'requests',
+    prices.sqsFifoPerMillionRequests,
+    'M req',
+  );
+  const total = gateway.cost + requests.cost + compute.cost + writes.cost + reads.cost + sqs.cost;
   return {
     gateway: gateway.cost,
     lambdaRequests: requests.cost,
     lambdaCompute: compute.cost,
     dynamoWrites: writes.cost,
     dynamoReads: reads.cost,
+    sqs: sqs.cost,
     total,
     arithmetic: [
       gateway.text,
@@ -156,6 +182,7 @@ export function costPerMillion(units: UnitsPerMessage): CostPerMillion {
       compute.text,
       writes.text,
       reads.text,
+      sqs.text,
       `${'total'.padEnd(17)} $${total.toFixed(4)} per million messages (excludes connection-minutes at $${prices.gatewayPerMillionConnectionMinutes}/M, which depend on how long clients stay connected, not on messages)`,
     ],
   };

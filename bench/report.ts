@@ -48,13 +48,18 @@ function latencyTable(results: BenchResults): string {
     for (const broker of brokers) {
       const phase = broker.phases[i];
       if (!phase) continue;
-      rows.push(latencyRow(`  ${broker.broker} publish→deliver`, phase.workload.deliver, phase, true));
-      rows.push(latencyRow(`  ${broker.broker} publish→PUBACK`, phase.workload.puback, phase, false));
+      const w = phase.workload;
+      rows.push(latencyRow(`  ${broker.broker} publish→deliver`, w.deliver, phase, true));
+      if (w.arrive) rows.push(latencyRow(`  ${broker.broker} publish→arrive`, w.arrive, phase, false));
+      if (w.pubrec) rows.push(latencyRow(`  ${broker.broker} publish→PUBREC`, w.pubrec, phase, false));
+      const ack = w.ackPacket ?? 'PUBACK (none at QoS 0)';
+      rows.push(latencyRow(`  ${broker.broker} publish→${ack}`, w.puback, phase, false));
     }
     const r = results.ratios?.[i];
     if (r) {
-      for (const metric of ['deliver', 'puback'] as const) {
+      for (const metric of ['deliver', 'arrive', 'pubrec', 'puback'] as const) {
         const f = r[metric];
+        if (!f) continue;
         rows.push([
           `  Nimbus/Aedes ${metric}`,
           ratio(f.p50),
@@ -98,6 +103,13 @@ function unitsTable(phases: PhaseResult[]): string {
   }
   add('DynamoDB write units / publish', (p) => p.units?.writeUnitsPerPublish);
   add('DynamoDB read units / publish', (p) => p.units?.readUnitsPerPublish);
+  const sqsOperations = [
+    ...new Set(metered.flatMap((p) => Object.keys(p.units?.sqsRequestsPerPublish ?? {}))),
+  ];
+  for (const op of sqsOperations.sort()) {
+    add(`SQS ${op} / publish`, (p) => p.units?.sqsRequestsPerPublish[op] ?? 0);
+  }
+  add('SQS billed requests / publish', (p) => p.units?.sqsBilledPerPublish);
   for (const name of functions) {
     add(`Lambda ${name} new instances in phase`, (p) => p.units?.newInstances[name] ?? 0, 0);
   }
@@ -110,8 +122,21 @@ export function formatReport(results: BenchResults): string {
   const lines = [
     '',
     `Nimbus MQTT benchmark, ${results.startedAt}`,
-    `${config.messages} QoS 1 messages per phase, 1 publisher → 1 subscriber on bench/+/t, all on 127.0.0.1; ` +
-      `loss timeout ${config.lossTimeoutMs / 1000} s`,
+    `${config.messages} QoS ${config.qos} messages per phase (publish and subscription QoS ${config.qos}), ` +
+      `1 publisher → 1 subscriber on bench/+/t, all on 127.0.0.1; loss timeout ${config.lossTimeoutMs / 1000} s`,
+    `Subscriber session: ${
+      config.persistent
+        ? `persistent (clean: false, client id ${config.subscriberClientId})`
+        : 'clean (clean: true, client id per run)'
+    }; Nimbus $default route: ${config.defaultRoute}`,
+    ...(config.qos === 2
+      ? [
+          'QoS 2: arrive = the PUBLISH reaching the subscriber; deliver = its message event, which MQTT.js ' +
+            'raises on PUBREL (one more round trip through the broker)',
+        ]
+      : []),
+    `Machine: ${results.machine.cpus} CPUs; 1-minute load average ` +
+      `${num(results.machine.loadAverage.atStart[0], 2)} at start, ${num(results.machine.loadAverage.atEnd[0], 2)} at end`,
     `Nimbus: emulator start-to-ready ${nimbus.readyMs.toFixed(0)} ms (startEmulator call to resolution)`,
     results.aedes
       ? `Aedes: ${results.aedes.url}, ready in ${results.aedes.readyMs.toFixed(0)} ms`

@@ -1,5 +1,9 @@
 /**
- * `npm run bench [-- --messages N --inflight N --skip-aedes --default-route sqs-fifo|lambda]`
+ * `npm run bench [-- --messages N --inflight N --qos 0|1|2 --persistent --skip-aedes --default-route sqs-fifo|lambda]`
+ *
+ * `--qos` (default 1) is the QoS of every publish and of the subscription. `--persistent` connects the
+ * subscriber with clean session 0 and a fixed client id, so deliveries go to a persistent session.
+ * Both apply to Nimbus and Aedes alike.
  *
  * Publish-to-deliver and PUBACK latency, throughput, and billed units per message of Nimbus in the
  * emulator, against Aedes on the same machine in the same run. Progress goes to stderr, the table to
@@ -43,6 +47,13 @@ export interface BrokerResult {
 export interface BenchConfig {
   messages: number;
   inflight: number;
+  /** Publish QoS and subscription QoS. */
+  qos: 0 | 1 | 2;
+  /** The subscriber connects with clean: false and the fixed client id `subscriberClientId`. */
+  persistent: boolean;
+  subscriberClientId: string;
+  /** The emulator's `$default` integration. */
+  defaultRoute: string;
   skipAedes: boolean;
   lossTimeoutMs: number;
 }
@@ -64,6 +75,8 @@ function parseConfig(): BenchConfig {
     options: {
       messages: { type: 'string', default: '200' },
       inflight: { type: 'string', default: '16' },
+      qos: { type: 'string', default: '1' },
+      persistent: { type: 'boolean', default: false },
       'skip-aedes': { type: 'boolean', default: false },
       // The emulator's $default integration: the product's FIFO queue, or one Lambda invocation per frame.
       'default-route': { type: 'string' },
@@ -71,9 +84,17 @@ function parseConfig(): BenchConfig {
     strict: true,
   });
   if (values['default-route'] !== undefined) process.env.NIMBUS_DEFAULT_ROUTE = values['default-route'];
+  const qos = Number(values.qos);
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new Error(`--qos wants 0, 1 or 2, got ${values.qos}`);
+  const persistent = values.persistent;
   return {
     messages: positiveInteger('messages', values.messages),
     inflight: positiveInteger('inflight', values.inflight),
+    qos,
+    persistent,
+    // A persistent session is found again by its client id; a clean one gets a fresh id per run.
+    subscriberClientId: persistent ? 'bench-sub' : `bench-sub-${process.pid}`,
+    defaultRoute: process.env.NIMBUS_DEFAULT_ROUTE || 'sqs-fifo',
     skipAedes: values['skip-aedes'],
     lossTimeoutMs,
   };
@@ -99,17 +120,20 @@ async function benchBroker(
 ): Promise<BrokerResult> {
   const clients: MqttClient[] = [];
   try {
-    const subscriber = await broker.connect(`bench-sub-${process.pid}`);
+    const subscriber = await broker.connect(config.subscriberClientId, { clean: !config.persistent });
     clients.push(subscriber);
     const publisher = await broker.connect(`bench-pub-${process.pid}`);
     clients.push(publisher);
-    const granted = await subscriber.subscribeAsync('bench/+/t', { qos: 1 });
-    if (granted[0]?.qos !== 1) throw new Error(`${broker.name} granted QoS ${granted[0]?.qos} for bench/+/t`);
+    const granted = await subscriber.subscribeAsync('bench/+/t', { qos: config.qos });
+    if (granted[0]?.qos !== config.qos) {
+      throw new Error(`${broker.name} granted QoS ${granted[0]?.qos} for bench/+/t, not ${config.qos}`);
+    }
 
     const workload = (label: string, topic: string, messages: number, inflight: number) =>
       runWorkload(publisher, subscriber, {
         label: `${broker.name} ${label}`,
         topic,
+        qos: config.qos,
         messages,
         inflight,
         lossTimeoutMs: config.lossTimeoutMs,
@@ -128,7 +152,9 @@ async function benchBroker(
       ['latency', 1],
       ['throughput', config.inflight],
     ] as const) {
-      progress(`[${broker.name}] ${phase}: ${config.messages} QoS 1 messages, in-flight ${inflight}`);
+      progress(
+        `[${broker.name}] ${phase}: ${config.messages} QoS ${config.qos} messages, in-flight ${inflight}`,
+      );
       const before = emulator?.meter();
       const result = await workload(phase, `bench/${phase}/t`, config.messages, inflight);
       const entry: PhaseResult = { phase, workload: result };
@@ -156,17 +182,18 @@ function ratios(nimbus: BrokerResult, aedes: BrokerResult) {
     // Three significant digits: throughput ratios can be far below 1.
     const ratio = (x: number, y: number | undefined) =>
       y && Number.isFinite(x / y) ? Number((x / y).toPrecision(3)) : null;
-    const figures = (metric: 'deliver' | 'puback') =>
+    const figures = (metric: 'deliver' | 'puback' | 'pubrec' | 'arrive') =>
       Object.fromEntries(
         (['p50', 'p90', 'p99', 'max'] as const).map((p) => [
           p,
-          ratio(n.workload[metric][p], a?.workload[metric][p]),
+          ratio(n.workload[metric]?.[p] ?? Number.NaN, a?.workload[metric]?.[p]),
         ]),
       );
     return {
       phase: n.phase,
       deliver: figures('deliver'),
       puback: figures('puback'),
+      ...(n.workload.pubrec ? { pubrec: figures('pubrec'), arrive: figures('arrive') } : {}),
       throughput: ratio(n.workload.throughput, a?.workload.throughput),
     };
   });
@@ -177,8 +204,12 @@ export type Ratios = ReturnType<typeof ratios>;
 async function main(): Promise<void> {
   const config = parseConfig();
   const startedAt = new Date().toISOString();
+  // Other work on the machine skews every figure: the load averages show whether the run had it alone.
+  const loadAtStart = os.loadavg();
   progress(
-    `bench: ${config.messages} messages per phase, in-flight 1 then ${config.inflight}` +
+    `bench: ${config.messages} QoS ${config.qos} messages per phase, in-flight 1 then ${config.inflight}, ` +
+      `${config.persistent ? `persistent session (${config.subscriberClientId})` : 'clean session'}, ` +
+      `$default → ${config.defaultRoute}` +
       (config.skipAedes ? ', Aedes skipped' : ''),
   );
 
@@ -215,6 +246,7 @@ async function main(): Promise<void> {
       platform: `${os.platform()} ${os.arch()}`,
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
+      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg() },
     },
     config,
     nimbus: nimbusResult,
@@ -231,6 +263,7 @@ async function main(): Promise<void> {
 
 export type BenchResults = {
   startedAt: string;
+  machine: { cpus: number; loadAverage: { atStart: number[]; atEnd: number[] } };
   config: BenchConfig;
   nimbus: BrokerResult;
   aedes?: BrokerResult;

@@ -1,4 +1,4 @@
-import type { MqttClient } from 'mqtt';
+import type { MqttClient, Packet } from 'mqtt';
 import { type LatencySummary, summarize } from './stats.js';
 
 export interface WorkloadOptions {
@@ -6,6 +6,8 @@ export interface WorkloadOptions {
   label: string;
   /** Publish topic; must match the subscriber's filter. */
   topic: string;
+  /** QoS of every publish (the subscription is expected to grant the same). */
+  qos: 0 | 1 | 2;
   messages: number;
   /** Most messages sent but not yet both delivered and acknowledged. */
   inflight: number;
@@ -27,8 +29,17 @@ export interface WorkloadResult {
   pubackFailures: number;
   /** publish call → subscriber's 'message' event, from the timestamp carried in the payload. */
   deliver: LatencySummary;
-  /** publish call → PUBACK (publishAsync resolved). */
+  /** The publisher's acknowledgement that ends the flow: PUBACK at QoS 1, PUBCOMP at QoS 2, none at QoS 0. */
+  ackPacket: 'PUBACK' | 'PUBCOMP' | null;
+  /** publish call → `ackPacket` (publishAsync resolved); no samples at QoS 0. */
   puback: LatencySummary;
+  /** QoS 2 only: publish call → PUBREC at the publisher (the broker has stored the message). */
+  pubrec?: LatencySummary;
+  /**
+   * QoS 2 only: publish call → the PUBLISH packet reaching the subscriber. MQTT.js hands a QoS 2
+   * message to the application (`deliver`) only on PUBREL, one more round trip through the broker.
+   */
+  arrive?: LatencySummary;
   /** First send to last delivery. */
   elapsedMs: number;
   /** Delivered messages per second over elapsedMs. */
@@ -67,8 +78,8 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
 }
 
 /**
- * Publishes `messages` QoS 1 messages from `publisher` and waits for each on `subscriber`, keeping at
- * most `inflight` outstanding. Both clients run in this process, so `performance.now()` in the
+ * Publishes `messages` messages at `qos` from `publisher` and waits for each on `subscriber`, keeping
+ * at most `inflight` outstanding. Both clients run in this process, so `performance.now()` in the
  * payload and at delivery share one clock.
  */
 export async function runWorkload(
@@ -77,10 +88,13 @@ export async function runWorkload(
   options: WorkloadOptions,
 ): Promise<WorkloadResult> {
   const run = `${options.label}-${process.pid}-${Date.now()}`;
+  const ackPacket = options.qos === 2 ? 'PUBCOMP' : options.qos === 1 ? 'PUBACK' : null;
   const waiting = new Map<number, (latencyMs: number) => void>();
   const seen = new Set<number>();
   const deliverMs: number[] = [];
   const pubackMs: number[] = [];
+  const pubrecMs: number[] = [];
+  const arriveMs: number[] = [];
   let duplicates = 0;
   let lastDeliveryAt = 0;
 
@@ -97,6 +111,36 @@ export async function runWorkload(
     waiting.get(message.seq)?.(now - message.sentAt);
   };
   subscriber.on('message', onMessage);
+
+  // QoS 2: time the PUBREC at the publisher (matched by packet id, recorded when the PUBLISH is
+  // written) and the PUBLISH's first arrival at the subscriber, ahead of the PUBREL that releases it.
+  const sentIds = new Map<number, number>();
+  const arrived = new Set<number>();
+  const onPublisherSend = (packet: Packet) => {
+    if (packet.cmd !== 'publish' || packet.messageId === undefined) return;
+    const message = parsePayload(Buffer.from(packet.payload));
+    if (message?.run === run) sentIds.set(packet.messageId, message.sentAt);
+  };
+  const onPublisherReceive = (packet: Packet) => {
+    if (packet.cmd !== 'pubrec' || packet.messageId === undefined) return;
+    const sentAt = sentIds.get(packet.messageId);
+    if (sentAt === undefined) return;
+    sentIds.delete(packet.messageId);
+    pubrecMs.push(performance.now() - sentAt);
+  };
+  const onSubscriberReceive = (packet: Packet) => {
+    if (packet.cmd !== 'publish') return;
+    const now = performance.now();
+    const message = parsePayload(packet.payload as Buffer);
+    if (!message || message.run !== run || arrived.has(message.seq)) return;
+    arrived.add(message.seq);
+    arriveMs.push(now - message.sentAt);
+  };
+  if (options.qos === 2) {
+    publisher.on('packetsend', onPublisherSend);
+    publisher.on('packetreceive', onPublisherReceive);
+    subscriber.on('packetreceive', onSubscriberReceive);
+  }
 
   let next = 0;
   let sent = 0;
@@ -124,7 +168,9 @@ export async function runWorkload(
     const sentAt = performance.now();
     sent++;
     const acked = publisher
-      .publishAsync(options.topic, JSON.stringify({ run, seq, sentAt } satisfies Payload), { qos: 1 })
+      .publishAsync(options.topic, JSON.stringify({ run, seq, sentAt } satisfies Payload), {
+        qos: options.qos,
+      })
       .then(
         () => performance.now() - sentAt,
         () => undefined,
@@ -134,12 +180,19 @@ export async function runWorkload(
       within(acked, options.lossTimeoutMs),
     ]);
     waiting.delete(seq);
-    if (pubackLatency === undefined) pubackFailures++;
-    else pubackMs.push(pubackLatency);
+    // At QoS 0 publishAsync resolves once the packet is written: there is no acknowledgement to time.
+    if (ackPacket) {
+      if (pubackLatency === undefined) pubackFailures++;
+      else pubackMs.push(pubackLatency);
+    }
     if (deliverLatency === undefined) {
       lost++;
       consecutiveLosses++;
-      const acked = pubackLatency === undefined ? 'no PUBACK either' : 'PUBACK had arrived';
+      const acked = !ackPacket
+        ? 'QoS 0, no acknowledgement'
+        : pubackLatency === undefined
+          ? `no ${ackPacket} either`
+          : `${ackPacket} had arrived`;
       options.progress(
         `[${options.label}] message ${seq} not delivered within ${options.lossTimeoutMs} ms (${acked}): lost`,
       );
@@ -163,6 +216,9 @@ export async function runWorkload(
   } finally {
     clearInterval(heartbeat);
     subscriber.off('message', onMessage);
+    publisher.off('packetsend', onPublisherSend);
+    publisher.off('packetreceive', onPublisherReceive);
+    subscriber.off('packetreceive', onSubscriberReceive);
   }
   if (consecutiveLosses >= options.maxConsecutiveLosses) {
     options.progress(
@@ -180,7 +236,9 @@ export async function runWorkload(
     duplicates,
     pubackFailures,
     deliver: summarize(deliverMs),
+    ackPacket,
     puback: summarize(pubackMs),
+    ...(options.qos === 2 ? { pubrec: summarize(pubrecMs), arrive: summarize(arriveMs) } : {}),
     elapsedMs,
     throughput: deliverMs.length / (elapsedMs / 1000),
   };
