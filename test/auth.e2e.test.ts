@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { localCredentials, localRegion } from '../emulator/dynamodb-local.js';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { Emulator } from '../emulator/index.js';
 import { hashPassword } from '../shared/auth.js';
-import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectClient, emulatorDatabase, eventually, inbox, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
 // A broker with authentication on: two users, everyone else refused at CONNECT.
@@ -16,13 +14,7 @@ const pw = (text: string) => Buffer.from(text, 'utf8');
 
 before(async () => {
   emulator = await startTestEmulator({ users });
-  db = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: emulator.dynamoEndpoint,
-      region: localRegion,
-      credentials: localCredentials,
-    }),
-  );
+  db = emulatorDatabase(emulator);
 });
 after(async () => {
   db?.destroy();

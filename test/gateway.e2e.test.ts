@@ -7,13 +7,12 @@ import {
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { WebSocket } from 'ws';
 import { localCredentials, localRegion } from '../emulator/dynamodb-local.js';
 import type { Emulator } from '../emulator/index.js';
 import { filterAnchor } from '../shared/topics.js';
-import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectClient, emulatorDatabase, eventually, inbox, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
 // The emulated API Gateway must fail where AWS fails, or local tests hide bugs.
@@ -126,13 +125,7 @@ describe('management API through the real ApiGatewayManagementApiClient', () => 
 
 describe('stale connections', () => {
   test('a subscriber whose $disconnect never came is cleaned up on 410, not retried forever', async () => {
-    const db = DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        endpoint: emulator.dynamoEndpoint,
-        region: localRegion,
-        credentials: localCredentials,
-      }),
-    );
+    const db = emulatorDatabase(emulator);
     // A session that points at a connection the gateway no longer has: as if its $disconnect was lost.
     await db.send(
       new PutCommand({

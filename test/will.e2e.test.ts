@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { MqttClient } from 'mqtt';
 import type { IConnectPacket } from 'mqtt-packet';
-import { localCredentials, localRegion } from '../emulator/dynamodb-local.js';
 import type { Emulator } from '../emulator/index.js';
-import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectClient, emulatorDatabase, eventually, inbox, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
 // Will messages, MQTT 3.1.1 §3.1.2.5 and §3.1.2.10: published when the
@@ -22,13 +20,7 @@ before(async () => {
   watcher = await connectClient(emulator.url, { clientId: 'will-watcher' });
   wills = inbox(watcher);
   await watcher.subscribeAsync('will/#', { qos: 1 });
-  db = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: emulator.dynamoEndpoint,
-      region: localRegion,
-      credentials: localCredentials,
-    }),
-  );
+  db = emulatorDatabase(emulator);
 });
 after(async () => {
   db?.destroy();

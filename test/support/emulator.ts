@@ -1,5 +1,8 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { connect } from '../../client/index.js';
+import { localCredentials, localRegion } from '../../emulator/dynamodb-local.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../emulator/index.js';
 
 // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 would drown the test output.
@@ -43,4 +46,15 @@ export async function eventually(what: string, check: () => boolean, timeoutMs =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A document client on the emulator's DynamoDB, for tests that look at or plant broker state. */
+export function emulatorDatabase(emulator: Emulator): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      endpoint: emulator.dynamoEndpoint,
+      region: localRegion,
+      credentials: localCredentials,
+    }),
+  );
 }
