@@ -7,6 +7,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import { type Bridge, startBridge } from '../bridge/index.js';
 import type { Emulator } from '../emulator/index.js';
 import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { connectPacket } from './support/raw-client.js';
 
 // Stock MQTT over TCP → the bridge → the wire contract → the emulator, and back.
 let emulator: Emulator & { logs: string[] };
@@ -70,14 +71,6 @@ async function openRaw(): Promise<{ socket: Socket; packets: Packet[]; ended: Pr
 }
 
 const generate = (packet: Packet) => mqttPacket.generate(packet);
-const connectPacket = (clientId: string): Packet => ({
-  cmd: 'connect',
-  protocolId: 'MQTT',
-  protocolVersion: 4,
-  clean: true,
-  keepalive: 60,
-  clientId,
-});
 
 describe('bridge: plain MQTT over TCP', () => {
   test('QoS 0 and QoS 1 publishes arrive with their topic, payload and QoS', limit, async () => {

@@ -36,6 +36,7 @@ import {
   planFrames,
   splitPackets,
 } from '../client/index.js';
+import { connectPacket } from './support/raw-client.js';
 
 // Written out rather than imported: the gateway's rules must not come from the code under test.
 const GATEWAY_LIMIT = 128 * 1024;
@@ -293,15 +294,6 @@ async function until(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
-
-const connectPacket = (clientId: string): Packet => ({
-  cmd: 'connect',
-  protocolId: 'MQTT',
-  protocolVersion: 4,
-  clean: true,
-  keepalive: 60,
-  clientId,
-});
 
 const publishPacket = (topic: string, size: number, qos: QoS = 0, messageId?: number): IPublishPacket => ({
   cmd: 'publish',
