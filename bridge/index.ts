@@ -10,13 +10,13 @@ import { type RawData, WebSocket } from 'ws';
 import {
   decodeFrame,
   encodeFrame,
-  GATEWAY_FRAME_LIMIT,
   MAX_FRAME_BYTES,
+  messageFragments,
   PacketFramer,
   planFrames,
   SUBPROTOCOL,
   splitPackets,
-} from '../client/index.js';
+} from '../shared/protocol/wire.js';
 
 /** Options of {@link startBridge}. */
 export interface BridgeOptions {
@@ -197,11 +197,9 @@ class BridgedConnection {
 
   private send(text: string): void {
     // Frames of at most 32 KB, as API Gateway requires; the callback fires once the last is written.
-    for (let at = 0; at + GATEWAY_FRAME_LIMIT < text.length; at += GATEWAY_FRAME_LIMIT) {
-      this.ws.send(text.slice(at, at + GATEWAY_FRAME_LIMIT), { fin: false });
-    }
-    const last = text.slice(Math.floor((text.length - 1) / GATEWAY_FRAME_LIMIT) * GATEWAY_FRAME_LIMIT);
-    this.ws.send(last, { fin: true }, () => {
+    const fragments = messageFragments(text);
+    for (const fragment of fragments.slice(0, -1)) this.ws.send(fragment, { fin: false });
+    this.ws.send(fragments[fragments.length - 1], { fin: true }, () => {
       if (this.tcpPaused && this.ws.bufferedAmount < LOW_WATER) {
         this.tcpPaused = false;
         this.tcp.resume();

@@ -15,31 +15,35 @@
 import type { IClientOptions, MqttClient as MqttClientType, StreamBuilder } from 'mqtt';
 // MQTT.js's browser build only has a default export, so named imports would break browser bundles.
 import mqtt from 'mqtt';
-import { PacketTooLargeError } from './framing.js';
+import { PacketTooLargeError } from '../shared/protocol/wire.js';
 import { NimbusStream, type NimbusStreamOptions } from './stream.js';
 import type { WebSocketConstructor } from './websocket.js';
 
 export type { IClientOptions, MqttClient } from 'mqtt';
+// The wire contract's codec and limits, shared with the broker and the bridge.
 export {
+  BROWSER_MAX_FRAME_BYTES,
   decodeFrame,
   encodeFrame,
+  GATEWAY_FRAME_LIMIT,
   GATEWAY_MESSAGE_LIMIT,
   MAX_FRAME_BYTES,
+  messageFragments,
   NimbusFramingError,
   type NimbusFramingErrorCode,
   PacketFramer,
   PacketTooLargeError,
   planFrames,
+  SUBPROTOCOL,
   splitPackets,
-} from './framing.js';
+} from '../shared/protocol/wire.js';
 export {
   NimbusStream,
   type NimbusStreamOptions,
   NimbusTransportError,
   type NimbusTransportErrorCode,
-  SUBPROTOCOL,
 } from './stream.js';
-export { GATEWAY_FRAME_LIMIT, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.js';
 
 /** MQTT.js client options plus the WebSocket class to use. */
 export type NimbusClientOptions = IClientOptions & {

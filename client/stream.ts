@@ -11,8 +11,9 @@ import {
   PacketFramer,
   PacketTooLargeError,
   planFrames,
+  SUBPROTOCOL,
   splitPackets,
-} from './framing.js';
+} from '../shared/protocol/wire.js';
 import {
   CONNECTING,
   maxPacketBytesFor,
@@ -22,9 +23,6 @@ import {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './websocket.js';
-
-/** The WebSocket subprotocol of the wire contract. */
-export const SUBPROTOCOL = 'mqtt';
 
 /** Close codes after which the stream just ends (MQTT.js then reconnects) rather than errors. */
 const ORDINARY_CLOSE_CODES = new Set([
@@ -87,7 +85,8 @@ function closeSocket(socket: WebSocketLike, code: number, reason: string): void 
  * Duplex stream of raw MQTT bytes over one WebSocket speaking the Nimbus wire contract.
  *
  * Writes may split packets anywhere (MQTT.js writes one packet in several pieces); whole packets
- * completed in the same tick are sent together in one text frame of at most 98,304 raw bytes.
+ * completed in the same tick are sent together in one text frame of at most `MAX_FRAME_BYTES` raw
+ * bytes (`BROWSER_MAX_FRAME_BYTES` where the WebSocket cannot fragment a message).
  * A packet that cannot fit in one frame is not sent: the stream emits a {@link PacketTooLargeError}
  * and stays open. Writes before the socket opens are held (their callbacks fire on open; that is
  * the only backpressure, after it the WebSocket buffers). Inbound frames must be padded base64 of

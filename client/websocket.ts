@@ -3,6 +3,12 @@
  * browsers (and workers) use `globalThis.WebSocket`. `ws` is only ever imported dynamically, on the
  * Node path, so a browser bundle never has to execute it (and `--external:ws` keeps it out entirely).
  */
+import {
+  BROWSER_MAX_FRAME_BYTES,
+  GATEWAY_FRAME_LIMIT,
+  MAX_FRAME_BYTES,
+  messageFragments,
+} from '../shared/protocol/wire.js';
 
 /**
  * The part of the WHATWG WebSocket API the transport uses. Both the browser's `WebSocket` and the
@@ -60,9 +66,6 @@ export async function openWebSocket(
   return new Native(url, protocols);
 }
 
-/** API Gateway closes a connection that sends a WebSocket frame over 32 KB (code 1009). */
-export const GATEWAY_FRAME_LIMIT = 32 * 1024;
-
 /** `ws`'s send, which can split one message into several frames; browsers' cannot. */
 type FragmentingSend = (data: string, options: { fin: boolean }) => void;
 
@@ -87,12 +90,11 @@ export function sendMessage(socket: WebSocketLike, text: string): void {
     return;
   }
   const send = (socket.send as FragmentingSend).bind(socket);
-  for (let at = 0; at < text.length; at += GATEWAY_FRAME_LIMIT) {
-    send(text.slice(at, at + GATEWAY_FRAME_LIMIT), { fin: at + GATEWAY_FRAME_LIMIT >= text.length });
-  }
+  const fragments = messageFragments(text);
+  for (const [i, fragment] of fragments.entries()) send(fragment, { fin: i === fragments.length - 1 });
 }
 
 /** Most bytes of packets per message: 128 KB of base64, or one 32 KB frame where the socket cannot split. */
 export function maxPacketBytesFor(socket: WebSocketLike): number {
-  return canFragment(socket) ? (128 * 1024 * 3) / 4 : (GATEWAY_FRAME_LIMIT * 3) / 4;
+  return canFragment(socket) ? MAX_FRAME_BYTES : BROWSER_MAX_FRAME_BYTES;
 }

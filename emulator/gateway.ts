@@ -9,6 +9,7 @@ import {
   disconnectEventType,
   eventTypeAttribute,
 } from '../infra/frame-queue-settings.js';
+import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
 import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
 
@@ -23,7 +24,7 @@ export interface GatewayLimits {
 }
 
 export const awsGatewayLimits: GatewayLimits = {
-  maxMessageBytes: 128 * 1024,
+  maxMessageBytes: GATEWAY_MESSAGE_LIMIT,
   idleTimeoutMs: 10 * 60_000,
   maxConnectionMs: 2 * 3_600_000,
 };

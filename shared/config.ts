@@ -1,4 +1,5 @@
 import { type PasswordDocument, parsePasswordDocument } from './auth.js';
+import { MAX_FRAME_BYTES } from './protocol/wire.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
 /** Environment variable naming the API Gateway management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}). */
@@ -25,9 +26,6 @@ export interface BrokerConfig {
   readonly authUsers?: PasswordDocument;
 }
 
-/** API Gateway's 128 KB message, base64-decoded. */
-export const gatewayMaxPacketSize = Math.floor((128 * 1024 * 3) / 4);
-
 /**
  * Reads the configuration the CDK stack (or the emulator) gives a function.
  *
@@ -52,7 +50,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
       `Missing environment variables ${missing.join(', ')}: deploy with the Nimbus CDK construct or run the function under the emulator.`,
     );
   }
-  const maxPacketSize = Number(env[maxPacketSizeEnv] ?? gatewayMaxPacketSize);
+  const maxPacketSize = Number(env[maxPacketSizeEnv] ?? MAX_FRAME_BYTES);
   const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? 1000);
   const authUsers = env[authUsersEnv];
   return {

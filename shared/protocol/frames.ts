@@ -1,4 +1,5 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { frameTextFault } from './wire.js';
 
 /** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
 export type ProtocolVersion = 4 | 5;
@@ -6,9 +7,6 @@ export type ProtocolVersion = 4 | 5;
 export type DecodeResult =
   | { readonly ok: true; readonly packets: Packet[] }
   | { readonly ok: false; readonly packets: Packet[]; readonly reason: string };
-
-// RFC 4648 §4, padded: the wire contract allows nothing else in a frame.
-const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
  * Decodes one WebSocket text frame of the wire contract into MQTT packets.
@@ -25,9 +23,9 @@ export function decodeFrame(
   protocolVersion: ProtocolVersion | undefined,
   maxPacketSize: number,
 ): DecodeResult {
-  if (text.length === 0 || !base64Pattern.test(text)) {
-    return { ok: false, packets: [], reason: 'frame is not padded standard base64' };
-  }
+  // The client transport and the bridge apply the same rule, so both ends refuse the same frames.
+  const fault = frameTextFault(text);
+  if (fault !== undefined) return { ok: false, packets: [], reason: fault };
   const bytes = Buffer.from(text, 'base64');
   const settings = { protocolVersion: protocolVersion ?? 4 };
   // The parser reads this object for each packet; a CONNECT switches it to its own version.

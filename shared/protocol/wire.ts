@@ -1,17 +1,33 @@
 /**
- * Pure helpers for the Nimbus wire contract: every WebSocket message is a text frame holding the
- * padded standard base64 (RFC 4648 §4) of one or more whole MQTT control packets. No I/O here, so
- * device makers and the broker can reuse the same rules.
+ * The Nimbus wire contract, in one place for the broker, the client transport and the bridge: every
+ * WebSocket message is a text frame holding the padded standard base64 (RFC 4648 §4) of one or more
+ * whole MQTT control packets, under API Gateway's size limits. Pure functions and constants, no I/O.
  *
- * `buffer` resolves to Node's built-in module in Node and to the npm polyfill in browser bundles.
+ * Browser-safe (the client transport is bundled for browsers): no `node:` imports, and `buffer`
+ * resolves to Node's built-in module in Node and to the npm polyfill in browser bundles.
  */
 import { Buffer } from 'buffer';
 
-/** Largest WebSocket message API Gateway accepts (128 KB). */
-export const GATEWAY_MESSAGE_LIMIT = 131_072;
+/** The WebSocket subprotocol of the wire contract. */
+export const SUBPROTOCOL = 'mqtt';
 
-/** Largest run of raw packet bytes whose base64 still fits in one gateway message (3/4 of 128 KB). */
+/** Largest WebSocket message API Gateway accepts: 128 KB (a larger one is closed with 1009). */
+export const GATEWAY_MESSAGE_LIMIT = 128 * 1024;
+
+/** Largest WebSocket frame API Gateway accepts: 32 KB (1009 otherwise); longer messages must be fragmented. */
+export const GATEWAY_FRAME_LIMIT = 32 * 1024;
+
+/**
+ * Most bytes of packets in one message: what 128 KB of base64 decodes to (98,304). Also the
+ * broker's default maximum packet size.
+ */
 export const MAX_FRAME_BYTES = (GATEWAY_MESSAGE_LIMIT / 4) * 3;
+
+/**
+ * Most bytes of packets in one message from a WebSocket that cannot fragment a message, as in
+ * browsers: what one 32 KB frame of base64 decodes to (24,576).
+ */
+export const BROWSER_MAX_FRAME_BYTES = (GATEWAY_FRAME_LIMIT / 4) * 3;
 
 /** Error codes carried by {@link NimbusFramingError}. */
 export type NimbusFramingErrorCode =
@@ -43,7 +59,7 @@ export class PacketTooLargeError extends NimbusFramingError {
   constructor(packet: Uint8Array) {
     super(
       'ERR_NIMBUS_PACKET_TOO_LARGE',
-      `MQTT packet of ${packet.length} bytes exceeds the gateway's 128 KB message limit ` +
+      `MQTT packet of ${packet.length} bytes exceeds the gateway's ${GATEWAY_MESSAGE_LIMIT / 1024} KB message limit ` +
         `(at most ${MAX_FRAME_BYTES} bytes of packets per WebSocket message once base64-encoded); not sent`,
     );
     this.name = 'PacketTooLargeError';
@@ -196,7 +212,7 @@ export function encodeFrame(packets: Uint8Array[]): string {
   for (const packet of packets) total += packet.length;
   if (total > MAX_FRAME_BYTES) {
     throw new RangeError(
-      `frame of ${total} bytes exceeds ${MAX_FRAME_BYTES} bytes (128 KB once base64-encoded)`,
+      `frame of ${total} bytes exceeds ${MAX_FRAME_BYTES} bytes (${GATEWAY_MESSAGE_LIMIT / 1024} KB once base64-encoded)`,
     );
   }
   const bytes = Buffer.allocUnsafe(total);
@@ -210,31 +226,54 @@ export function encodeFrame(packets: Uint8Array[]): string {
 
 // Standard alphabet, groups of four, optional padded tail; no whitespace, no URL-safe characters.
 const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
 /**
- * Decodes the text of one frame. Strict: only padded standard base64 with zero pad bits is accepted,
- * so a peer that drifts from the contract is caught here rather than by a confused MQTT parser.
+ * Why `text` cannot be the text of a frame, or undefined when it can. The contract's one base64 rule,
+ * applied by every decoder on both sides: the canonical padded standard encoding (RFC 4648 §4) of at
+ * least one byte. A text whose pad bits are not zero ('QR==') is not the standard encoding of any
+ * bytes, so it is refused, although lenient decoders read it as the same bytes as 'QQ=='.
+ *
+ * @example
+ * frameTextFault('wAA='); // undefined
+ * frameTextFault('wAB='); // 'frame is not canonical base64 (non-zero pad bits)'
+ */
+export function frameTextFault(text: string): string | undefined {
+  if (text.length === 0) return 'empty frame: a frame holds the base64 of at least one MQTT packet';
+  if (!PADDED_BASE64.test(text)) return 'frame is not padded standard base64 (RFC 4648 §4)';
+  // The character before the padding carries 4 ('==') or 2 ('=') bits past the data: zero in the standard encoding.
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  const unusedBits = ALPHABET.indexOf(text[text.length - 1 - padding]) % (padding === 2 ? 16 : 4);
+  if (padding > 0 && unusedBits !== 0) return 'frame is not canonical base64 (non-zero pad bits)';
+  return undefined;
+}
+
+/**
+ * Decodes the text of one frame into the bytes it carries. Strict (see {@link frameTextFault}), so a
+ * peer that drifts from the contract is caught here rather than by a confused MQTT parser.
  * @throws {NimbusFramingError} on empty, unpadded, URL-safe, whitespace-laden or non-canonical input.
  * @example
  * decodeFrame('wAA='); // Uint8Array [0xc0, 0x00]
  * decodeFrame('wAA');  // throws: not padded
  */
 export function decodeFrame(text: string): Uint8Array {
-  if (text.length === 0) {
-    throw new NimbusFramingError(
-      'ERR_NIMBUS_BAD_FRAME',
-      'empty frame: a frame holds at least one MQTT packet',
-    );
-  }
-  if (!PADDED_BASE64.test(text)) {
-    throw new NimbusFramingError('ERR_NIMBUS_BAD_FRAME', 'frame is not padded standard base64 (RFC 4648 §4)');
-  }
+  const fault = frameTextFault(text);
+  if (fault !== undefined) throw new NimbusFramingError('ERR_NIMBUS_BAD_FRAME', fault);
   const bytes = Buffer.from(text, 'base64');
-  // Non-zero pad bits ('wAB=') decode to the same bytes as the canonical text; reject them.
-  if (bytes.toString('base64') !== text) {
-    throw new NimbusFramingError('ERR_NIMBUS_BAD_FRAME', 'frame is not canonical base64 (non-zero pad bits)');
-  }
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/**
+ * Cuts the text of one message into the WebSocket frames it is sent in, each at most `limit`
+ * characters, as API Gateway requires of messages over 32 KB.
+ * @example
+ * messageFragments('x'.repeat(40_000)).map((f) => f.length); // [32768, 7232]
+ */
+export function messageFragments(text: string, limit: number = GATEWAY_FRAME_LIMIT): string[] {
+  if (text.length <= limit) return [text];
+  const fragments: string[] = [];
+  for (let at = 0; at < text.length; at += limit) fragments.push(text.slice(at, at + limit));
+  return fragments;
 }
 
 /**
