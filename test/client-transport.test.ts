@@ -23,11 +23,15 @@ import {
 } from 'mqtt-packet';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
+  BROWSER_MAX_FRAME_BYTES,
   connect,
   createNimbusStream,
   decodeFrame,
   encodeFrame,
+  GATEWAY_FRAME_LIMIT,
+  GATEWAY_MESSAGE_LIMIT,
   MAX_FRAME_BYTES,
+  messageFragments,
   type NimbusClientOptions,
   type NimbusStream,
   type NimbusStreamOptions,
@@ -40,6 +44,7 @@ import { connectPacket } from './support/raw-client.js';
 
 // Written out rather than imported: the gateway's rules must not come from the code under test.
 const GATEWAY_LIMIT = 128 * 1024;
+const GATEWAY_FRAME = 32 * 1024;
 const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const TIMEOUT = { timeout: 20_000 };
 
@@ -453,6 +458,30 @@ test('encodeFrame fills a gateway message exactly at 98,304 bytes and refuses on
   assert.throws(() => encodeFrame([new Uint8Array(MAX_FRAME_BYTES), Uint8Array.of(0)]), RangeError);
 });
 
+test("the limits are API Gateway's: 128 KB messages and 32 KB frames, and the packet bytes their base64 holds", () => {
+  assert.equal(GATEWAY_MESSAGE_LIMIT, GATEWAY_LIMIT);
+  assert.equal(GATEWAY_FRAME_LIMIT, GATEWAY_FRAME);
+  // A WebSocket that cannot fragment (a browser's) sends each message as one frame.
+  assert.equal(encodeFrame([new Uint8Array(BROWSER_MAX_FRAME_BYTES)]).length, GATEWAY_FRAME);
+  assert.ok(
+    encodeFrame([new Uint8Array(BROWSER_MAX_FRAME_BYTES + 1)]).length > GATEWAY_FRAME,
+    'one more byte should not fit a frame',
+  );
+});
+
+test('messageFragments cuts a message into 32 KB frames that join back into it', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4 * GATEWAY_FRAME + 10 }), (length) => {
+      const text = 'ABCD'.repeat(Math.ceil(length / 4)).slice(0, length);
+      const fragments = messageFragments(text);
+      assert.equal(fragments.join(''), text);
+      assert.equal(fragments.length, Math.ceil(length / GATEWAY_FRAME));
+      for (const fragment of fragments.slice(0, -1)) assert.equal(fragment.length, GATEWAY_FRAME);
+    }),
+    { numRuns: 200 },
+  );
+});
+
 test('planFrames keeps order, fills frames greedily, never exceeds the limit and sets oversize packets aside', () => {
   fc.assert(
     fc.property(fc.array(fc.integer({ min: 1, max: 130 }), { maxLength: 30 }), (sizes) => {
@@ -701,6 +730,35 @@ test('a burst larger than one gateway message is split into frames of whole pack
   }),
 );
 
+test("a WebSocket that cannot fragment (a browser's) gets messages of at most one 32 KB frame", TIMEOUT, () =>
+  withGateway(async (gateway) => {
+    class BrowserLikeWebSocket extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        // The transport tells a browser's WebSocket from `ws` by its missing ping().
+        Object.defineProperty(this, 'ping', { value: undefined });
+      }
+    }
+    const stream = openStream(gateway.url, { WebSocket: BrowserLikeWebSocket });
+    packetsFrom(stream);
+    stream.write(generate(connectPacket('browser-like'), { protocolVersion: 4 }));
+    await until(() => gateway.frames.length === 1);
+    for (const n of [1, 2, 3]) stream.write(generate(publishPacket(`t${n}`, 10_000), { protocolVersion: 4 }));
+    await until(() => gateway.packets('publish').length === 3);
+    const frames = gateway.frames.slice(1);
+    assert.deepEqual(
+      frames.map((f) => f.packets.map((p) => (p as IPublishPacket).topic)),
+      [['t1', 't2'], ['t3']],
+    );
+    assert.ok(
+      frames.every((f) => f.textLength <= GATEWAY_FRAME),
+      'a message exceeds one 32 KB frame',
+    );
+    stream.destroy();
+    assert.deepEqual(gateway.violations, []);
+  }),
+);
+
 test('an inbound binary frame destroys the stream with an error and closes with 1003', TIMEOUT, () =>
   withGateway(async (gateway) => {
     const stream = openStream(gateway.url);
@@ -718,6 +776,7 @@ test('an inbound binary frame destroys the stream with an error and closes with 
 
 for (const [name, text] of [
   ['unpadded base64', '0AA'],
+  ['non-canonical base64', 'wAB='], // a PINGREQ to a lenient decoder, with non-zero pad bits
   ['URL-safe base64', Buffer.from([0xfb, 0xff]).toString('base64url')],
   ['half a packet', Buffer.from([0x30, 0x05, 0x00]).toString('base64')],
 ] as const) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import mqttPacket, { type IPublishPacket, type ISubscribePacket, type Packet } from 'mqtt-packet';
+import { decodeFrame as clientDecodeFrame, splitPackets } from '../client/index.js';
 import { decodeFrame, encodeFrame, type ProtocolVersion } from '../shared/protocol/frames.js';
 
 // The wire contract: one text frame holds the padded standard base64 of one
@@ -331,6 +332,147 @@ describe('fuzz', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('the broker and the client read frames alike', () => {
+  /** The client's verdict on an inbound frame: base64 text of whole packets (client/stream.ts). */
+  const clientAccepts = (text: string): boolean => {
+    try {
+      splitPackets(clientDecodeFrame(text));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const brokerAccepts = (text: string): boolean => decodeFrame(text, 4, maxPacketSize).ok;
+  /** Written out rather than imported: Node's encoder is canonical, so canonical text survives a round trip. */
+  const isCanonicalBase64 = (text: string): boolean =>
+    text.length > 0 && Buffer.from(text, 'base64').toString('base64') === text;
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+  /** Sets some of the bits the padding leaves unused; the text then names the same bytes, non-canonically. */
+  const withPadBits = (text: string, bits: number): string => {
+    const padding = text.length - text.replace(/=+$/, '').length;
+    if (padding === 0) return text;
+    const at = text.length - 1 - padding;
+    const unused = padding === 2 ? 15 : 3;
+    const index = alphabet.indexOf(text[at]) | (1 + (bits % unused));
+    return text.slice(0, at) + alphabet[index] + text.slice(at + 1);
+  };
+
+  const packetArb: fc.Arbitrary<Packet> = fc.oneof(
+    fc
+      .record({
+        topic: fc.stringMatching(/^[a-z0-9/]{1,12}$/),
+        payload: fc.uint8Array({ maxLength: 40 }),
+        qos: fc.constantFrom<0 | 1>(0, 1),
+      })
+      .map(({ topic, payload, qos }) => publish(topic, Buffer.from(payload), qos)),
+    fc.constantFrom<Packet>({ cmd: 'pingreq' }, { cmd: 'puback', messageId: 7 }),
+    fc
+      .integer({ min: 1, max: 65_535 })
+      .map(
+        (messageId): Packet => ({ cmd: 'subscribe', messageId, subscriptions: [{ topic: 'a/+', qos: 1 }] }),
+      ),
+  );
+  /** The text of a valid frame, then altered the ways a drifting peer might alter it. */
+  const frameTextArb = fc
+    .tuple(
+      fc.array(packetArb, { minLength: 1, maxLength: 4 }),
+      fc.constantFrom(
+        'as is',
+        'non-canonical',
+        'unpadded',
+        'extra padding',
+        'invalid character',
+        'URL-safe',
+        'cut',
+        'twice',
+      ),
+      fc.nat(),
+      fc.constantFrom('-', '_', ' ', '\n', '.', '=', '*', 'é', '\0'),
+    )
+    .map(([packets, change, n, character]) => {
+      const text = Buffer.concat(packets.map((packet) => generate(packet, 4))).toString('base64');
+      switch (change) {
+        case 'non-canonical':
+          return withPadBits(text, n);
+        case 'unpadded':
+          return text.replace(/=+$/, '');
+        case 'extra padding':
+          return `${text}=`;
+        case 'invalid character': {
+          const at = n % (text.length + 1);
+          return text.slice(0, at) + character + text.slice(at);
+        }
+        case 'URL-safe':
+          return text.replaceAll('+', '-').replaceAll('/', '_');
+        case 'cut':
+          return text.slice(0, n % (text.length + 1));
+        case 'twice':
+          return text + text;
+        default:
+          return text;
+      }
+    });
+
+  test('frames of whole packets, valid or altered, are accepted by both or refused by both', () => {
+    fc.assert(
+      fc.property(frameTextArb, (text) => {
+        const label = JSON.stringify(text.slice(0, 60));
+        assert.equal(brokerAccepts(text), clientAccepts(text), label);
+        if (!isCanonicalBase64(text)) assert.equal(clientAccepts(text), false, label);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('any text: both apply the same base64 rule, the canonical padded standard encoding', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.stringMatching(/^[A-Za-z0-9+/=_ -]{0,12}$/),
+          fc.string({ unit: 'binary', maxLength: 24 }),
+          fc
+            .uint8Array({ minLength: 1, maxLength: 24 })
+            .map((bytes) => Buffer.from(bytes).toString('base64')),
+          fc
+            .tuple(fc.uint8Array({ minLength: 1, maxLength: 24 }), fc.nat())
+            .map(([bytes, bits]) => withPadBits(Buffer.from(bytes).toString('base64'), bits)),
+        ),
+        (text) => {
+          let clientBase64 = true;
+          try {
+            clientDecodeFrame(text);
+          } catch {
+            clientBase64 = false;
+          }
+          const result = decodeFrame(text, 4, maxPacketSize);
+          // Bytes that pass the base64 rule may still be refused as MQTT, never for their base64.
+          const brokerBase64 = result.ok || !/base64/.test(result.reason);
+          const label = JSON.stringify(text);
+          assert.equal(clientBase64, isCanonicalBase64(text), label);
+          assert.equal(brokerBase64, clientBase64, label);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('a non-canonical frame (non-zero pad bits) is refused by the broker and by the client', () => {
+    // 'wAB=' and 'QAIAAR==' read as a PINGREQ and a PUBACK to a lenient decoder, 'QR==' as the byte 0x41.
+    for (const [canonical, altered] of [
+      ['wAA=', 'wAB='],
+      ['QAIAAQ==', 'QAIAAR=='],
+      ['QQ==', 'QR=='],
+    ]) {
+      assert.deepEqual(Buffer.from(altered, 'base64'), Buffer.from(canonical, 'base64'), altered);
+      assert.match(decodeFails(altered, 4), /not canonical base64/, altered);
+      assert.throws(() => clientDecodeFrame(altered), { code: 'ERR_NIMBUS_BAD_FRAME' }, altered);
+    }
+    assert.equal(brokerAccepts('wAA='), true);
+    assert.equal(clientAccepts('wAA='), true);
   });
 });
 
