@@ -13,6 +13,7 @@ import {
   MAX_FRAME_BYTES,
   messageFragments,
   PacketFramer,
+  packetSize,
   planFrames,
   SUBPROTOCOL,
   splitPackets,
@@ -71,16 +72,6 @@ const PACKET_NAMES = [
   'DISCONNECT',
   'AUTH',
 ];
-
-/** Size a packet's fixed header declares, from its first (up to 5) bytes; undefined if not all there yet. */
-function declaredSize(head: readonly number[]): number | undefined {
-  let value = 0;
-  for (let i = 1, multiplier = 1; i < head.length && i <= 4; i++, multiplier *= 128) {
-    value += (head[i] & 0x7f) * multiplier;
-    if ((head[i] & 0x80) === 0) return i + 1 + value;
-  }
-  return undefined;
-}
 
 function tooLarge(head: readonly number[], size: number | undefined): string {
   const name = PACKET_NAMES[head[0] >> 4] ?? 'MQTT';
@@ -177,7 +168,7 @@ class BridgedConnection {
     this.trackHead(chunk);
     // Refuse as soon as the packet under way is certain to be too large, rather than buffering it all.
     if (this.framer.pendingBytes > MAX_FRAME_BYTES) {
-      this.shutdown(tooLarge(this.head, declaredSize(this.head)), 1009);
+      this.shutdown(tooLarge(this.head, packetSize(this.head)), 1009);
     }
   }
 

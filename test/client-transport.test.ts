@@ -40,6 +40,7 @@ import {
   planFrames,
   splitPackets,
 } from '../client/index.js';
+import { packetSize } from '../shared/protocol/wire.js';
 import { connectPacket } from './support/raw-client.js';
 
 // Written out rather than imported: the gateway's rules must not come from the code under test.
@@ -400,6 +401,21 @@ test('PacketFramer handles a 4-byte Remaining Length (a 2 MB packet) arriving in
     yielded.push(...framer.push(packet.subarray(at, at + 65_536)));
   assert.equal(yielded.length, 1);
   assert.ok(Buffer.from(yielded[0]).equals(packet), 'the packet came out changed');
+});
+
+test('packetSize reads the whole packet size from its first bytes, once the Remaining Length is complete', () => {
+  fc.assert(
+    fc.property(packetArb, (packet) => {
+      const bytes = generate(packet, { protocolVersion: 4 });
+      let headerLength = 2;
+      while (bytes[headerLength - 1] & 0x80) headerLength++;
+      for (let n = 0; n < headerLength; n++) assert.equal(packetSize(bytes.subarray(0, n)), undefined);
+      assert.equal(packetSize(bytes.subarray(0, headerLength)), bytes.length);
+      assert.equal(packetSize(bytes), bytes.length);
+    }),
+    { numRuns: 300 },
+  );
+  assert.throws(() => packetSize([0x30, 0x80, 0x00]), { code: 'ERR_NIMBUS_MALFORMED_LENGTH' });
 });
 
 test('PacketFramer rejects a malformed Remaining Length and stays failed', () => {

@@ -101,6 +101,19 @@ function readHeader(byteAt: (index: number) => number | undefined): Header | und
 }
 
 /**
+ * Size of the whole packet (fixed header included) whose first bytes are `head`, or undefined while
+ * its Remaining Length is incomplete.
+ * @throws {NimbusFramingError} on a malformed Remaining Length.
+ * @example
+ * packetSize([0x30, 0x05]); // 7
+ * packetSize([0x30, 0x80]); // undefined: more length bytes follow
+ */
+export function packetSize(head: ArrayLike<number>): number | undefined {
+  const header = readHeader((i) => (i < head.length ? head[i] : undefined));
+  return header && header.headerLength + header.remainingLength;
+}
+
+/**
  * Reassembles whole MQTT control packets from arbitrary byte chunks. MQTT.js (mqtt-packet's
  * `writeToStream`) writes one packet in several writes (header, length, topic, payload), but a frame
  * must hold whole packets only. After a malformed length the framer stays failed: the byte stream
