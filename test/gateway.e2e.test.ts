@@ -19,7 +19,8 @@ import { connectPacket, RawClient } from './support/raw-client.js';
 let emulator: Emulator & { logs: string[] };
 let management: ApiGatewayManagementApiClient;
 before(async () => {
-  emulator = await startTestEmulator({ limits: { idleTimeoutMs: 1500 } });
+  // Short enough for the idle test to be quick, long enough that a CONNACK on a busy machine beats it.
+  emulator = await startTestEmulator({ limits: { idleTimeoutMs: 4000 } });
   management = new ApiGatewayManagementApiClient({
     endpoint: emulator.managementEndpoint,
     region: localRegion,
@@ -71,7 +72,8 @@ describe('WebSocket gateway', () => {
   });
 
   test('a garbage frame closes only its own connection; other clients keep working', async () => {
-    const bystander = await connectClient(emulator.url, { clientId: 'gw-bystander' });
+    // Pings keep the bystander from idling out while the garbage connections come and go.
+    const bystander = await connectClient(emulator.url, { clientId: 'gw-bystander', keepalive: 1 });
     const received = inbox(bystander);
     await bystander.subscribeAsync('gw/still', { qos: 1 });
     for (const garbage of ['not base64!', 'AAAA', Buffer.from([0x30, 0xff, 0xff]).toString('base64'), '']) {
