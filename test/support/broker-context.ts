@@ -110,3 +110,30 @@ export async function connectAs(
   );
   return broker.gateway.packetsTo(connectionId).slice(before);
 }
+
+/**
+ * A PUBLISH packet for a test to send.
+ *
+ * @example
+ * publishPacket('t', 'hi', 1, { messageId: 7 });
+ */
+export function publishPacket(
+  topic: string,
+  payload: string,
+  qos: 0 | 1 | 2 = 0,
+  extra: Partial<mqttPacket.IPublishPacket> = {},
+): mqttPacket.IPublishPacket {
+  return { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false, ...extra };
+}
+
+/** A SUBSCRIBE packet for filters at their QoS. */
+export function subscribePacket(
+  messageId: number,
+  ...subscriptions: Array<[topic: string, qos: 0 | 1 | 2]>
+): mqttPacket.ISubscribePacket {
+  return {
+    cmd: 'subscribe',
+    messageId,
+    subscriptions: subscriptions.map(([topic, qos]) => ({ topic, qos })),
+  };
+}
