@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { PasswordFile } from './auth.js';
 import type { BrokerContext } from './broker/context.js';
@@ -25,6 +27,8 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
     now: Date.now,
+    newId: randomUUID,
+    sleep: (ms) => delay(ms),
     ...(config.authUsers ? { authenticator: new PasswordFile(config.authUsers) } : {}),
   };
 }

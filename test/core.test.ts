@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { planSession } from '../shared/broker/connect-decisions.js';
 import { deliveriesFor } from '../shared/broker/fanout.js';
-import { planSession } from '../shared/broker/handlers/connect.js';
 import { grantFor } from '../shared/broker/handlers/subscribe.js';
 import { chooseSubprotocol } from '../shared/broker/handshake.js';
 import type { QoS, SessionRecord, SubscriptionRecord } from '../shared/ports.js';

@@ -3,13 +3,17 @@ import type { Authenticator } from '../auth.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 
-/** What the broker logic needs from its surroundings: the two ports, limits, a clock and who may connect. */
+/** What the broker logic needs from its surroundings: the two ports, limits, a clock, ids, a way to wait and who may connect. */
 export interface BrokerContext {
   readonly store: BrokerStore;
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
   readonly now: () => number;
+  /** A fresh unique id (session ids, assigned client ids, message ids). */
+  readonly newId: () => string;
+  /** Waits `ms` milliseconds; tests pass one that resolves at once. */
+  readonly sleep: (ms: number) => Promise<void>;
   /** Checks CONNECT credentials; absent: no authentication, any client may connect. */
   readonly authenticator?: Authenticator;
 }

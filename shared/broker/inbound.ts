@@ -29,7 +29,7 @@ async function loadConnection(
   let record = await ctx.store.getConnection(connectionId);
   for (const delay of connectionLookupDelaysMs) {
     if (record) break;
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    await ctx.sleep(delay);
     record = await ctx.store.getConnection(connectionId);
   }
   return record;

@@ -1,6 +1,6 @@
 import type { ApplicationMessage } from '../ports.js';
-import { newMessageId } from '../storage/message-id.js';
 import type { BrokerContext } from './context.js';
+import { newMessageId } from './message-id.js';
 
 /**
  * Accepts an application message from a client (a PUBLISH or its will):
@@ -17,7 +17,7 @@ export async function acceptMessage(
   packetId?: number,
 ): Promise<boolean> {
   const now = ctx.now();
-  const stored = { ...message, publisher, messageId: newMessageId(now), publishedAt: now };
+  const stored = { ...message, publisher, messageId: newMessageId(now, ctx.newId()), publishedAt: now };
   if (message.qos === 2 && packetId !== undefined) {
     // Exactly once: a resent PUBLISH of a packet id awaiting PUBREL is not stored again.
     const first = await ctx.store.putQoS2Message(stored, packetId);

@@ -1,0 +1,244 @@
+/**
+ * The decisions a CONNECT needs, without I/O: whether it is acceptable, the
+ * records it writes, which session it gets, the CONNACK and what a resumed
+ * session resends. shared/broker/handlers/connect.ts applies them.
+ */
+import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
+import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionRecord } from '../ports.js';
+import type { ProtocolVersion } from '../protocol/frames.js';
+import { isValidTopicName } from '../topics.js';
+import type { Invocation } from './context.js';
+import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
+
+/** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
+export interface ConnectRefusal {
+  readonly refused: true;
+  /** The version the reply is encoded in. */
+  readonly version: ProtocolVersion;
+  /** Absent when the protocol has no code for the fault. */
+  readonly connack?: IConnackPacket;
+  /** Why the connection is closed. */
+  readonly reason: string;
+}
+
+/** A CONNECT that passed validation: what the connection and its session start with. */
+export interface AcceptedConnect {
+  readonly refused: false;
+  readonly version: ProtocolVersion;
+  readonly clientId: string;
+  /** The broker chose the client id [MQTT-3.1.3-6]; a 5.0 CONNACK tells the client which. */
+  readonly assigned: boolean;
+  readonly clean: boolean;
+  readonly keepAliveSeconds: number;
+  readonly will?: ApplicationMessage;
+}
+
+/** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
+function isValidClientId(clientId: string): boolean {
+  return !clientId.includes('\u0000') && clientId.isWellFormed() && Buffer.byteLength(clientId) <= 65_535;
+}
+
+function refusal(version: ProtocolVersion, v4Code: number, v5Code: number, reason: string): ConnectRefusal {
+  // [MQTT-3.2.2-5] a refusing CONNACK is followed by closing the connection.
+  const connack: IConnackPacket =
+    version === 5
+      ? { cmd: 'connack', sessionPresent: false, reasonCode: v5Code }
+      : { cmd: 'connack', sessionPresent: false, returnCode: v4Code };
+  return { refused: true, version, connack, reason };
+}
+
+/**
+ * Checks a CONNECT's protocol level and client id, assigning one (from
+ * `newId`) when the client sent none. Credentials and the will topic are
+ * checked after this, in that order (see `credentialsRefusal`, `willRefusal`).
+ *
+ * @example
+ * validateConnect(packet, randomUUID); // { refused: false, clientId: 'nimbus-…', assigned: true, … }
+ */
+export function validateConnect(
+  packet: IConnectPacket,
+  newId: () => string,
+): ConnectRefusal | AcceptedConnect {
+  const version = packet.protocolVersion;
+  if (version !== 4 && version !== 5) {
+    // [MQTT-3.1.2-2] level 3 (MQTT 3.1) is not spoken: return code 1 (in 3.1.1), then close.
+    return refusal(
+      4,
+      ConnackReturnCode.UnacceptableProtocolVersion,
+      ReasonCode.UnsupportedProtocolVersion,
+      'protocol level',
+    );
+  }
+  const clean = packet.clean !== false;
+  let clientId = packet.clientId;
+  let assigned = false;
+  if (clientId.length === 0) {
+    // [MQTT-3.1.3-8] a 3.1.1 client without an id must ask for a clean session.
+    if (version === 4 && !clean) {
+      return refusal(
+        version,
+        ConnackReturnCode.IdentifierRejected,
+        ReasonCode.ClientIdentifierNotValid,
+        'empty client id with clean session 0',
+      );
+    }
+    clientId = `nimbus-${newId()}`; // [MQTT-3.1.3-6]
+    assigned = true;
+  }
+  if (!isValidClientId(clientId)) {
+    return refusal(
+      version,
+      ConnackReturnCode.IdentifierRejected,
+      ReasonCode.ClientIdentifierNotValid,
+      'invalid client id',
+    );
+  }
+  const will = packet.will && {
+    topic: packet.will.topic,
+    payload: Buffer.from(packet.will.payload),
+    qos: packet.will.qos ?? 0,
+    retain: packet.will.retain ?? false,
+  };
+  return {
+    refused: false,
+    version,
+    clientId,
+    assigned,
+    clean,
+    keepAliveSeconds: packet.keepalive ?? 0,
+    will,
+  };
+}
+
+/**
+ * The refusal when the authenticator rejects a CONNECT (§3.2.2.3 / MQTT 5
+ * §3.2.2.2): "not authorized" without a user name, else "bad user name or password".
+ */
+export function credentialsRefusal(version: ProtocolVersion, username: string | undefined): ConnectRefusal {
+  return username === undefined
+    ? refusal(
+        version,
+        ConnackReturnCode.NotAuthorized,
+        ReasonCode.NotAuthorized,
+        'not authorized: no user name',
+      )
+    : refusal(
+        version,
+        ConnackReturnCode.BadUserNameOrPassword,
+        ReasonCode.BadUserNameOrPassword,
+        'bad user name or password',
+      );
+}
+
+/** The refusal of a will whose topic is not a valid topic name; undefined when the will is fine or absent. */
+export function willRefusal(connect: AcceptedConnect): ConnectRefusal | undefined {
+  if (!connect.will || isValidTopicName(connect.will.topic)) return undefined;
+  // 3.1.1 has no CONNACK code for a bad will topic: close without one [MQTT-4.8.0-1]; 5.0 says why.
+  const connack: IConnackPacket | undefined =
+    connect.version === 5
+      ? { cmd: 'connack', sessionPresent: false, reasonCode: ReasonCode.TopicNameInvalid }
+      : undefined;
+  return { refused: true, version: connect.version, connack, reason: 'invalid will topic' };
+}
+
+/**
+ * Which session a CONNECT gets: the stored one when a persistent session
+ * asks for it and one exists [MQTT-3.1.2-4], else a new one [MQTT-3.1.2-6].
+ *
+ * @example
+ * planSession(undefined, false, () => 'n'); // { sessionId: 'n', resumed: false }
+ */
+export function planSession(
+  previous: SessionRecord | undefined,
+  clean: boolean,
+  newId: () => string,
+): { sessionId: string; resumed: boolean } {
+  if (!clean && previous && !previous.cleanSession) return { sessionId: previous.sessionId, resumed: true };
+  return { sessionId: newId(), resumed: false };
+}
+
+/** The connection record an accepted CONNECT stores, in session `sessionId`. */
+export function connectionRecord(
+  connect: AcceptedConnect,
+  invocation: Pick<Invocation, 'connectionId' | 'frameId'>,
+  sessionId: string,
+  now: number,
+): ConnectionRecord {
+  return {
+    connectionId: invocation.connectionId,
+    clientId: connect.clientId,
+    protocolVersion: connect.version,
+    sessionId,
+    cleanSession: connect.clean,
+    keepAliveSeconds: connect.keepAliveSeconds,
+    connectedAt: now,
+    lastSeen: now,
+    connectFrameId: invocation.frameId,
+    will: connect.will,
+  };
+}
+
+/** The session record that makes `connectionId` the one serving the client id. */
+export function sessionRecord(
+  connect: AcceptedConnect,
+  sessionId: string,
+  connectionId: string,
+): SessionRecord {
+  return {
+    clientId: connect.clientId,
+    sessionId,
+    connectionId,
+    protocolVersion: connect.version,
+    cleanSession: connect.clean,
+  };
+}
+
+/**
+ * The CONNACK accepting a CONNECT. A 5.0 one states the broker's limits and,
+ * for an assigned client id, which id it is.
+ */
+export function buildConnack(
+  connect: AcceptedConnect,
+  resumed: boolean,
+  maxPacketSize: number,
+): IConnackPacket {
+  if (connect.version === 4) {
+    // [MQTT-3.2.2-1] session present is 0 for a clean session.
+    return { cmd: 'connack', sessionPresent: resumed, returnCode: ConnackReturnCode.Accepted };
+  }
+  return {
+    cmd: 'connack',
+    sessionPresent: resumed,
+    reasonCode: ReasonCode.Success,
+    properties: {
+      ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
+      maximumPacketSize: maxPacketSize,
+      topicAliasMaximum: 0,
+      retainAvailable: true,
+      sharedSubscriptionAvailable: false,
+      wildcardSubscriptionAvailable: true,
+      subscriptionIdentifiersAvailable: false,
+    },
+  };
+}
+
+/**
+ * [MQTT-4.4.0-1] What a resumed session resends: unacknowledged PUBLISH
+ * (DUP set once sent) and PUBREL, in their original order.
+ */
+export function resumeOutbox(messages: readonly OutboundMessage[]): Packet[] {
+  return messages.map(
+    (message): Packet =>
+      message.released
+        ? { cmd: 'pubrel', messageId: message.packetId }
+        : {
+            cmd: 'publish',
+            topic: message.topic,
+            payload: Buffer.from(message.payload),
+            qos: message.qos,
+            retain: message.retain,
+            dup: message.sent,
+            messageId: message.packetId,
+          },
+  );
+}
