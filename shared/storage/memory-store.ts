@@ -1,0 +1,351 @@
+import type {
+  ApplicationMessage,
+  BrokerStore,
+  ConnectionRecord,
+  OutboundMessage,
+  QoS,
+  RetainedMessage,
+  SessionRecord,
+  StoredMessage,
+  SubscriptionRecord,
+} from '../ports.js';
+import { topicAnchors, topicMatches } from '../topics.js';
+import { compareSortKeys, packetIdOf, retainedRoot, subscriptionKey } from './keys.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * A Sessions item: the record and its two counters. The record's fields are
+ * optional because, as in DynamoDB, queuing for a client id without a session
+ * creates an item holding only the counter.
+ */
+type SessionItem = Partial<Mutable<SessionRecord>> & {
+  clientId: string;
+  nextPacketId?: number;
+  queued?: number;
+};
+
+/** One client id's packet state: the Deliveries table's `out#`, `in#`, `qos2#` and `qos2id#` entries. */
+interface Deliveries {
+  readonly outbound: Map<number, OutboundMessage>;
+  readonly inbound: Set<number>;
+  readonly qos2: Map<string, { packetId: number; seq: number; received: boolean }>;
+  readonly qos2ByPacketId: Map<number, string>;
+}
+
+/**
+ * A deep copy as a DynamoDB round trip makes it: undefined properties dropped,
+ * binary copied into a plain Uint8Array. Nothing a caller holds aliases stored state.
+ */
+function copy<T>(value: T): T {
+  if (value instanceof Uint8Array) return new Uint8Array(value) as T;
+  if (Array.isArray(value)) return value.map(copy) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, copy(v)]),
+    ) as T;
+  }
+  return value;
+}
+
+function sessionRecord(item: SessionItem): SessionRecord {
+  const { nextPacketId: _counter, queued: _queued, ...record } = item;
+  return copy(record) as SessionRecord;
+}
+
+/**
+ * The broker's state in memory, with exactly the semantics of `DynamoStore`
+ * (conditional outcomes and result order included; test/support/store-conformance.ts
+ * holds both to them). For fast tests of the broker core; nothing is persisted
+ * and nothing expires.
+ *
+ * @example
+ * const store = new MemoryStore({ now: () => 1_000 });
+ * await store.claimConnection(record); // true
+ * await store.claimConnection(record); // false: a second CONNECT
+ */
+export class MemoryStore implements BrokerStore {
+  private readonly now: () => number;
+  private readonly connections = new Map<string, ConnectionRecord>();
+  private readonly sessions = new Map<string, SessionItem>();
+  /** Subscriptions by anchor partition, then by `filter\0clientId`, as in the Subscriptions table. */
+  private readonly subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
+  /** Accepted messages, as the Messages table holds them for the stream. */
+  private readonly messages = new Map<string, StoredMessage>();
+  private readonly deliveries = new Map<string, Deliveries>();
+  /** Retained messages by first-level partition, then by topic. */
+  private readonly retained = new Map<string, Map<string, RetainedMessage>>();
+
+  constructor(options: { now: () => number }) {
+    this.now = options.now;
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    return copy(this.connections.get(connectionId));
+  }
+
+  async claimConnection(connection: ConnectionRecord): Promise<boolean> {
+    if (this.connections.has(connection.connectionId)) return false;
+    this.connections.set(connection.connectionId, copy(connection));
+    return true;
+  }
+
+  async putConnection(connection: ConnectionRecord): Promise<void> {
+    this.connections.set(connection.connectionId, copy(connection));
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    this.connections.delete(connectionId);
+  }
+
+  async getSession(clientId: string): Promise<SessionRecord | undefined> {
+    const item = this.sessions.get(clientId);
+    return item && sessionRecord(item);
+  }
+
+  async replaceSession(next: SessionRecord, previous: SessionRecord | undefined): Promise<boolean> {
+    // DynamoDB rejects an update that names an undefined value.
+    if (next.connectionId === undefined || (previous && previous.sessionId === undefined)) {
+      throw new Error('replaceSession: the next session names its connection, the previous its session id');
+    }
+    const stored = this.sessions.get(next.clientId);
+    const holds = previous
+      ? stored !== undefined &&
+        stored.sessionId === previous.sessionId &&
+        (stored.connectionId === undefined || stored.connectionId === (previous.connectionId ?? ''))
+      : stored === undefined;
+    if (!holds) return false;
+    // Only the record's fields are written: the counters carry over to the new session.
+    const { clientId, sessionId, connectionId, protocolVersion, cleanSession } = next;
+    this.sessions.set(clientId, {
+      ...stored,
+      clientId,
+      sessionId,
+      connectionId,
+      protocolVersion,
+      cleanSession,
+    });
+    return true;
+  }
+
+  async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
+    const sessions = new Map<string, SessionRecord>();
+    for (const clientId of new Set(clientIds)) {
+      const item = this.sessions.get(clientId);
+      if (item) sessions.set(clientId, sessionRecord(item));
+    }
+    return sessions;
+  }
+
+  async endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.connectionId !== connectionId) return false;
+    if (cleanSession) {
+      this.sessions.delete(clientId);
+    } else {
+      const { connectionId: _ended, ...offline } = stored;
+      this.sessions.set(clientId, offline);
+    }
+    return true;
+  }
+
+  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+    for (const s of subscriptions) {
+      const { anchor, filterClient } = subscriptionKey(s.filter, s.clientId);
+      const partition = this.subscriptions.get(anchor) ?? new Map<string, SubscriptionRecord>();
+      this.subscriptions.set(anchor, partition);
+      const existing = partition.get(filterClient);
+      if (!existing || existing.sessionId === s.sessionId) {
+        // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
+        const subscribedAt = existing?.subscribedAt ?? s.subscribedAt ?? this.now();
+        const { clientId, sessionId, filter, qos } = s;
+        partition.set(filterClient, { clientId, sessionId, filter, qos, subscribedAt });
+      } else {
+        // A leftover of an older session: this one starts afresh.
+        partition.set(filterClient, copy(s));
+      }
+    }
+  }
+
+  async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
+    for (const filter of filters) {
+      const { anchor, filterClient } = subscriptionKey(filter, clientId);
+      this.subscriptions.get(anchor)?.delete(filterClient);
+    }
+  }
+
+  async deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void> {
+    for (const partition of this.subscriptions.values()) {
+      for (const [key, s] of partition) {
+        if (s.clientId === clientId && (!keepSessionId || s.sessionId !== keepSessionId)) {
+          partition.delete(key);
+        }
+      }
+    }
+  }
+
+  async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
+    return topicAnchors(topic).flatMap((anchor) =>
+      [...(this.subscriptions.get(anchor) ?? [])]
+        .sort(([a], [b]) => compareSortKeys(a, b))
+        .map(([, s]) => s)
+        .filter((s) => topicMatches(s.filter, topic))
+        .map((s) => ({
+          clientId: s.clientId,
+          sessionId: s.sessionId,
+          filter: s.filter,
+          qos: s.qos,
+          subscribedAt: s.subscribedAt,
+        })),
+    );
+  }
+
+  async putMessage(message: StoredMessage): Promise<void> {
+    this.messages.set(JSON.stringify([message.publisher, message.messageId]), copy(message));
+  }
+
+  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+    const deliveries = this.deliveriesOf(message.publisher);
+    // [MQTT-4.3.3-2] the packet id is awaiting PUBREL: a resent PUBLISH, already stored.
+    if (deliveries.inbound.has(packetId)) return false;
+    deliveries.inbound.add(packetId);
+    await this.putMessage(message);
+    return true;
+  }
+
+  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
+    this.deliveries.get(clientId)?.inbound.delete(packetId);
+  }
+
+  async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
+    const session = this.sessions.get(clientId);
+    if (!session) throw new Error(`reservePacketId: client id ${clientId} has no session`);
+    const seq = (session.nextPacketId ?? 0) + 1;
+    session.nextPacketId = seq;
+    return { packetId: packetIdOf(seq), seq };
+  }
+
+  async claimQoS2Delivery(
+    clientId: string,
+    messageKey: string,
+  ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }> {
+    // Reserved before the marker is checked, as in DynamoDB: a retry uses up a packet id too.
+    const reserved = await this.reservePacketId(clientId);
+    const deliveries = this.deliveriesOf(clientId);
+    const marker = deliveries.qos2.get(messageKey);
+    if (marker) return { ...marker, first: false };
+    deliveries.qos2.set(messageKey, { ...reserved, received: false });
+    deliveries.qos2ByPacketId.set(reserved.packetId, messageKey);
+    return { ...reserved, first: true, received: false };
+  }
+
+  async markQoS2Received(clientId: string, packetId: number): Promise<void> {
+    const deliveries = this.deliveries.get(clientId);
+    const messageKey = deliveries?.qos2ByPacketId.get(packetId);
+    const marker = messageKey === undefined ? undefined : deliveries?.qos2.get(messageKey);
+    if (marker) marker.received = true;
+  }
+
+  async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
+    const deliveries = this.deliveriesOf(clientId);
+    if (deliveries.outbound.has(message.packetId)) return true; // a retried fan-out: already queued
+    const session = this.sessions.get(clientId);
+    const queued = session?.queued;
+    if (queued !== undefined && queued >= maxQueued) return false;
+    if (session) session.queued = (queued ?? 0) + 1;
+    else this.sessions.set(clientId, { clientId, queued: 1 });
+    deliveries.outbound.set(message.packetId, copy(message));
+    return true;
+  }
+
+  async deleteOutbound(clientId: string, packetId: number): Promise<void> {
+    if (!this.deliveries.get(clientId)?.outbound.delete(packetId)) return; // a repeated acknowledgement
+    const session = this.sessions.get(clientId);
+    if (session) session.queued = (session.queued ?? 0) - 1;
+  }
+
+  async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
+    const outbound = this.deliveries.get(clientId)?.outbound;
+    const message = outbound?.get(packetId);
+    if (outbound && message) outbound.set(packetId, { ...message, released: true });
+  }
+
+  async outboundMessages(clientId: string): Promise<OutboundMessage[]> {
+    return [...(this.deliveries.get(clientId)?.outbound.values() ?? [])]
+      .sort((a, b) => a.seq - b.seq || a.packetId - b.packetId)
+      .map((m) => ({
+        packetId: m.packetId,
+        seq: m.seq,
+        topic: m.topic,
+        payload: copy(m.payload),
+        qos: m.qos,
+        retain: Boolean(m.retain),
+        sent: Boolean(m.sent),
+        released: Boolean(m.released),
+      }));
+  }
+
+  async deleteDeliveries(clientId: string): Promise<void> {
+    this.deliveries.delete(clientId);
+  }
+
+  async putRetained(message: RetainedMessage): Promise<void> {
+    const root = retainedRoot(message.topic);
+    // [MQTT-3.3.1-10] an empty payload clears the topic's retained message.
+    if (message.payload.length === 0) {
+      this.retained.get(root)?.delete(message.topic);
+      return;
+    }
+    const partition = this.retained.get(root) ?? new Map<string, RetainedMessage>();
+    this.retained.set(root, partition);
+    partition.set(message.topic, copy(message));
+  }
+
+  async retainedMatching(filter: string): Promise<RetainedMessage[]> {
+    const first = filter.split('/')[0];
+    const partitions =
+      first === '+' || first === '#'
+        ? [...this.retained.values()]
+        : [this.retained.get(retainedRoot(filter))];
+    return partitions.flatMap((partition) =>
+      [...(partition?.values() ?? [])]
+        .sort((a, b) => compareSortKeys(a.topic, b.topic))
+        .filter((m) => topicMatches(filter, m.topic))
+        .map((m) => ({
+          topic: m.topic,
+          payload: copy(m.payload),
+          qos: m.qos as QoS,
+          retain: true,
+          publishedAt: m.publishedAt,
+        })),
+    );
+  }
+
+  async touchConnection(connectionId: string, now: number): Promise<void> {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.connections.set(connectionId, { ...connection, lastSeen: now });
+  }
+
+  async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {
+    const connection = this.connections.get(connectionId);
+    if (!connection?.will) return undefined; // no will, or another caller took it
+    const { will, ...rest } = connection;
+    this.connections.set(connectionId, rest);
+    return copy(will);
+  }
+
+  async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
+    yield [...this.connections.values()].map(copy);
+  }
+
+  private deliveriesOf(clientId: string): Deliveries {
+    let deliveries = this.deliveries.get(clientId);
+    if (!deliveries) {
+      deliveries = { outbound: new Map(), inbound: new Set(), qos2: new Map(), qos2ByPacketId: new Map() };
+      this.deliveries.set(clientId, deliveries);
+    }
+    return deliveries;
+  }
+}
