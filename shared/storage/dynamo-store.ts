@@ -72,13 +72,14 @@ export function createDocumentClient(config: Pick<BrokerConfig, 'dynamoEndpoint'
  * The broker's state in DynamoDB.
  *
  * @example
- * const store = new DynamoStore(createDocumentClient(config), config.tables);
+ * const store = new DynamoStore(createDocumentClient(config), config.tables, { now: Date.now });
  * await store.subscriptionsMatching('home/kitchen/temp');
  */
 export class DynamoStore implements BrokerStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly tables: Readonly<Record<TableId, string>>,
+    private readonly options: { readonly now: () => number },
   ) {}
 
   async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -215,7 +216,7 @@ export class DynamoStore implements BrokerStore {
                 ':s': s.sessionId,
                 ':f': s.filter,
                 ':q': s.qos,
-                ':t': s.subscribedAt ?? Date.now(),
+                ':t': s.subscribedAt ?? this.options.now(),
               },
             }),
           );
@@ -365,7 +366,7 @@ export class DynamoStore implements BrokerStore {
   ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }> {
     const marker = { clientId, entry: `qos2#${messageKey}` };
     const reserved = await this.reservePacketId(clientId);
-    const expiresAt = epochSeconds(Date.now()) + deliveryTtlSeconds;
+    const expiresAt = epochSeconds(this.options.now()) + deliveryTtlSeconds;
     try {
       await this.db.send(
         new PutCommand({
@@ -426,7 +427,7 @@ export class DynamoStore implements BrokerStore {
       await this.db.send(
         new PutCommand({
           TableName: this.tables.Deliveries,
-          Item: { ...key, ...message, expiresAt: epochSeconds(Date.now()) + deliveryTtlSeconds },
+          Item: { ...key, ...message, expiresAt: epochSeconds(this.options.now()) + deliveryTtlSeconds },
           ConditionExpression: 'attribute_not_exists(entry)',
         }),
       );
