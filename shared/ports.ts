@@ -77,6 +77,13 @@ export interface RetainedMessage extends ApplicationMessage {
   readonly publishedAt: number;
 }
 
+/**
+ * Where the broker's state lives. DynamoStore is production's; MemoryStore
+ * serves fast tests; test/support/store-conformance.ts holds every backend to
+ * this contract (docs/adr/0006-storage-contract.md). Results are copies: a
+ * caller changing one changes nothing stored. A record read back may carry a
+ * backend's bookkeeping attributes (an expiry, counters) besides its fields.
+ */
 export interface BrokerStore {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /** Stores the record unless the connection already has one; false for a second CONNECT. */
@@ -87,7 +94,10 @@ export interface BrokerStore {
   getSession(clientId: string): Promise<SessionRecord | undefined>;
   /**
    * Writes `next` only if the stored session is still `previous` (or absent
-   * when `previous` is); false when another CONNECT got there first.
+   * when `previous` is); false when another CONNECT got there first. "Still"
+   * means the same session id, served by `previous`'s connection or by none.
+   * `next` names its connection. The session's packet id and queue counters
+   * carry over.
    */
   replaceSession(next: SessionRecord, previous: SessionRecord | undefined): Promise<boolean>;
   /** Sessions of these client ids that exist. */
@@ -102,7 +112,7 @@ export interface BrokerStore {
   deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void>;
   /** Every subscription of the client id except those of session `keepSessionId`. */
   deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void>;
-  /** Subscriptions whose filter matches the topic (all session generations). */
+  /** Subscriptions whose filter matches the topic (all session generations), in no particular order. */
   subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]>;
 
   /** Durably stores an accepted PUBLISH; the stream carries it to the fan-out. */
@@ -116,11 +126,16 @@ export interface BrokerStore {
   /** PUBREL: the inbound packet id is free again. */
   releaseInboundPacketId(clientId: string, packetId: number): Promise<void>;
 
-  /** Reserves the next packet identifier for a message to the client. */
+  /**
+   * Reserves the next packet identifier for a message to the client: `seq`
+   * counts 1, 2, … per session item and the packet id wraps through
+   * 1..65535 [MQTT-2.3.1-1]. Rejects when the client id has no session.
+   */
   reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }>;
   /**
    * The packet id of a QoS 2 delivery of `messageKey` to the client, the same
-   * one each time the fan-out retries, so the receiver discards repeats.
+   * one each time the fan-out retries (`first` false), so the receiver
+   * discards repeats; `received` once PUBREC came. Rejects without a session.
    */
   claimQoS2Delivery(
     clientId: string,
@@ -128,7 +143,11 @@ export interface BrokerStore {
   ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }>;
   /** PUBREC for a QoS 2 delivery: the receiver has it; a retry must not send it again [MQTT-4.3.3-1]. */
   markQoS2Received(clientId: string, packetId: number): Promise<void>;
-  /** Keeps a message for a persistent session until acknowledged; false when the queue is full. */
+  /**
+   * Keeps a message for a persistent session until acknowledged; false when
+   * `maxQueued` messages are already waiting. A packet id already queued is
+   * left as it is and counts as kept (a retried fan-out).
+   */
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;
   /** PUBACK or PUBCOMP: the message is done. */
   deleteOutbound(clientId: string, packetId: number): Promise<void>;
@@ -141,7 +160,7 @@ export interface BrokerStore {
 
   /** Stores, replaces, or (empty payload) clears the retained message of a topic [MQTT-3.3.1-10]. */
   putRetained(message: RetainedMessage): Promise<void>;
-  /** Retained messages whose topic matches the filter. */
+  /** Retained messages whose topic matches the filter, in no particular order. */
   retainedMatching(filter: string): Promise<RetainedMessage[]>;
 
   /** Notes that the connection is alive, for the keep-alive sweep. */

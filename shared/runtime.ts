@@ -20,7 +20,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
   const config = configFromEnv(env);
   return {
     config,
-    store: new DynamoStore(createDocumentClient(config), config.tables),
+    store: new DynamoStore(createDocumentClient(config), config.tables, { now: Date.now }),
     gateway: new ManagementApiGateway(
       new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint }),
     ),

@@ -1,0 +1,38 @@
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+
+function conditionFailed(error: unknown): boolean {
+  if (
+    error instanceof ConditionalCheckFailedException ||
+    (error as Error).name === 'ConditionalCheckFailedException'
+  ) {
+    return true;
+  }
+  // A transaction reports which of its writes found its condition false.
+  if (
+    error instanceof TransactionCanceledException ||
+    (error as Error).name === 'TransactionCanceledException'
+  ) {
+    const reasons = (error as TransactionCanceledException).CancellationReasons ?? [];
+    return reasons.some((reason) => reason.Code === 'ConditionalCheckFailed');
+  }
+  return false;
+}
+
+/**
+ * Awaits a conditional write (or transaction): true when it was made, false
+ * when its condition did not hold. Any other failure is rethrown.
+ *
+ * @example
+ * const claimed = await ifConditionHolds(
+ *   db.send(new PutCommand({ TableName, Item, ConditionExpression: 'attribute_not_exists(connectionId)' })),
+ * );
+ */
+export async function ifConditionHolds(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (conditionFailed(error)) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,175 @@
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { ApplicationMessage, BrokerStore, ConnectionRecord, SessionRecord } from '../../ports.js';
+import { ifConditionHolds } from './conditions.js';
+import { type Database, epochSeconds } from './database.js';
+import { batchGet, scanPages } from './paging.js';
+
+/** Connections outlive API Gateway's 2-hour cap by an hour, then TTL removes rows whose $disconnect never came. */
+const connectionTtlSeconds = 3 * 3600;
+
+type ConnectionsAndSessionsPort = Pick<
+  BrokerStore,
+  | 'getConnection'
+  | 'claimConnection'
+  | 'putConnection'
+  | 'deleteConnection'
+  | 'touchConnection'
+  | 'takeWill'
+  | 'scanConnections'
+  | 'getSession'
+  | 'replaceSession'
+  | 'getSessions'
+  | 'endSession'
+>;
+
+/**
+ * The Connections table (one row per live WebSocket connection) and the
+ * Sessions table (where each client id's session stands).
+ *
+ * @example
+ * const part = new ConnectionsAndSessions({ db, tables, now: Date.now });
+ * await part.claimConnection(record); // false for a second CONNECT
+ */
+export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
+  constructor(private readonly database: Database) {}
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const { db, tables } = this.database;
+    const { Item } = await db.send(
+      new GetCommand({ TableName: tables.Connections, Key: { connectionId }, ConsistentRead: true }),
+    );
+    return Item as ConnectionRecord | undefined;
+  }
+
+  async putConnection(connection: ConnectionRecord): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(new PutCommand({ TableName: tables.Connections, Item: connectionItem(connection) }));
+  }
+
+  async deleteConnection(connectionId: string): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(new DeleteCommand({ TableName: tables.Connections, Key: { connectionId } }));
+  }
+
+  async claimConnection(connection: ConnectionRecord): Promise<boolean> {
+    const { db, tables } = this.database;
+    return ifConditionHolds(
+      db.send(
+        new PutCommand({
+          TableName: tables.Connections,
+          Item: connectionItem(connection),
+          ConditionExpression: 'attribute_not_exists(connectionId)',
+        }),
+      ),
+    );
+  }
+
+  async touchConnection(connectionId: string, now: number): Promise<void> {
+    const { db, tables } = this.database;
+    // A connection already gone stays gone.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'SET lastSeen = :now',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: { ':now': now },
+        }),
+      ),
+    );
+  }
+
+  async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {
+    const { db, tables } = this.database;
+    let will: ApplicationMessage | undefined;
+    // Fails when there is no will, or another caller took it.
+    await ifConditionHolds(
+      db
+        .send(
+          new UpdateCommand({
+            TableName: tables.Connections,
+            Key: { connectionId },
+            UpdateExpression: 'REMOVE will',
+            ConditionExpression: 'attribute_exists(will)',
+            ReturnValues: 'UPDATED_OLD',
+          }),
+        )
+        .then(({ Attributes }) => {
+          will = Attributes?.will as ApplicationMessage | undefined;
+        }),
+    );
+    return will;
+  }
+
+  async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
+    const { db, tables } = this.database;
+    for await (const page of scanPages(db, tables.Connections)) yield page as ConnectionRecord[];
+  }
+
+  async getSession(clientId: string): Promise<SessionRecord | undefined> {
+    const { db, tables } = this.database;
+    const { Item } = await db.send(
+      new GetCommand({ TableName: tables.Sessions, Key: { clientId }, ConsistentRead: true }),
+    );
+    return Item as SessionRecord | undefined;
+  }
+
+  async replaceSession(next: SessionRecord, previous: SessionRecord | undefined): Promise<boolean> {
+    const { db, tables } = this.database;
+    return ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId: next.clientId },
+          UpdateExpression:
+            'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean',
+          // Two CONNECTs racing for one client id: the loser re-reads and so sees the winner to take over from.
+          ConditionExpression: previous
+            ? 'sessionId = :previousSession AND (attribute_not_exists(connectionId) OR connectionId = :previousConnection)'
+            : 'attribute_not_exists(clientId)',
+          ExpressionAttributeValues: {
+            ':s': next.sessionId,
+            ':c': next.connectionId,
+            ':v': next.protocolVersion,
+            ':clean': next.cleanSession,
+            ...(previous
+              ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
+              : {}),
+          },
+        }),
+      ),
+    );
+  }
+
+  async getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>> {
+    const { db, tables } = this.database;
+    const keys = [...new Set(clientIds)].map((clientId) => ({ clientId }));
+    const items = await batchGet(db, tables.Sessions, keys);
+    return new Map(items.map((item) => [item.clientId as string, item as SessionRecord]));
+  }
+
+  async endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
+    const { db, tables } = this.database;
+    const condition = {
+      ConditionExpression: 'connectionId = :c',
+      ExpressionAttributeValues: { ':c': connectionId },
+    };
+    return ifConditionHolds(
+      db.send(
+        cleanSession
+          ? new DeleteCommand({ TableName: tables.Sessions, Key: { clientId }, ...condition })
+          : new UpdateCommand({
+              TableName: tables.Sessions,
+              Key: { clientId },
+              UpdateExpression: 'REMOVE connectionId',
+              ...condition,
+            }),
+      ),
+    );
+  }
+}
+
+function connectionItem(connection: ConnectionRecord): Record<string, unknown> {
+  return { ...connection, expiresAt: epochSeconds(connection.connectedAt) + connectionTtlSeconds };
+}

@@ -1,0 +1,278 @@
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { BrokerStore, OutboundMessage, QoS, StoredMessage } from '../../ports.js';
+import {
+  inboundEntry,
+  outboundEntry,
+  outboundPrefix,
+  packetIdOf,
+  qos2Entry,
+  qos2PacketEntry,
+} from '../keys.js';
+import { ifConditionHolds } from './conditions.js';
+import { type Database, epochSeconds } from './database.js';
+import { batchWrite, queryAll } from './paging.js';
+
+/** Messages only need to outlive the stream's 24-hour retention. */
+const messageTtlSeconds = 24 * 3600;
+/** Per-session packet state outlives a client that never comes back by a week, then TTL removes it. */
+const deliveryTtlSeconds = 7 * 24 * 3600;
+
+type DeliveriesPort = Pick<
+  BrokerStore,
+  | 'putMessage'
+  | 'putQoS2Message'
+  | 'releaseInboundPacketId'
+  | 'reservePacketId'
+  | 'claimQoS2Delivery'
+  | 'markQoS2Received'
+  | 'putOutbound'
+  | 'deleteOutbound'
+  | 'markOutboundReleased'
+  | 'outboundMessages'
+  | 'deleteDeliveries'
+>;
+
+/**
+ * The Messages table (accepted PUBLISHes, which its stream carries to the
+ * fan-out) and the Deliveries table (per-session packet state,
+ * docs/adr/0004-session-state.md). The packet id and queue counters live on
+ * the session's item in the Sessions table.
+ *
+ * @example
+ * const part = new Deliveries({ db, tables, now: Date.now });
+ * await part.putQoS2Message(message, 7); // false while packet id 7 awaits PUBREL
+ */
+export class Deliveries implements DeliveriesPort {
+  constructor(private readonly database: Database) {}
+
+  async putMessage(message: StoredMessage): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(new PutCommand({ TableName: tables.Messages, Item: messageItem(message) }));
+  }
+
+  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+    const { db, tables } = this.database;
+    // One transaction: a resent PUBLISH is never stored twice, and a crash never leaves one without the other.
+    return ifConditionHolds(
+      db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: tables.Deliveries,
+                Item: {
+                  clientId: message.publisher,
+                  entry: inboundEntry(packetId),
+                  expiresAt: epochSeconds(message.publishedAt) + deliveryTtlSeconds,
+                },
+                // [MQTT-4.3.3-2] the packet id is awaiting PUBREL: a resent PUBLISH.
+                ConditionExpression: 'attribute_not_exists(entry)',
+              },
+            },
+            { Put: { TableName: tables.Messages, Item: messageItem(message) } },
+          ],
+        }),
+      ),
+    );
+  }
+
+  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(
+      new DeleteCommand({ TableName: tables.Deliveries, Key: { clientId, entry: inboundEntry(packetId) } }),
+    );
+  }
+
+  async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
+    const { db, tables } = this.database;
+    const { Attributes } = await db.send(
+      new UpdateCommand({
+        TableName: tables.Sessions,
+        Key: { clientId },
+        UpdateExpression: 'ADD nextPacketId :one',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const seq = Number(Attributes?.nextPacketId);
+    return { packetId: packetIdOf(seq), seq };
+  }
+
+  async claimQoS2Delivery(
+    clientId: string,
+    messageKey: string,
+  ): Promise<{ packetId: number; seq: number; first: boolean; received: boolean }> {
+    const { db, tables, now } = this.database;
+    const marker = { clientId, entry: qos2Entry(messageKey) };
+    const reserved = await this.reservePacketId(clientId);
+    const expiresAt = epochSeconds(now()) + deliveryTtlSeconds;
+    const first = await ifConditionHolds(
+      db.send(
+        new PutCommand({
+          TableName: tables.Deliveries,
+          Item: { ...marker, ...reserved, expiresAt },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      ),
+    );
+    if (!first) {
+      const { Item } = await db.send(
+        new GetCommand({ TableName: tables.Deliveries, Key: marker, ConsistentRead: true }),
+      );
+      return {
+        packetId: Number(Item?.packetId),
+        seq: Number(Item?.seq),
+        first: false,
+        received: Boolean(Item?.received),
+      };
+    }
+    // PUBREC names only the packet id: this entry leads from it back to the marker.
+    await db.send(
+      new PutCommand({
+        TableName: tables.Deliveries,
+        Item: { clientId, entry: qos2PacketEntry(reserved.packetId), messageKey, expiresAt },
+      }),
+    );
+    return { ...reserved, first: true, received: false };
+  }
+
+  async markQoS2Received(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    const { Item } = await db.send(
+      new GetCommand({
+        TableName: tables.Deliveries,
+        Key: { clientId, entry: qos2PacketEntry(packetId) },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return;
+    // False when the marker is already gone (the session's state was deleted).
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Deliveries,
+          Key: { clientId, entry: qos2Entry(String(Item.messageKey)) },
+          UpdateExpression: 'SET received = :yes',
+          ConditionExpression: 'attribute_exists(entry)',
+          ExpressionAttributeValues: { ':yes': true },
+        }),
+      ),
+    );
+  }
+
+  async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
+    const { db, tables, now } = this.database;
+    const key = { clientId, entry: outboundEntry(message.packetId) };
+    const added = await ifConditionHolds(
+      db.send(
+        new PutCommand({
+          TableName: tables.Deliveries,
+          Item: { ...key, ...message, expiresAt: epochSeconds(now()) + deliveryTtlSeconds },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      ),
+    );
+    if (!added) return true; // a retried fan-out: already queued
+    const counted = await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'ADD queued :one',
+          ConditionExpression: 'attribute_not_exists(queued) OR queued < :max',
+          ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
+        }),
+      ),
+    );
+    if (!counted) await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
+    return counted;
+  }
+
+  async deleteOutbound(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    const { Attributes } = await db.send(
+      new DeleteCommand({
+        TableName: tables.Deliveries,
+        Key: { clientId, entry: outboundEntry(packetId) },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    if (!Attributes) return; // a repeated acknowledgement
+    // False when the session is gone, and its counter with it.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'ADD queued :minus',
+          ConditionExpression: 'attribute_exists(clientId)',
+          ExpressionAttributeValues: { ':minus': -1 },
+        }),
+      ),
+    );
+  }
+
+  async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    // False when the message is no longer queued.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Deliveries,
+          Key: { clientId, entry: outboundEntry(packetId) },
+          UpdateExpression: 'SET released = :yes',
+          ConditionExpression: 'attribute_exists(entry)',
+          ExpressionAttributeValues: { ':yes': true },
+        }),
+      ),
+    );
+  }
+
+  async outboundMessages(clientId: string): Promise<OutboundMessage[]> {
+    const { db, tables } = this.database;
+    const items = await queryAll(db, {
+      TableName: tables.Deliveries,
+      KeyConditionExpression: 'clientId = :c AND begins_with(entry, :out)',
+      ExpressionAttributeValues: { ':c': clientId, ':out': outboundPrefix },
+      ConsistentRead: true,
+    });
+    return items
+      .map((item) => ({
+        packetId: Number(item.packetId),
+        seq: Number(item.seq),
+        topic: String(item.topic),
+        payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
+        qos: item.qos as QoS,
+        retain: Boolean(item.retain),
+        sent: Boolean(item.sent),
+        released: Boolean(item.released),
+      }))
+      .sort((a, b) => a.seq - b.seq);
+  }
+
+  async deleteDeliveries(clientId: string): Promise<void> {
+    const { db, tables } = this.database;
+    const items = await queryAll(db, {
+      TableName: tables.Deliveries,
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: 'clientId, entry',
+    });
+    await batchWrite(
+      db,
+      tables.Deliveries,
+      items.map((item) => ({ DeleteRequest: { Key: { clientId: item.clientId, entry: item.entry } } })),
+    );
+  }
+}
+
+function messageItem(message: StoredMessage): Record<string, unknown> {
+  return { ...message, expiresAt: epochSeconds(message.publishedAt) + messageTtlSeconds };
+}

@@ -1,0 +1,118 @@
+import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { BrokerStore, QoS, SubscriptionRecord } from '../../ports.js';
+import { topicAnchors, topicMatches } from '../../topics.js';
+import { subscriptionKey } from '../keys.js';
+import { ifConditionHolds } from './conditions.js';
+import type { Database } from './database.js';
+import { batchWrite, queryAll, queryPages } from './paging.js';
+
+type SubscriptionsPort = Pick<
+  BrokerStore,
+  'putSubscriptions' | 'deleteSubscriptions' | 'deleteStaleSubscriptions' | 'subscriptionsMatching'
+>;
+
+/**
+ * The Subscriptions table, keyed by each filter's anchor so a publish reads
+ * only the partitions of its own topic's prefixes (docs/adr/0002-subscription-keys.md).
+ *
+ * @example
+ * const part = new Subscriptions({ db, tables, now: Date.now });
+ * await part.subscriptionsMatching('home/kitchen/temp');
+ */
+export class Subscriptions implements SubscriptionsPort {
+  constructor(private readonly database: Database) {}
+
+  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+    const { db, tables, now } = this.database;
+    await Promise.all(
+      subscriptions.map(async (s) => {
+        const key = subscriptionKey(s.filter, s.clientId);
+        // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
+        const sameSession = await ifConditionHolds(
+          db.send(
+            new UpdateCommand({
+              TableName: tables.Subscriptions,
+              Key: key,
+              UpdateExpression:
+                'SET clientId = :c, sessionId = :s, #filter = :f, qos = :q, subscribedAt = if_not_exists(subscribedAt, :t)',
+              ConditionExpression: 'attribute_not_exists(anchor) OR sessionId = :s',
+              ExpressionAttributeNames: { '#filter': 'filter' },
+              ExpressionAttributeValues: {
+                ':c': s.clientId,
+                ':s': s.sessionId,
+                ':f': s.filter,
+                ':q': s.qos,
+                ':t': s.subscribedAt ?? now(),
+              },
+            }),
+          ),
+        );
+        if (!sameSession) {
+          // A leftover of an older session: this one starts afresh.
+          await db.send(new PutCommand({ TableName: tables.Subscriptions, Item: { ...key, ...s } }));
+        }
+      }),
+    );
+  }
+
+  async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
+    const { db, tables } = this.database;
+    await batchWrite(
+      db,
+      tables.Subscriptions,
+      filters.map((filter) => ({ DeleteRequest: { Key: subscriptionKey(filter, clientId) } })),
+    );
+  }
+
+  async deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void> {
+    const { db, tables } = this.database;
+    const pages = queryPages(db, {
+      TableName: tables.Subscriptions,
+      IndexName: 'byClient',
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeValues: { ':c': clientId },
+    });
+    for await (const keys of pages) {
+      for (const key of keys) {
+        // False when the subscription is the kept session's, or already gone.
+        await ifConditionHolds(
+          db.send(
+            new DeleteCommand({
+              TableName: tables.Subscriptions,
+              Key: { anchor: key.anchor, filterClient: key.filterClient },
+              // The index is eventually consistent: never delete what the current session just subscribed.
+              ...(keepSessionId
+                ? {
+                    ConditionExpression: 'sessionId <> :keep',
+                    ExpressionAttributeValues: { ':keep': keepSessionId },
+                  }
+                : {}),
+            }),
+          ),
+        );
+      }
+    }
+  }
+
+  async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
+    const pages = await Promise.all(topicAnchors(topic).map((anchor) => this.queryAnchor(anchor)));
+    return pages.flat().filter((s) => topicMatches(s.filter, topic));
+  }
+
+  private async queryAnchor(anchor: string): Promise<SubscriptionRecord[]> {
+    const { db, tables } = this.database;
+    const items = await queryAll(db, {
+      TableName: tables.Subscriptions,
+      KeyConditionExpression: 'anchor = :a',
+      ExpressionAttributeValues: { ':a': anchor },
+      ConsistentRead: true,
+    });
+    return items.map((item) => ({
+      clientId: String(item.clientId),
+      sessionId: String(item.sessionId),
+      filter: String(item.filter),
+      qos: item.qos as QoS,
+      subscribedAt: item.subscribedAt === undefined ? undefined : Number(item.subscribedAt),
+    }));
+  }
+}
