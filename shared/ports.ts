@@ -145,7 +145,7 @@ export interface BrokerStore {
   markQoS2Received(clientId: string, packetId: number): Promise<void>;
   /**
    * Keeps a message for a persistent session until acknowledged; false when
-   * `maxQueued` messages are already waiting. A packet id already queued is
+   * `maxQueued` messages are already waiting or the session no longer exists. A packet id already queued is
    * left as it is and counts as kept (a retried fan-out).
    */
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;

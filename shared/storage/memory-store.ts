@@ -252,10 +252,10 @@ export class MemoryStore implements BrokerStore {
     const deliveries = this.deliveriesOf(clientId);
     if (deliveries.outbound.has(message.packetId)) return true; // a retried fan-out: already queued
     const session = this.sessions.get(clientId);
-    const queued = session?.queued;
-    if (queued !== undefined && queued >= maxQueued) return false;
-    if (session) session.queued = (queued ?? 0) + 1;
-    else this.sessions.set(clientId, { clientId, queued: 1 });
+    if (!session) return false; // the session ended while the fan-out ran: nothing to queue for
+    const queued = session.queued ?? 0;
+    if (queued >= maxQueued) return false;
+    session.queued = queued + 1;
     deliveries.outbound.set(message.packetId, copy(message));
     return true;
   }

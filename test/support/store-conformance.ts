@@ -709,6 +709,19 @@ export function storeConformance(
       );
 
       test(
+        'putOutbound: false once the session is gone, and the client id can still connect afterwards',
+        withStore(async (store) => {
+          const previous = session('a', 's1', 'c1');
+          await store.replaceSession(previous, undefined);
+          await store.endSession('a', 'c1', true); // a clean session ends while the fan-out still holds it
+          assert.equal(await store.putOutbound('a', outbound(1, 1, 'late'), 10), false);
+          assert.deepEqual(await store.outboundMessages('a'), []);
+          assert.equal(await store.getSession('a'), undefined);
+          assert.equal(await store.replaceSession(session('a', 's2', 'c2'), undefined), true);
+        }),
+      );
+
+      test(
         'deleteOutbound: a repeated acknowledgement frees no second place',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1'), undefined);

@@ -186,7 +186,10 @@ export class Deliveries implements DeliveriesPort {
           TableName: tables.Sessions,
           Key: { clientId },
           UpdateExpression: 'ADD queued :one',
-          ConditionExpression: 'attribute_not_exists(queued) OR queued < :max',
+          // The session must still exist: a counter alone would leave a row without a session id
+          // that no CONNECT could resume or replace.
+          ConditionExpression:
+            'attribute_exists(clientId) AND (attribute_not_exists(queued) OR queued < :max)',
           ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
         }),
       ),
