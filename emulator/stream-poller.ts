@@ -185,8 +185,7 @@ export class StreamPoller {
       tasks: this.tasks,
       pollIntervalMs: this.options.pollIntervalMs ?? 250,
       backoffMs: (failures) => backoffMs(this.policy.backoff, failures),
-      // With checkpoints, a shard without one has had nothing processed: all of it is still to do.
-      startingPosition: this.checkpoints ? 'TRIM_HORIZON' : (this.options.startingPosition ?? 'TRIM_HORIZON'),
+      startingPosition: this.options.startingPosition ?? 'TRIM_HORIZON',
       resumeAfter,
       onRecords: (shardId, records) => this.dispatch(shardId, records),
       full: () => this.shards.reduce((sum, s) => sum + s.state.waiting.length, 0) >= maxBufferedRecords,
@@ -249,11 +248,9 @@ export class StreamPoller {
     let result: InvokeOutcome;
     try {
       const response = await Promise.resolve().then(() => this.options.invoke(event));
+      const sequenceNumbers = entries.map((e) => e.sequenceNumber);
       result = this.options.settings.reportBatchItemFailures
-        ? readResponse(
-            response,
-            entries.map((e) => e.sequenceNumber),
-          )
+        ? readResponse(response, sequenceNumbers)
         : { outcome: 'ok' };
     } catch (error) {
       result = { outcome: 'error', error };
