@@ -301,8 +301,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       settings: { ...fanoutEventSource, ...options.eventSource },
       partitionKey: messagesTable.partitionKey.name,
       pollIntervalMs: options.streamPollIntervalMs,
-      // A fresh in-memory table has no history; a kept one would replay a day of messages.
-      startingPosition: dataDir ? 'LATEST' : 'TRIM_HORIZON',
+      // A kept table resumes after what was fanned out before the restart, so nothing written is missed.
+      checkpointFile: dataDir && join(dataDir, 'stream-checkpoints.json'),
       invoke: async (event: DynamoDBStreamEvent) =>
         (await invoke('fanout', event)) as DynamoDBBatchResponse | undefined,
       onFailure: (record, records) => {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -12,6 +15,7 @@ import {
   localRegion,
   startDynamoDbLocal,
 } from '../emulator/dynamodb-local.js';
+import { CheckpointFile, ShardProgress } from '../emulator/stream-checkpoint.js';
 import { type OnFailureRecord, StreamPoller, type StreamPollerOptions } from '../emulator/stream-poller.js';
 import type { StreamEventSourceSettings } from '../shared/event-source.js';
 import { messagesTable } from '../shared/tables.js';
@@ -21,6 +25,7 @@ let client: DynamoDBClient;
 let doc: DynamoDBDocumentClient;
 let streams: DynamoDBStreamsClient;
 let tableCount = 0;
+const scratch = mkdtempSync(join(tmpdir(), 'nimbus-poller-'));
 
 before(async () => {
   ddb = await startDynamoDbLocal();
@@ -34,6 +39,7 @@ after(async () => {
   streams?.destroy();
   client?.destroy();
   await ddb?.stop();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 const baseSettings: StreamEventSourceSettings = {
@@ -447,4 +453,73 @@ test('property: whatever the failures, every record succeeds at least once, firs
     ),
     { numRuns: 5 },
   );
+});
+
+test('with a checkpoint file, a new poller resumes just after the last record processed, not before, not later', async () => {
+  const { tableName, streamArn } = await newTable();
+  const checkpointFile = join(scratch, `${tableName}.json`);
+  await write(tableName, 'p', 3);
+  const first = harness(streamArn, { batchSize: 1 }, async () => undefined, { checkpointFile });
+  await run(first);
+  assert.deepEqual(first.calls.flat().map(messageOf), ['000', '001', '002']);
+
+  // The function fails on 004 until the poller stops: 003 is processed, 004 is not.
+  await write(tableName, 'p', 2, 3);
+  let failed = () => {};
+  const failing = new Promise<void>((resolve) => {
+    failed = resolve;
+  });
+  const second = harness(
+    streamArn,
+    { batchSize: 1, retryAttempts: -1 },
+    async (event) => {
+      if (event.Records.some((r) => messageOf(r) === '004')) {
+        failed();
+        throw new Error('not now');
+      }
+      return undefined;
+    },
+    { checkpointFile },
+  );
+  second.poller.start();
+  await within(failing, 'the failing invocation');
+  await within(second.poller.stop(), 'stop');
+  assert.deepEqual(second.calls.flat().map(messageOf).slice(0, 2), ['003', '004'], 'resumed after 002');
+
+  await write(tableName, 'p', 1, 5);
+  const third = harness(streamArn, { batchSize: 1 }, async () => undefined, { checkpointFile });
+  await run(third);
+  assert.deepEqual(third.calls.flat().map(messageOf), ['004', '005'], 'resumed after 003');
+});
+
+test('a shard checkpoint waits for every record read before it, whichever virtual shard finishes first', () => {
+  const progress = new ShardProgress(new Map([['shard-a', '10']]));
+  const first = progress.read('shard-a', '11');
+  const second = progress.read('shard-a', '12');
+  const other = progress.read('shard-b', '13');
+  assert.equal(progress.processed(second), false);
+  assert.deepEqual(Object.fromEntries(progress.checkpoints()), { 'shard-a': '10' });
+  assert.equal(progress.processed(other), true);
+  assert.equal(progress.processed(first), true);
+  assert.deepEqual(Object.fromEntries(progress.checkpoints()), { 'shard-a': '12', 'shard-b': '13' });
+  progress.retain(['shard-b']);
+  assert.deepEqual(Object.fromEntries(progress.checkpoints()), { 'shard-b': '13' });
+});
+
+test('a checkpoint file is replaced whole, and is ignored when it belongs to another stream or is unreadable', async () => {
+  const dir = mkdtempSync(join(scratch, 'file-'));
+  const path = join(dir, 'checkpoints.json');
+  const file = new CheckpointFile(path, 'arn:stream/1');
+  assert.deepEqual(await file.load(), new Map(), 'no file: no checkpoints');
+  for (let i = 1; i <= 20; i++) file.save(new Map([['shard-a', String(i)]]));
+  await file.flush();
+  assert.deepEqual(await file.load(), new Map([['shard-a', '20']]), 'the latest save wins');
+  assert.deepEqual(readdirSync(dir), ['checkpoints.json'], 'no temporary file left behind');
+  assert.deepEqual(
+    await new CheckpointFile(path, 'arn:stream/2').load(),
+    new Map(),
+    'a recreated table has a new stream',
+  );
+  writeFileSync(path, '{"streamArn": "arn:str');
+  assert.deepEqual(await file.load(), new Map());
 });
