@@ -8,7 +8,7 @@ import {
   disconnectBody,
   disconnectEventType,
   eventTypeAttribute,
-} from '../infra/frame-queue-settings.js';
+} from '../shared/frame-queue.js';
 import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
 

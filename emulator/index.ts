@@ -12,10 +12,10 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { type FrameQueueSettings, frameQueueSettings } from '../infra/frame-queue-settings.js';
 import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
 import { authUsersEnv, dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
+import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
 import { messagesTable, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';

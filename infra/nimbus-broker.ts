@@ -51,14 +51,14 @@ import { Construct } from 'constructs';
 import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
 import { authUsersEnv, managementEndpointEnv, maxPacketSizeEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
-import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
 import {
   connectionIdAttribute,
   disconnectBody,
   disconnectEventType,
   eventTypeAttribute,
   frameQueueSettings,
-} from './frame-queue-settings.js';
+} from '../shared/frame-queue.js';
+import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
 
 /** Environment variable: most messages queued for one offline persistent session. */
 export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';

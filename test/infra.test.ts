@@ -7,7 +7,6 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { frameQueueSettings } from '../infra/frame-queue-settings.js';
 import {
   type BrokerFunctionId,
   brokerRuntime,
@@ -20,6 +19,7 @@ import {
 import { hashPassword } from '../shared/auth.js';
 import { authUsersEnv, managementEndpointEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
+import { frameQueueSettings } from '../shared/frame-queue.js';
 import { type TableId, tableDefinitions } from '../shared/tables.js';
 
 // The context `cdk synth` uses, minus bundling: an empty bundling-stacks list makes CDK skip

@@ -1,9 +1,5 @@
 import type { APIGatewayProxyWebsocketEventV2, SQSEvent, SQSRecord } from 'aws-lambda';
-import {
-  connectionIdAttribute,
-  disconnectEventType,
-  eventTypeAttribute,
-} from '../../infra/frame-queue-settings.js';
+import { connectionIdAttribute, disconnectEventType, eventTypeAttribute } from '../../shared/frame-queue.js';
 
 /** One inbound WebSocket frame of base64 MQTT packets, and the connection it came from. */
 export interface InboundFrame {
