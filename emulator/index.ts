@@ -21,13 +21,7 @@ import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from 
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
 import { FunctionPool } from './function-pool.js';
-import {
-  awsGatewayLimits,
-  type DefaultRouteIntegration,
-  Gateway,
-  type GatewayLimits,
-  type RouteKey,
-} from './gateway.js';
+import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
 import { Meter, type MeterReading } from './meter.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 
@@ -48,12 +42,6 @@ export interface EmulatorOptions {
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
   streamPollIntervalMs?: number;
-  /**
-   * What `$default` is integrated with: `'sqs-fifo'` (the product: frames go through a FIFO queue,
-   * in order per connection) or `'lambda'` (one concurrent invocation per frame, for comparison).
-   * @default the environment variable NIMBUS_DEFAULT_ROUTE, else 'sqs-fifo'
-   */
-  defaultRoute?: DefaultRouteIntegration;
   /**
    * The frame queue's event source mapping; the CDK stack uses the same settings. The visibility
    * timeout is shorter than AWS's so tests see retries quickly.
@@ -84,7 +72,7 @@ export interface Emulator {
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
   readonly functions: Readonly<Record<FunctionName, FunctionPool>>;
-  /** `$default`'s FIFO queue (used when `defaultRoute` is 'sqs-fifo'). */
+  /** The FIFO queue behind `$default` and `$disconnect`. */
   readonly frameQueue: FifoQueue;
   /** Frames the message function's queue gave up on, as its dead-letter queue would hold them. */
   readonly deadLetters: readonly SQSRecord[];
@@ -97,19 +85,11 @@ export interface Emulator {
   stop(): Promise<void>;
 }
 
-type FunctionName = 'connect' | 'message' | 'disconnect' | 'fanout' | 'sweeper';
+type FunctionName = 'connect' | 'message' | 'fanout' | 'sweeper';
 
 const functionsDir = new URL('../functions/', import.meta.url);
 const tableName = (id: string) => `nimbus-${id}`;
 const accountId = '000000000000';
-
-function defaultRouteFrom(env: NodeJS.ProcessEnv): DefaultRouteIntegration {
-  const value = env.NIMBUS_DEFAULT_ROUTE || 'sqs-fifo';
-  if (value !== 'sqs-fifo' && value !== 'lambda') {
-    throw new Error(`NIMBUS_DEFAULT_ROUTE must be 'sqs-fifo' or 'lambda', not '${value}'`);
-  }
-  return value;
-}
 
 /** What EventBridge sends the sweeper on each tick of its schedule. */
 function scheduledEvent(): ScheduledEvent {
@@ -128,7 +108,7 @@ function scheduledEvent(): ScheduledEvent {
 
 /**
  * Events that run a function's init (module load, SDK clients) and nothing else: no table is
- * touched. The disconnect and sweeper functions have none; they start cold, as they mostly do on AWS.
+ * touched. The sweeper has none; it starts cold, as it mostly does on AWS.
  */
 const initEvents: Partial<Record<FunctionName, unknown>> = {
   connect: {
@@ -155,7 +135,7 @@ async function initWarmInstances(pools: Record<FunctionName, FunctionPool>, coun
 }
 
 /**
- * Starts the whole broker locally: DynamoDB Local, the five functions in
+ * Starts the whole broker locally: DynamoDB Local, the four functions in
  * worker threads, the WebSocket gateway, `$default`'s FIFO queue, the stream
  * event source and the sweeper's schedule.
  *
@@ -191,11 +171,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!pool) throw new Error(`no function ${name}`);
       return pool.invoke(event);
     };
-    const routes: Record<RouteKey, string> = {
-      $connect: 'connect',
-      $default: 'message',
-      $disconnect: 'disconnect',
-    };
     const { visibilityTimeoutMs, ...queueSettings } = options.frameQueue ?? {};
     const settings = { ...frameQueueSettings, ...queueSettings };
     const frameQueue = new FifoQueue({
@@ -221,8 +196,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       port: options.port ?? 0,
       stage: 'local',
       limits: { ...awsGatewayLimits, ...options.limits },
-      invoke: (route, event) => invoke(routes[route], event),
-      defaultRoute: options.defaultRoute ?? defaultRouteFrom(process.env),
+      connect: (event) => invoke('connect', event),
       queue: frameQueue,
       meter,
       log,
@@ -246,7 +220,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const authentication: Record<string, string> = options.users
       ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: options.users })) }
       : {};
-    for (const name of ['connect', 'message', 'disconnect', 'fanout', 'sweeper'] as const) {
+    for (const name of ['connect', 'message', 'fanout', 'sweeper'] as const) {
       const pool = new FunctionPool(
         {
           name,
@@ -267,7 +241,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     meter.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
-    // Closed before the functions stop, so the $disconnect invocations it causes can still run.
+    // Closed before the queue and the functions stop: connections end while the broker still runs.
     cleanups.push(() => gateway.close());
 
     // The CDK schedule runs the sweeper every minute; a tick that finds the last run going is skipped.
@@ -329,8 +303,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       failedBatches,
       meter: () => meter.read(),
       async settle() {
-        // A frame handled can close its connection, whose $disconnect joins the queue (or, with the
-        // 'lambda' route, is an invocation): go round until both are quiet.
+        // A frame handled can close its connection, whose $disconnect joins the queue: go round
+        // until the gateway and the queue are both quiet.
         do {
           await gateway.settle();
           await frameQueue.drain();
