@@ -12,11 +12,15 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
-import { authUsersEnv, dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
+import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
-import { messagesTable, tableDefinitions } from '../shared/tables.js';
+import {
+  type BrokerFunctionId,
+  brokerFunctionIds,
+  functionEnvironment,
+} from '../shared/function-environment.js';
+import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
@@ -71,7 +75,7 @@ export interface Emulator {
   /** Table names by table id. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
-  readonly functions: Readonly<Record<FunctionName, FunctionPool>>;
+  readonly functions: Readonly<Record<BrokerFunctionId, FunctionPool>>;
   /** The FIFO queue behind `$default` and `$disconnect`. */
   readonly frameQueue: FifoQueue;
   /** Frames the message function's queue gave up on, as its dead-letter queue would hold them. */
@@ -84,8 +88,6 @@ export interface Emulator {
   settle(): Promise<void>;
   stop(): Promise<void>;
 }
-
-type FunctionName = 'connect' | 'message' | 'fanout' | 'sweeper';
 
 const functionsDir = new URL('../functions/', import.meta.url);
 const tableName = (id: string) => `nimbus-${id}`;
@@ -110,7 +112,7 @@ function scheduledEvent(): ScheduledEvent {
  * Events that run a function's init (module load, SDK clients) and nothing else: no table is
  * touched. The sweeper has none; it starts cold, as it mostly does on AWS.
  */
-const initEvents: Partial<Record<FunctionName, unknown>> = {
+const initEvents: Partial<Record<BrokerFunctionId, unknown>> = {
   connect: {
     headers: { 'sec-websocket-protocol': 'mqtt' },
     requestContext: { routeKey: '$connect', eventType: 'CONNECT', connectionId: 'init' },
@@ -126,10 +128,13 @@ const initEvents: Partial<Record<FunctionName, unknown>> = {
  * thread compiling TypeScript takes far longer than a Lambda cold start. AWS bills no request for
  * it, so the meter is reset afterwards.
  */
-async function initWarmInstances(pools: Record<FunctionName, FunctionPool>, count: number): Promise<void> {
+async function initWarmInstances(
+  pools: Record<BrokerFunctionId, FunctionPool>,
+  count: number,
+): Promise<void> {
   await Promise.all(
     Object.entries(initEvents).flatMap(([name, event]) =>
-      Array.from({ length: count }, () => pools[name as FunctionName].invoke(event)),
+      Array.from({ length: count }, () => pools[name as BrokerFunctionId].invoke(event)),
     ),
   );
 }
@@ -204,10 +209,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await gateway.listen();
     const managementEndpoint = `http://127.0.0.1:${port}`;
 
-    const environment: Record<string, string> = {
-      ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, tableName(t.id)])),
-      [managementEndpointEnv]: managementEndpoint,
-      [dynamoEndpointEnv]: metered.endpoint,
+    const tableNames = Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
+      TableId,
+      string
+    >;
+    // What Lambda's runtime would provide, and the logging the emulator wants; the broker's own
+    // settings come from functionEnvironment, as in the CDK construct.
+    const platform: Record<string, string> = {
       AWS_REGION: localRegion,
       AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
@@ -216,16 +224,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 is noise here.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
-    // As in the CDK stack, only the function that handles CONNECT gets the users.
-    const authentication: Record<string, string> = options.users
-      ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: options.users })) }
-      : {};
-    for (const name of ['connect', 'message', 'fanout', 'sweeper'] as const) {
+    for (const name of brokerFunctionIds) {
+      const environment = {
+        ...functionEnvironment(name, {
+          tables: tableNames,
+          managementEndpoint,
+          dynamoEndpoint: metered.endpoint,
+          authUsers: options.users,
+        }),
+        ...platform,
+      };
       const pool = new FunctionPool(
         {
           name,
           entry: new URL(`${name}/index.ts`, functionsDir).href,
-          environment: name === 'message' ? { ...environment, ...authentication } : environment,
+          environment,
           maxInstances: options.maxInstances ?? 4,
           memoryMb: 256,
           jitterMs: options.jitterMs,
@@ -236,7 +249,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       pools[name] = pool;
       cleanups.push(() => pool.stop());
     }
-    await initWarmInstances(pools as Record<FunctionName, FunctionPool>, options.warmInstances ?? 1);
+    await initWarmInstances(pools as Record<BrokerFunctionId, FunctionPool>, options.warmInstances ?? 1);
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
@@ -295,7 +308,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       url: `ws://127.0.0.1:${port}`,
       managementEndpoint,
       dynamoEndpoint: metered.endpoint,
-      tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])),
+      tables: tableNames,
       gateway,
       functions: pools as Emulator['functions'],
       frameQueue,
