@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { authUsersEnv } from '../shared/config.js';
 import {
@@ -37,16 +37,10 @@ export interface BrokerFunctionsProps {
    * @default 256
    */
   readonly memorySize?: number;
-  /**
-   * How long function logs are kept.
-   * @default RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: RetentionDays;
-  /**
-   * What happens to the log groups when the stack is deleted.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
+  /** How long function logs are kept (the broker's `logRetention`). */
+  readonly logRetention: RetentionDays;
+  /** What happens to the log groups when the stack is deleted (the broker's `removalPolicy`). */
+  readonly removalPolicy: RemovalPolicy;
 }
 
 /** What differs between the functions besides their code. */
@@ -71,7 +65,11 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
  * beyond writing its own logs: the caller grants what each one needs.
  *
  * @example
- * const functions = createBrokerFunctions(this, { environment: { tables, managementEndpoint } });
+ * const functions = createBrokerFunctions(this, {
+ *   environment: { tables, managementEndpoint },
+ *   logRetention: RetentionDays.ONE_MONTH,
+ *   removalPolicy: RemovalPolicy.RETAIN,
+ * });
  * functions.message.functionArn;
  */
 export function createBrokerFunctions(
@@ -109,8 +107,8 @@ function brokerFunction(
 ): NodejsFunction {
   const id = name.charAt(0).toUpperCase() + name.slice(1);
   const logGroup = new LogGroup(scope, `${id}Logs`, {
-    retention: props.logRetention ?? RetentionDays.ONE_MONTH,
-    removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    retention: props.logRetention,
+    removalPolicy: props.removalPolicy,
   });
   // Our own role: writes only to this function's log group, instead of the managed
   // AWSLambdaBasicExecutionRole that allows every log group in the account.

@@ -1,12 +1,10 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
 import {
   ApiMapping,
   DomainName,
-  LogGroupLogDestination,
   SecurityPolicy,
   WebSocketApi,
-  WebSocketStage,
+  type WebSocketStage,
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate, type ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
@@ -14,11 +12,11 @@ import type { Alarm, Dashboard } from 'aws-cdk-lib/aws-cloudwatch';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { Role } from 'aws-cdk-lib/aws-iam';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -30,6 +28,7 @@ import { acknowledgeChecks } from './checks.js';
 import { addFrameQueue } from './frame-queue.js';
 import { type BrokerLogLevel, createBrokerFunctions } from './functions.js';
 import { createBrokerAlarms, createBrokerDashboard } from './monitoring.js';
+import { createBrokerStage } from './stage.js';
 import { createBrokerTables, grantBrokerTableAccess, streamedTable } from './tables.js';
 
 /** A custom domain in front of the WebSocket API. */
@@ -132,7 +131,7 @@ export interface NimbusBrokerProps {
  * and a dashboard.
  *
  * Each concern is built by its own module (tables.ts, functions.ts, frame-queue.ts,
- * monitoring.ts, checks.ts) directly in this construct's scope rather than in a child
+ * stage.ts, monitoring.ts, checks.ts) directly in this construct's scope rather than in a child
  * construct: a child would add a path segment to every logical id, and CloudFormation
  * would replace the resources, the tables with their data among them.
  *
@@ -207,8 +206,15 @@ export class NimbusBroker extends Construct {
     this.frameDeadLetterQueue = frames.deadLetterQueue;
     this.frameQueueSendRole = frames.sendRole;
 
-    this.stage = this.createStage(stageName, props, logRetention, removalPolicy);
-    if (props.configureApiGatewayAccountRole ?? true) this.configureAccountLogging();
+    this.stage = createBrokerStage(this, {
+      api: this.api,
+      stageName,
+      throttlingRateLimit: props.throttlingRateLimit,
+      throttlingBurstLimit: props.throttlingBurstLimit,
+      logRetention,
+      removalPolicy,
+      configureAccountRole: props.configureApiGatewayAccountRole,
+    });
 
     for (const fn of [message, fanout, sweeper]) this.stage.grantManagementApiAccess(fn);
 
@@ -267,59 +273,5 @@ export class NimbusBroker extends Construct {
     this.alarms = createBrokerAlarms(this, watched);
     this.dashboard = createBrokerDashboard(this, watched);
     acknowledgeChecks(this);
-  }
-
-  /** The stage clients connect to, throttled, with JSON access logs. */
-  private createStage(
-    stageName: string,
-    props: NimbusBrokerProps,
-    logRetention: RetentionDays,
-    removalPolicy: RemovalPolicy,
-  ): WebSocketStage {
-    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy });
-    return new WebSocketStage(this, 'Stage', {
-      webSocketApi: this.api,
-      stageName,
-      autoDeploy: true,
-      throttle: {
-        rateLimit: props.throttlingRateLimit ?? 1000,
-        burstLimit: props.throttlingBurstLimit ?? 2000,
-      },
-      accessLogSettings: {
-        destination: new LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            time: '$context.requestTimeEpoch',
-            connectionId: '$context.connectionId',
-            eventType: '$context.eventType',
-            routeKey: '$context.routeKey',
-            status: '$context.status',
-            ip: '$context.identity.sourceIp',
-            integrationStatus: '$context.integrationStatus',
-            integrationError: '$context.integrationErrorMessage',
-            error: '$context.error.message',
-          }),
-        ),
-      },
-    });
-  }
-
-  /**
-   * WebSocket access logs need the region's API Gateway account role. Its policy is the managed
-   * one on purpose: the setting is region-wide, so other APIs in the account log through it too.
-   */
-  private configureAccountLogging(): void {
-    const role = new Role(this, 'ApiGatewayAccountRole', {
-      assumedBy: new ServicePrincipal('apigateway.amazonaws.com'),
-      managedPolicies: [
-        ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs'),
-      ],
-    });
-    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
-    const account = new CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
-    account.applyRemovalPolicy(RemovalPolicy.RETAIN);
-    // The stage must not turn on access logs before the account can write them.
-    this.stage.node.addDependency(account);
   }
 }

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import type { RemovalPolicy } from 'aws-cdk-lib';
 import {
   AttributeType,
   Billing,
@@ -16,11 +16,8 @@ import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/ta
 export type BrokerTables = Readonly<Record<TableId, TableV2>>;
 
 export interface BrokerTablesProps {
-  /**
-   * What happens to the tables when the stack is deleted.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
+  /** What happens to the tables when the stack is deleted (the broker's `removalPolicy`). */
+  readonly removalPolicy: RemovalPolicy;
 }
 
 /**
@@ -32,7 +29,7 @@ export interface BrokerTablesProps {
  * const tables = createBrokerTables(this, { removalPolicy: RemovalPolicy.DESTROY });
  * tables.Messages.tableName;
  */
-export function createBrokerTables(scope: Construct, props: BrokerTablesProps = {}): BrokerTables {
+export function createBrokerTables(scope: Construct, props: BrokerTablesProps): BrokerTables {
   const attribute = (key: KeyDefinition) => ({
     name: key.name,
     type: key.type === 'S' ? AttributeType.STRING : AttributeType.NUMBER,
@@ -51,7 +48,7 @@ export function createBrokerTables(scope: Construct, props: BrokerTablesProps = 
       timeToLiveAttribute: definition.timeToLiveAttribute,
       dynamoStream: definition.stream === 'NEW_IMAGE' ? StreamViewType.NEW_IMAGE : undefined,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      removalPolicy: props.removalPolicy,
     });
     return [definition.id, table] as const;
   });
@@ -67,7 +64,7 @@ export function streamedTable(tables: BrokerTables): ITableV2 {
   return tables[streamed[0].id];
 }
 
-/** Least privilege per function; see docs/deploy.md for what each one touches. */
+/** Least privilege per function; the access matrix in test/infra.test.ts holds it to this. */
 export function grantBrokerTableAccess(
   tables: BrokerTables,
   functions: Readonly<Record<BrokerFunctionId, IFunction>>,
