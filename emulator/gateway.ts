@@ -28,9 +28,6 @@ export const awsGatewayLimits: GatewayLimits = {
   maxConnectionMs: 2 * 3_600_000,
 };
 
-/** The routes whose events the gateway builds; `$disconnect` is only ever a queue message. */
-type EventRoute = '$connect' | '$default';
-
 export interface GatewayOptions {
   readonly host: string;
   readonly port: number;
@@ -128,12 +125,12 @@ export class Gateway {
     return promise;
   }
 
-  private requestContext(route: EventRoute, connectionId: string, connectedAt: number, extra: object = {}) {
+  /** `$connect` is the one route that invokes a function; the others send to the frame queue. */
+  private connectRequestContext(connectionId: string, connectedAt: number, extra: object) {
     const now = Date.now();
-    const eventType = route === '$connect' ? 'CONNECT' : 'MESSAGE';
     return {
-      routeKey: route,
-      eventType,
+      routeKey: '$connect',
+      eventType: 'CONNECT',
       extendedRequestId: randomBytes(8).toString('base64'),
       requestTime: new Date(now).toUTCString(),
       messageDirection: 'IN',
@@ -162,7 +159,7 @@ export class Gateway {
       headers,
       multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([n, v]) => [n, [v]])),
       isBase64Encoded: false,
-      requestContext: this.requestContext('$connect', connectionId, connectedAt, {
+      requestContext: this.connectRequestContext(connectionId, connectedAt, {
         identity: { sourceIp, userAgent: headers['user-agent'] ?? '' },
       }),
     };
@@ -222,14 +219,12 @@ export class Gateway {
       const body = data.toString();
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
       this.touch(connection);
-      const requestContext = this.requestContext('$default', id, connectedAt, {
-        messageId: randomBytes(8).toString('base64'),
-      });
       // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
-      // MessageDeduplicationId=$context.requestId and the connection id as a message attribute.
+      // MessageDeduplicationId=$context.requestId (fresh per message) and the connection id as a
+      // message attribute.
       this.options.queue.send({
         groupId: id,
-        deduplicationId: requestContext.requestId,
+        deduplicationId: randomBytes(8).toString('base64'),
         body,
         attributes: { [connectionIdAttribute]: id },
       });
