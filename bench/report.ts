@@ -128,7 +128,7 @@ export function formatReport(results: BenchResults): string {
       config.persistent
         ? `persistent (clean: false, client id ${config.subscriberClientId})`
         : 'clean (clean: true, client id per run)'
-    }; Nimbus $default route: ${config.defaultRoute}`,
+    }`,
     ...(config.qos === 2
       ? [
           'QoS 2: arrive = the PUBLISH reaching the subscriber; deliver = its message event, which MQTT.js ' +

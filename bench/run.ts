@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --messages N --inflight N --qos 0|1|2 --persistent --skip-aedes --default-route sqs-fifo|lambda]`
+ * `npm run bench [-- --messages N --inflight N --qos 0|1|2 --persistent --skip-aedes]`
  *
  * `--qos` (default 1) is the QoS of every publish and of the subscription. `--persistent` connects the
  * subscriber with clean session 0 and a fixed client id, so deliveries go to a persistent session.
@@ -52,8 +52,6 @@ export interface BenchConfig {
   /** The subscriber connects with clean: false and the fixed client id `subscriberClientId`. */
   persistent: boolean;
   subscriberClientId: string;
-  /** The emulator's `$default` integration. */
-  defaultRoute: string;
   skipAedes: boolean;
   lossTimeoutMs: number;
 }
@@ -78,12 +76,9 @@ function parseConfig(): BenchConfig {
       qos: { type: 'string', default: '1' },
       persistent: { type: 'boolean', default: false },
       'skip-aedes': { type: 'boolean', default: false },
-      // The emulator's $default integration: the product's FIFO queue, or one Lambda invocation per frame.
-      'default-route': { type: 'string' },
     },
     strict: true,
   });
-  if (values['default-route'] !== undefined) process.env.NIMBUS_DEFAULT_ROUTE = values['default-route'];
   const qos = Number(values.qos);
   if (qos !== 0 && qos !== 1 && qos !== 2) throw new Error(`--qos wants 0, 1 or 2, got ${values.qos}`);
   const persistent = values.persistent;
@@ -94,7 +89,6 @@ function parseConfig(): BenchConfig {
     persistent,
     // A persistent session is found again by its client id; a clean one gets a fresh id per run.
     subscriberClientId: persistent ? 'bench-sub' : `bench-sub-${process.pid}`,
-    defaultRoute: process.env.NIMBUS_DEFAULT_ROUTE || 'sqs-fifo',
     skipAedes: values['skip-aedes'],
     lossTimeoutMs,
   };
@@ -208,8 +202,7 @@ async function main(): Promise<void> {
   const loadAtStart = os.loadavg();
   progress(
     `bench: ${config.messages} QoS ${config.qos} messages per phase, in-flight 1 then ${config.inflight}, ` +
-      `${config.persistent ? `persistent session (${config.subscriberClientId})` : 'clean session'}, ` +
-      `$default → ${config.defaultRoute}` +
+      `${config.persistent ? `persistent session (${config.subscriberClientId})` : 'clean session'}` +
       (config.skipAedes ? ', Aedes skipped' : ''),
   );
 

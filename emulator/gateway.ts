@@ -8,7 +8,7 @@ import {
   disconnectBody,
   disconnectEventType,
   eventTypeAttribute,
-} from '../infra/frame-queue-settings.js';
+} from '../shared/frame-queue.js';
 import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
 import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
@@ -29,25 +29,15 @@ export const awsGatewayLimits: GatewayLimits = {
   maxConnectionMs: 2 * 3_600_000,
 };
 
-export type RouteKey = '$connect' | '$default' | '$disconnect';
-
-/**
- * What `$default` is integrated with: `'sqs-fifo'` sends each frame to a FIFO queue (group: the
- * connection id), as the product's AWS integration does; `'lambda'` invokes the function per frame.
- */
-export type DefaultRouteIntegration = 'sqs-fifo' | 'lambda';
-
 export interface GatewayOptions {
   readonly host: string;
   readonly port: number;
   readonly stage: string;
   readonly limits: GatewayLimits;
-  /** Invokes the route's integration with an API Gateway event; rejects when the function fails. */
-  readonly invoke: (route: RouteKey, event: Record<string, unknown>) => Promise<unknown>;
-  /** @default 'lambda' */
-  readonly defaultRoute?: DefaultRouteIntegration;
-  /** Where `'sqs-fifo'` sends frames: `SendMessage` on the queue. */
-  readonly queue?: { send(message: FifoSendInput): unknown };
+  /** Invokes the `$connect` function with an API Gateway event; rejects when the function fails. */
+  readonly connect: (event: Record<string, unknown>) => Promise<unknown>;
+  /** Where `$default` frames and `$disconnect` notices go: `SendMessage` on the frame queue. */
+  readonly queue: { send(message: FifoSendInput): unknown };
   readonly meter: Meter;
   readonly log: (message: string) => void;
 }
@@ -81,10 +71,10 @@ function gone(res: ServerResponse, connectionId: string): void {
  *
  * Like AWS it invokes `$connect` before the handshake completes and echoes
  * only the subprotocol the function returns; sends each message to the
- * `$default` integration: to the FIFO queue, or (`defaultRoute: 'lambda'`)
- * invoking the function without waiting for earlier ones; closes binary frames with 1003
- * and oversize messages with 1009; enforces the idle and lifetime limits;
- * and invokes `$disconnect` after a close.
+ * FIFO queue, as the product's `$default` integration does; closes binary
+ * frames with 1003 and oversize messages with 1009; enforces the idle and
+ * lifetime limits; and after a close queues the `$disconnect` notice behind
+ * the connection's frames.
  */
 export class Gateway {
   private readonly connections = new Map<string, Connection>();
@@ -96,9 +86,6 @@ export class Gateway {
   private port = 0;
 
   constructor(private readonly options: GatewayOptions) {
-    if (options.defaultRoute === 'sqs-fifo' && !options.queue) {
-      throw new Error("defaultRoute 'sqs-fifo' needs a queue");
-    }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limits.maxMessageBytes,
@@ -122,7 +109,7 @@ export class Gateway {
     return [...this.connections.keys()];
   }
 
-  /** Waits for the invocations started so far (and those they start) to finish. */
+  /** Waits for the `$connect` invocations started so far to finish. */
   async settle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
@@ -139,12 +126,12 @@ export class Gateway {
     return promise;
   }
 
-  private requestContext(route: RouteKey, connectionId: string, connectedAt: number, extra: object = {}) {
+  /** `$connect` is the one route that invokes a function; the others send to the frame queue. */
+  private connectRequestContext(connectionId: string, connectedAt: number, extra: object) {
     const now = Date.now();
-    const eventType = route === '$connect' ? 'CONNECT' : route === '$disconnect' ? 'DISCONNECT' : 'MESSAGE';
     return {
-      routeKey: route,
-      eventType,
+      routeKey: '$connect',
+      eventType: 'CONNECT',
       extendedRequestId: randomBytes(8).toString('base64'),
       requestTime: new Date(now).toUTCString(),
       messageDirection: 'IN',
@@ -173,15 +160,13 @@ export class Gateway {
       headers,
       multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([n, v]) => [n, [v]])),
       isBase64Encoded: false,
-      requestContext: this.requestContext('$connect', connectionId, connectedAt, {
+      requestContext: this.connectRequestContext(connectionId, connectedAt, {
         identity: { sourceIp, userAgent: headers['user-agent'] ?? '' },
       }),
     };
     let response: APIGatewayProxyResultV2 | undefined;
     try {
-      response = (await this.track(this.options.invoke('$connect', event))) as
-        | APIGatewayProxyResultV2
-        | undefined;
+      response = (await this.track(this.options.connect(event))) as APIGatewayProxyResultV2 | undefined;
     } catch (error) {
       this.options.log(`$connect failed: ${(error as Error).message}`);
       socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
@@ -235,51 +220,28 @@ export class Gateway {
       const body = data.toString();
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
       this.touch(connection);
-      const requestContext = this.requestContext('$default', id, connectedAt, {
-        messageId: randomBytes(8).toString('base64'),
+      // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
+      // MessageDeduplicationId=$context.requestId (fresh per message) and the connection id as a
+      // message attribute.
+      this.options.queue.send({
+        groupId: id,
+        deduplicationId: randomBytes(8).toString('base64'),
+        body,
+        attributes: { [connectionIdAttribute]: id },
       });
-      if (this.options.queue && this.options.defaultRoute === 'sqs-fifo') {
-        // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
-        // MessageDeduplicationId=$context.requestId and the connection id as a message attribute.
-        this.options.queue.send({
-          groupId: id,
-          deduplicationId: requestContext.requestId,
-          body,
-          attributes: { [connectionIdAttribute]: id },
-        });
-        return;
-      }
-      const event = { requestContext, body, isBase64Encoded: false };
-      // Not awaited: API Gateway does not wait for one message's invocation before the next.
-      this.track(this.options.invoke('$default', event)).catch((error: Error) =>
-        this.options.log(`$default failed for ${id}: ${error.message}`),
-      );
     });
-    socket.on('close', (code, reason) => {
+    socket.on('close', () => {
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.lifetimeTimer);
       this.connections.delete(id);
       this.options.meter.connectionClosed(id);
-      if (this.options.queue && this.options.defaultRoute === 'sqs-fifo') {
-        // Like the product's $disconnect integration: into the connection's message group, after its frames.
-        this.options.queue.send({
-          groupId: id,
-          deduplicationId: randomBytes(8).toString('base64'),
-          body: disconnectBody,
-          attributes: { [connectionIdAttribute]: id, [eventTypeAttribute]: disconnectEventType },
-        });
-        return;
-      }
-      const event = {
-        requestContext: this.requestContext('$disconnect', id, connectedAt, {
-          disconnectStatusCode: code,
-          disconnectReason: reason.toString(),
-        }),
-        isBase64Encoded: false,
-      };
-      this.track(this.options.invoke('$disconnect', event)).catch((error: Error) =>
-        this.options.log(`$disconnect failed for ${id}: ${error.message}`),
-      );
+      // Like the product's $disconnect integration: into the connection's message group, after its frames.
+      this.options.queue.send({
+        groupId: id,
+        deduplicationId: randomBytes(8).toString('base64'),
+        body: disconnectBody,
+        attributes: { [connectionIdAttribute]: id, [eventTypeAttribute]: disconnectEventType },
+      });
     });
     socket.on('error', (error) => this.options.log(`connection ${id}: ${error.message}`));
   }

@@ -12,22 +12,20 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { type FrameQueueSettings, frameQueueSettings } from '../infra/frame-queue-settings.js';
-import { type PasswordHash, parsePasswordDocument } from '../shared/auth.js';
-import { authUsersEnv, dynamoEndpointEnv, managementEndpointEnv } from '../shared/config.js';
+import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
-import { messagesTable, tableDefinitions } from '../shared/tables.js';
+import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
+import {
+  type BrokerFunctionId,
+  brokerFunctionIds,
+  functionEnvironment,
+} from '../shared/function-environment.js';
+import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
 import { FunctionPool } from './function-pool.js';
-import {
-  awsGatewayLimits,
-  type DefaultRouteIntegration,
-  Gateway,
-  type GatewayLimits,
-  type RouteKey,
-} from './gateway.js';
+import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
 import { Meter, type MeterReading } from './meter.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 
@@ -48,12 +46,6 @@ export interface EmulatorOptions {
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
   streamPollIntervalMs?: number;
-  /**
-   * What `$default` is integrated with: `'sqs-fifo'` (the product: frames go through a FIFO queue,
-   * in order per connection) or `'lambda'` (one concurrent invocation per frame, for comparison).
-   * @default the environment variable NIMBUS_DEFAULT_ROUTE, else 'sqs-fifo'
-   */
-  defaultRoute?: DefaultRouteIntegration;
   /**
    * The frame queue's event source mapping; the CDK stack uses the same settings. The visibility
    * timeout is shorter than AWS's so tests see retries quickly.
@@ -83,8 +75,8 @@ export interface Emulator {
   /** Table names by table id. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
-  readonly functions: Readonly<Record<FunctionName, FunctionPool>>;
-  /** `$default`'s FIFO queue (used when `defaultRoute` is 'sqs-fifo'). */
+  readonly functions: Readonly<Record<BrokerFunctionId, FunctionPool>>;
+  /** The FIFO queue behind `$default` and `$disconnect`. */
   readonly frameQueue: FifoQueue;
   /** Frames the message function's queue gave up on, as its dead-letter queue would hold them. */
   readonly deadLetters: readonly SQSRecord[];
@@ -97,19 +89,9 @@ export interface Emulator {
   stop(): Promise<void>;
 }
 
-type FunctionName = 'connect' | 'message' | 'disconnect' | 'fanout' | 'sweeper';
-
 const functionsDir = new URL('../functions/', import.meta.url);
 const tableName = (id: string) => `nimbus-${id}`;
 const accountId = '000000000000';
-
-function defaultRouteFrom(env: NodeJS.ProcessEnv): DefaultRouteIntegration {
-  const value = env.NIMBUS_DEFAULT_ROUTE || 'sqs-fifo';
-  if (value !== 'sqs-fifo' && value !== 'lambda') {
-    throw new Error(`NIMBUS_DEFAULT_ROUTE must be 'sqs-fifo' or 'lambda', not '${value}'`);
-  }
-  return value;
-}
 
 /** What EventBridge sends the sweeper on each tick of its schedule. */
 function scheduledEvent(): ScheduledEvent {
@@ -128,9 +110,9 @@ function scheduledEvent(): ScheduledEvent {
 
 /**
  * Events that run a function's init (module load, SDK clients) and nothing else: no table is
- * touched. The disconnect and sweeper functions have none; they start cold, as they mostly do on AWS.
+ * touched. The sweeper has none; it starts cold, as it mostly does on AWS.
  */
-const initEvents: Partial<Record<FunctionName, unknown>> = {
+const initEvents: Partial<Record<BrokerFunctionId, unknown>> = {
   connect: {
     headers: { 'sec-websocket-protocol': 'mqtt' },
     requestContext: { routeKey: '$connect', eventType: 'CONNECT', connectionId: 'init' },
@@ -146,16 +128,19 @@ const initEvents: Partial<Record<FunctionName, unknown>> = {
  * thread compiling TypeScript takes far longer than a Lambda cold start. AWS bills no request for
  * it, so the meter is reset afterwards.
  */
-async function initWarmInstances(pools: Record<FunctionName, FunctionPool>, count: number): Promise<void> {
+async function initWarmInstances(
+  pools: Record<BrokerFunctionId, FunctionPool>,
+  count: number,
+): Promise<void> {
   await Promise.all(
     Object.entries(initEvents).flatMap(([name, event]) =>
-      Array.from({ length: count }, () => pools[name as FunctionName].invoke(event)),
+      Array.from({ length: count }, () => pools[name as BrokerFunctionId].invoke(event)),
     ),
   );
 }
 
 /**
- * Starts the whole broker locally: DynamoDB Local, the five functions in
+ * Starts the whole broker locally: DynamoDB Local, the four functions in
  * worker threads, the WebSocket gateway, `$default`'s FIFO queue, the stream
  * event source and the sweeper's schedule.
  *
@@ -191,11 +176,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!pool) throw new Error(`no function ${name}`);
       return pool.invoke(event);
     };
-    const routes: Record<RouteKey, string> = {
-      $connect: 'connect',
-      $default: 'message',
-      $disconnect: 'disconnect',
-    };
     const { visibilityTimeoutMs, ...queueSettings } = options.frameQueue ?? {};
     const settings = { ...frameQueueSettings, ...queueSettings };
     const frameQueue = new FifoQueue({
@@ -221,8 +201,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       port: options.port ?? 0,
       stage: 'local',
       limits: { ...awsGatewayLimits, ...options.limits },
-      invoke: (route, event) => invoke(routes[route], event),
-      defaultRoute: options.defaultRoute ?? defaultRouteFrom(process.env),
+      connect: (event) => invoke('connect', event),
       queue: frameQueue,
       meter,
       log,
@@ -230,10 +209,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await gateway.listen();
     const managementEndpoint = `http://127.0.0.1:${port}`;
 
-    const environment: Record<string, string> = {
-      ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, tableName(t.id)])),
-      [managementEndpointEnv]: managementEndpoint,
-      [dynamoEndpointEnv]: metered.endpoint,
+    const tableNames = Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
+      TableId,
+      string
+    >;
+    // What Lambda's runtime would provide, and the logging the emulator wants; the broker's own
+    // settings come from functionEnvironment, as in the CDK construct.
+    const platform: Record<string, string> = {
       AWS_REGION: localRegion,
       AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
@@ -242,16 +224,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 is noise here.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
-    // As in the CDK stack, only the function that handles CONNECT gets the users.
-    const authentication: Record<string, string> = options.users
-      ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: options.users })) }
-      : {};
-    for (const name of ['connect', 'message', 'disconnect', 'fanout', 'sweeper'] as const) {
+    for (const name of brokerFunctionIds) {
+      const environment = {
+        ...functionEnvironment(name, {
+          tables: tableNames,
+          managementEndpoint,
+          dynamoEndpoint: metered.endpoint,
+          authUsers: options.users,
+        }),
+        ...platform,
+      };
       const pool = new FunctionPool(
         {
           name,
           entry: new URL(`${name}/index.ts`, functionsDir).href,
-          environment: name === 'message' ? { ...environment, ...authentication } : environment,
+          environment,
           maxInstances: options.maxInstances ?? 4,
           memoryMb: 256,
           jitterMs: options.jitterMs,
@@ -262,12 +249,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       pools[name] = pool;
       cleanups.push(() => pool.stop());
     }
-    await initWarmInstances(pools as Record<FunctionName, FunctionPool>, options.warmInstances ?? 1);
+    await initWarmInstances(pools as Record<BrokerFunctionId, FunctionPool>, options.warmInstances ?? 1);
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
-    // Closed before the functions stop, so the $disconnect invocations it causes can still run.
+    // Closed before the queue and the functions stop: connections end while the broker still runs.
     cleanups.push(() => gateway.close());
 
     // The CDK schedule runs the sweeper every minute; a tick that finds the last run going is skipped.
@@ -321,7 +308,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       url: `ws://127.0.0.1:${port}`,
       managementEndpoint,
       dynamoEndpoint: metered.endpoint,
-      tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])),
+      tables: tableNames,
       gateway,
       functions: pools as Emulator['functions'],
       frameQueue,
@@ -329,8 +316,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       failedBatches,
       meter: () => meter.read(),
       async settle() {
-        // A frame handled can close its connection, whose $disconnect joins the queue (or, with the
-        // 'lambda' route, is an invocation): go round until both are quiet.
+        // A frame handled can close its connection, whose $disconnect joins the queue: go round
+        // until the gateway and the queue are both quiet.
         do {
           await gateway.settle();
           await frameQueue.drain();

@@ -10,6 +10,8 @@ export const dynamoEndpointEnv = 'NIMBUS_DYNAMODB_ENDPOINT';
 export const maxPacketSizeEnv = 'NIMBUS_MAX_PACKET_SIZE';
 /** Most QoS 1/2 messages kept for one persistent session; more are dropped for that session. */
 export const maxQueuedPerSessionEnv = 'NIMBUS_MAX_QUEUED_PER_SESSION';
+/** `NIMBUS_MAX_QUEUED_PER_SESSION` when nothing sets it. */
+export const defaultMaxQueuedPerSession = 1000;
 /**
  * The users document `{ "users": { "<username>": { "sha256", "salt" } } }` (salted hashes, never
  * passwords: docs/adr/0005-authentication.md). Set only for the message function; unset, any client may connect.
@@ -51,7 +53,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     );
   }
   const maxPacketSize = Number(env[maxPacketSizeEnv] ?? MAX_FRAME_BYTES);
-  const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? 1000);
+  const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? defaultMaxQueuedPerSession);
   const authUsers = env[authUsersEnv];
   return {
     tables,

@@ -7,19 +7,17 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { frameQueueSettings } from '../infra/frame-queue-settings.js';
 import {
   type BrokerFunctionId,
   brokerRuntime,
-  defaultSessionExpiryEnv,
-  maxQueuedPerSessionEnv,
   NimbusBroker,
   NimbusStack,
   type NimbusStackProps,
 } from '../infra/index.js';
 import { hashPassword } from '../shared/auth.js';
-import { authUsersEnv, managementEndpointEnv } from '../shared/config.js';
+import { authUsersEnv, managementEndpointEnv, maxQueuedPerSessionEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
+import { frameQueueSettings } from '../shared/frame-queue.js';
 import { type TableId, tableDefinitions } from '../shared/tables.js';
 
 // The context `cdk synth` uses, minus bundling: an empty bundling-stacks list makes CDK skip
@@ -350,9 +348,7 @@ test('functions: arm64, current Node.js runtime, tracing, the broker environment
       ],
     },
     [maxQueuedPerSessionEnv]: '1000',
-    [defaultSessionExpiryEnv]: '86400',
     POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt',
-    POWERTOOLS_METRICS_NAMESPACE: 'NimbusMqtt',
     POWERTOOLS_LOG_LEVEL: 'INFO',
   };
   for (const fn of Object.values(broker.functions)) {
@@ -368,7 +364,6 @@ test('functions: arm64, current Node.js runtime, tracing, the broker environment
   const tuned = synth({
     logLevel: 'DEBUG',
     maxQueuedMessagesPerSession: 5,
-    sessionExpirySeconds: 60,
     maxPacketSize: 1024,
   });
   tuned.template.hasResourceProperties('AWS::Lambda::Function', {
@@ -376,7 +371,6 @@ test('functions: arm64, current Node.js runtime, tracing, the broker environment
       Variables: Match.objectLike({
         POWERTOOLS_LOG_LEVEL: 'DEBUG',
         [maxQueuedPerSessionEnv]: '5',
-        [defaultSessionExpiryEnv]: '60',
         NIMBUS_MAX_PACKET_SIZE: '1024',
       }),
     },

@@ -1,9 +1,5 @@
-import type { APIGatewayProxyWebsocketEventV2, SQSEvent, SQSRecord } from 'aws-lambda';
-import {
-  connectionIdAttribute,
-  disconnectEventType,
-  eventTypeAttribute,
-} from '../../infra/frame-queue-settings.js';
+import type { SQSRecord } from 'aws-lambda';
+import { connectionIdAttribute, disconnectEventType, eventTypeAttribute } from '../../shared/frame-queue.js';
 
 /** One inbound WebSocket frame of base64 MQTT packets, and the connection it came from. */
 export interface InboundFrame {
@@ -15,22 +11,7 @@ export interface InboundFrame {
   readonly frameId?: string;
 }
 
-/** The queue's event (the product's `$default` route) or the route's own Lambda event. */
-export type MessageEvent = SQSEvent | APIGatewayProxyWebsocketEventV2;
-
-export const isQueueEvent = (event: MessageEvent): event is SQSEvent =>
-  Array.isArray((event as Partial<SQSEvent>).Records);
-
-/** `$default` integrated with Lambda: the frame is the body. */
-export function frameFromRoute(event: APIGatewayProxyWebsocketEventV2): InboundFrame {
-  const body = event.body ?? '';
-  return {
-    connectionId: event.requestContext.connectionId,
-    frame: event.isBase64Encoded ? Buffer.from(body, 'base64').toString() : body,
-  };
-}
-
-/** `$default` integrated with the FIFO queue: the frame is the body, the connection an attribute. */
+/** A frame queue message: the frame is the body, the connection an attribute. */
 export function frameFromRecord(record: SQSRecord): InboundFrame {
   const connectionId =
     record.messageAttributes[connectionIdAttribute]?.stringValue ?? record.attributes.MessageGroupId;

@@ -1,16 +1,10 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { APIGatewayProxyResultV2, SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { handleFrame } from '../../shared/broker/inbound.js';
 import { connectionGone } from '../../shared/broker/lifecycle.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
-import {
-  frameFromRecord,
-  frameFromRoute,
-  type InboundFrame,
-  isQueueEvent,
-  type MessageEvent,
-} from './events.js';
+import { frameFromRecord, type InboundFrame } from './events.js';
 
 const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
@@ -27,37 +21,20 @@ async function handle({ connectionId, frame, disconnected, frameId }: InboundFra
 }
 
 /**
- * `$default`: WebSocket frames of base64 MQTT packets. From the FIFO queue (the product), a batch
- * of frames (and `$disconnect` notices, in order with them) handled one after another; a failure stops its connection's frames there, to be
- * retried in order. From a Lambda integration, one frame.
+ * The frame queue behind `$default` and `$disconnect`: a batch of WebSocket frames of base64 MQTT
+ * packets (and `$disconnect` notices, in order with them), handled one after another. A failure
+ * stops its connection's frames there, to be retried in order.
  */
-export const handler = async (event: MessageEvent): Promise<SQSBatchResponse | APIGatewayProxyResultV2> => {
-  if (isQueueEvent(event)) {
-    const recordHandler = (record: SQSRecord) =>
-      handle(frameFromRecord(record)).catch((error: unknown) => {
-        logger.warn('frame failed; it and the frames after it on its connection will be retried', {
-          messageId: record.messageId,
-          receiveCount: record.attributes.ApproximateReceiveCount,
-          error: error as Error,
-        });
-        throw error;
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const recordHandler = (record: SQSRecord) =>
+    handle(frameFromRecord(record)).catch((error: unknown) => {
+      logger.warn('frame failed; it and the frames after it on its connection will be retried', {
+        messageId: record.messageId,
+        receiveCount: record.attributes.ApproximateReceiveCount,
+        error: error as Error,
       });
-    // Other connections' frames in the batch go on: skip only the failed group.
-    return processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
-  }
-  const inbound = frameFromRoute(event);
-  try {
-    await handle(inbound);
-    return { statusCode: 200 };
-  } catch (error) {
-    // API Gateway drops a failed invocation's frame silently. Closing the
-    // connection makes the client reconnect and resend what was not
-    // acknowledged, instead of waiting forever for a PUBACK.
-    logger.error('frame failed; closing the connection so the client resends', {
-      connectionId: inbound.connectionId,
-      error: error as Error,
+      throw error;
     });
-    await broker.gateway.close(inbound.connectionId).catch(() => {});
-    throw error;
-  }
+  // Other connections' frames in the batch go on: skip only the failed group.
+  return processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
 };

@@ -1,7 +1,7 @@
 /**
  * The FIFO queue between the `$default` route and the message function, and the event source
  * mapping that drains it (docs/adr/0003-ordering.md). The CDK construct and the emulator's queue
- * read the same object; no CDK imports here, so the emulator can load it.
+ * read the same object; no CDK imports here, so the functions and the emulator can load it.
  */
 export interface FrameQueueSettings {
   /** Most frames in one invocation (10 is SQS FIFO's maximum). */

@@ -1,0 +1,71 @@
+/**
+ * The environment each broker function runs with, built in one place for the CDK construct and the
+ * emulator alike, so the two cannot drift apart. `configFromEnv` (shared/config.ts) reads it back.
+ */
+import { type PasswordHash, parsePasswordDocument } from './auth.js';
+import {
+  authUsersEnv,
+  defaultMaxQueuedPerSession,
+  dynamoEndpointEnv,
+  managementEndpointEnv,
+  maxPacketSizeEnv,
+  maxQueuedPerSessionEnv,
+} from './config.js';
+import { type TableId, tableDefinitions } from './tables.js';
+
+/** The broker's functions, by role; each one's handler is `functions/<id>/index.ts`. */
+export const brokerFunctionIds = ['connect', 'message', 'fanout', 'sweeper'] as const;
+export type BrokerFunctionId = (typeof brokerFunctionIds)[number];
+
+export interface FunctionEnvironmentOptions {
+  /** Table names by table id. */
+  readonly tables: Readonly<Record<TableId, string>>;
+  /** The API Gateway management endpoint the functions post to. */
+  readonly managementEndpoint: string;
+  /**
+   * Where DynamoDB listens.
+   * @default - unset: the SDK's regional endpoint (the emulator points it at DynamoDB Local)
+   */
+  readonly dynamoEndpoint?: string;
+  /**
+   * Largest MQTT packet the broker accepts, in bytes.
+   * @default - unset: the broker uses `MAX_FRAME_BYTES` (shared/protocol/wire.ts)
+   */
+  readonly maxPacketSize?: number;
+  /**
+   * Most messages queued for one offline persistent session.
+   * @default defaultMaxQueuedPerSession
+   */
+  readonly maxQueuedPerSession?: number;
+  /**
+   * Users by name, each with the entry `npx nimbus hash-password` prints; validated here, so a
+   * bad entry fails before any function runs.
+   * @default - no authentication: any client may connect
+   */
+  readonly authUsers?: Readonly<Record<string, PasswordHash>>;
+}
+
+/**
+ * The environment variables of one broker function. Only the message function handles CONNECT, so
+ * only it gets the users document.
+ *
+ * @example
+ * functionEnvironment('message', { tables, managementEndpoint: 'http://127.0.0.1:4000' });
+ * // { NIMBUS_CONNECTIONS_TABLE: …, NIMBUS_MANAGEMENT_ENDPOINT: 'http://127.0.0.1:4000', NIMBUS_MAX_QUEUED_PER_SESSION: '1000' }
+ */
+export function functionEnvironment(
+  fn: BrokerFunctionId,
+  options: FunctionEnvironmentOptions,
+): Record<string, string> {
+  const { dynamoEndpoint, maxPacketSize, authUsers } = options;
+  return {
+    ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
+    [managementEndpointEnv]: options.managementEndpoint,
+    ...(dynamoEndpoint === undefined ? {} : { [dynamoEndpointEnv]: dynamoEndpoint }),
+    [maxQueuedPerSessionEnv]: String(options.maxQueuedPerSession ?? defaultMaxQueuedPerSession),
+    ...(maxPacketSize === undefined ? {} : { [maxPacketSizeEnv]: String(maxPacketSize) }),
+    ...(authUsers && fn === 'message'
+      ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: authUsers })) }
+      : {}),
+  };
+}
