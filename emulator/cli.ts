@@ -47,7 +47,7 @@ function usersFrom(file: string) {
 
 /**
  * Why the gateway could not listen on 127.0.0.1:`port`, or undefined if it can. Asked before DynamoDB
- * Local starts, so a taken port costs a second, not a Java start-up (and leaves nothing to clean up).
+ * Local starts, so a taken port is reported at once, not after Java's start-up, and leaves nothing behind.
  *
  * @example
  * await portProblem(1884); // 'port 1884 is in use: stop the other process or pass --port 0'
@@ -114,7 +114,9 @@ try {
     await emulator.stop();
     process.exit(0);
   };
-  // SIGHUP: the terminal closed. Each stops the emulator the same way, DynamoDB Local last.
+  // SIGHUP: the terminal closed. Each stops the emulator the same way, DynamoDB Local last. npm forwards
+  // SIGINT and SIGTERM to its script's shell, and a shell (dash) running a command does not pass them
+  // on: that is why `npm start` is `exec node …`, which makes this process the one npm signals.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
 } catch (error) {
   process.stderr.write(`Nimbus emulator failed to start: ${(error as Error).message}\n`);

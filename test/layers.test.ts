@@ -161,6 +161,7 @@ before(() => {
     cwd: scratch,
     encoding: 'utf8',
   });
+  assert.ok(run.stdout.startsWith('{'), `Biome gave no JSON report:\n${run.stdout}${run.stderr}`);
   const report = JSON.parse(run.stdout) as { diagnostics: Diagnostic[] };
   for (const d of report.diagnostics) {
     if (d.category !== 'lint/style/noRestrictedImports') continue;
