@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parsePasswordDocument } from '../shared/auth.js';
 import { startEmulator } from './index.js';
@@ -44,12 +45,42 @@ function usersFrom(file: string) {
   }
 }
 
+/**
+ * Why the gateway could not listen on 127.0.0.1:`port`, or undefined if it can. Asked before DynamoDB
+ * Local starts, so a taken port is reported at once, not after Java's start-up, and leaves nothing behind.
+ *
+ * @example
+ * await portProblem(1884); // 'port 1884 is in use: stop the other process or pass --port 0'
+ */
+function portProblem(port: number): Promise<string | undefined> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      resolve(
+        error.code === 'EADDRINUSE'
+          ? `port ${port} is in use: stop the other process or pass --port 0`
+          : `cannot listen on port ${port} (${error.code ?? error.message}): pass another --port, or --port 0`,
+      ),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(undefined)));
+  });
+}
+
+/** How long a signalled emulator may take to stop before it exits anyway; the watchdog still stops Java. */
+const stopTimeoutMs = 10_000;
+
 // The functions deploy on Node.js 22+; the SDK's notice about running locally on Node 20 is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const args = parse();
 if (args.help) {
   process.stdout.write(`${usage}\n`);
   process.exit(0);
+}
+const problem = await portProblem(args.port);
+if (problem) {
+  process.stderr.write(`${problem}\n`);
+  process.exit(1);
 }
 const started = performance.now();
 process.stderr.write('Starting Nimbus MQTT emulator (DynamoDB Local, functions, gateway)...\n');
@@ -71,15 +102,22 @@ try {
     `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
   );
   let stopping = false;
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals) => {
+    // Ctrl-C reaches both npm and this process, and npm forwards it: the second SIGINT is the same request.
     if (stopping) return;
     stopping = true;
-    process.stderr.write('Stopping...\n');
+    process.stderr.write(`${signal}: stopping...\n`);
+    setTimeout(() => {
+      process.stderr.write(`Not stopped after ${stopTimeoutMs / 1000} s; exiting anyway.\n`);
+      process.exit(1);
+    }, stopTimeoutMs).unref();
     await emulator.stop();
     process.exit(0);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // SIGHUP: the terminal closed. Each stops the emulator the same way, DynamoDB Local last. npm forwards
+  // SIGINT and SIGTERM to its script's shell, and a shell (dash) running a command does not pass them
+  // on: that is why `npm start` is `exec node …`, which makes this process the one npm signals.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
 } catch (error) {
   process.stderr.write(`Nimbus emulator failed to start: ${(error as Error).message}\n`);
   process.exit(1);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -52,6 +52,46 @@ function assertJava(): void {
 }
 
 /**
+ * The watchdog between the emulator and Java: it runs the command and stops it (SIGTERM, then SIGKILL
+ * after 3 s) when its stdin reaches end of file, then exits with the command. Only the emulator holds
+ * the other end of that pipe, and the kernel closes it however the emulator ends, `kill -9` included,
+ * so DynamoDB Local never outlives it. Node-only by choice: Linux's PR_SET_PDEATHSIG is out of Node's
+ * reach without a native addon, `process.on('exit')` does not run on SIGKILL, Java gives no
+ * "exit with the parent" option, and a shell wrapper would need job control tricks (a background
+ * job's stdin is /dev/null) and no Windows.
+ */
+const watchdogSource = `
+const { spawn } = require('node:child_process');
+const [command, ...args] = process.argv.slice(1);
+const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+child.once('error', (error) => { console.error(String(error)); process.exit(1); });
+child.once('exit', (code) => process.exit(code ?? 1));
+const stop = () => { child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 3000).unref(); };
+process.stdin.once('end', stop).resume();
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, stop);
+`;
+
+/**
+ * Spawns `command` under {@link watchdogSource}: end the child's stdin (`child.stdin.end()`) to stop it.
+ *
+ * @example
+ * const java = spawnWithWatchdog('java', ['-jar', 'DynamoDBLocal.jar'], dir);
+ * java.stdin.end(); // SIGTERM to java; the watchdog exits with it
+ */
+function spawnWithWatchdog(command: string, args: string[], cwd: string) {
+  const child = spawn(process.execPath, ['-e', watchdogSource, '--', command, ...args], {
+    cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group, so a terminal's Ctrl-C reaches only the emulator, which then stops
+    // DynamoDB Local last, after the functions that use it. (On Windows this would open a console.)
+    detached: process.platform !== 'win32',
+  });
+  // Ending stdin of a watchdog that is already gone is not an error worth crashing for.
+  child.stdin.on('error', () => {});
+  return child;
+}
+
+/**
  * Starts AWS's DynamoDB Local on a free loopback port and waits until it answers.
  *
  * @example
@@ -64,7 +104,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   const port = await freePort();
   const storage = options.dataDir ? ['-dbPath', resolve(options.dataDir)] : ['-inMemory'];
   if (options.dataDir) mkdirSync(resolve(options.dataDir), { recursive: true });
-  const child: ChildProcess = spawn(
+  const child = spawnWithWatchdog(
     'java',
     [
       '-Djava.library.path=./DynamoDBLocal_lib',
@@ -76,19 +116,16 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
       '-disableTelemetry',
       ...storage,
     ],
-    { cwd: emulatorDirectory(), stdio: ['ignore', 'pipe', 'pipe'] },
+    emulatorDirectory(),
   );
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
-  child.stderr?.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  // Never leave a Java process behind, even when the emulator's process dies without stop().
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new DynamoDBClient({ endpoint, region: localRegion, credentials: localCredentials });
   const deadline = Date.now() + 30_000;
@@ -100,7 +137,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
     } catch (error) {
       if ((error as Error).name === 'ResourceNotFoundException') break;
       if (Date.now() > deadline) {
-        child.kill('SIGKILL');
+        child.stdin.end();
         throw new Error(`DynamoDB Local did not answer within 30 s:\n${output}`);
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -110,12 +147,9 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
   return {
     endpoint,
     async stop() {
-      process.off('exit', killOnExit);
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdin.end();
         await exited;
-        clearTimeout(timer);
       }
     },
   };
