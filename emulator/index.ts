@@ -61,6 +61,8 @@ export interface EmulatorOptions {
    * @default no authentication: any client may connect
    */
   users?: Readonly<Record<string, PasswordHash>>;
+  /** Most QoS 1/2 messages kept for one offline persistent session, as the CDK prop `maxQueuedMessagesPerSession`. @default 1000 */
+  maxQueuedPerSession?: number;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -231,6 +233,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           managementEndpoint,
           dynamoEndpoint: metered.endpoint,
           authUsers: options.users,
+          maxQueuedPerSession: options.maxQueuedPerSession,
         }),
         ...platform,
       };

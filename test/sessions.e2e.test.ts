@@ -7,11 +7,10 @@ import { connectPacket, RawClient } from './support/raw-client.js';
 // Sessions live in DynamoDB, so they must hold whichever function instance
 // serves the client: takeover, session present, clean session, queues.
 let emulator: Emulator & { logs: string[] };
-// A small queue bound for this file's broker (each test file runs in its own process).
+// A small queue bound for this file's broker.
 const maxQueued = 5;
 before(async () => {
-  process.env.NIMBUS_MAX_QUEUED_PER_SESSION = String(maxQueued);
-  emulator = await startTestEmulator({ jitterMs: 20, warmInstances: 2 });
+  emulator = await startTestEmulator({ jitterMs: 20, warmInstances: 2, maxQueuedPerSession: maxQueued });
 });
 after(async () => {
   await emulator?.stop();
