@@ -2,7 +2,10 @@
 import { parseArgs } from 'node:util';
 import { startBridge } from './index.js';
 
-export const bridgeUsage = `Usage: nimbus bridge [--listen PORT] [--host ADDR] [--url URL] [--quiet]
+/** The usage text, under the name the command was started by. */
+export const bridgeUsage = (
+  command: string,
+): string => `Usage: ${command} [--listen PORT] [--host ADDR] [--url URL] [--quiet]
 
 Lets plain MQTT clients (mosquitto_pub/sub, device SDKs, conformance suites) use a Nimbus broker:
 accepts MQTT over TCP and carries each TCP connection over its own WebSocket speaking the Nimbus
@@ -50,22 +53,23 @@ function parse(argv: string[]) {
 }
 
 /**
- * Runs `nimbus bridge` with its arguments (the words after `bridge`) until SIGINT or SIGTERM.
+ * Runs `nimbus bridge` with its arguments (the words after `bridge`) until SIGINT or SIGTERM;
+ * `command` names it in the usage text (`nimbus-bridge` when started from the client package).
  * Prints the listening address on stdout once MQTT clients can connect; everything else goes to stderr.
  *
  * @example
  * await runBridgeCli(['--listen', '1883', '--url', 'ws://127.0.0.1:1884']);
  */
-export async function runBridgeCli(argv: string[]): Promise<void> {
+export async function runBridgeCli(argv: string[], command = 'nimbus bridge'): Promise<void> {
   let args: ReturnType<typeof parse>;
   try {
     args = parse(argv);
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${bridgeUsage}\n`);
+    process.stderr.write(`${(error as Error).message}\n\n${bridgeUsage(command)}\n`);
     process.exit(2);
   }
   if (args.help) {
-    process.stdout.write(`${bridgeUsage}\n`);
+    process.stdout.write(`${bridgeUsage(command)}\n`);
     return;
   }
   const log = (message: string) => process.stderr.write(`[bridge] ${message}\n`);

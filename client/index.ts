@@ -3,8 +3,9 @@
  * as padded base64 in WebSocket text frames with subprotocol `mqtt`, which API Gateway accepts
  * where MQTT.js's own binary frames are closed with 1003.
  *
- * Browser bundle (the `ws` package is only imported dynamically, on the Node path; marking it
- * external keeps even its browser stub out of the bundle):
+ * Published as `nimbus-mqtt-client` (packages/client, docs/adr/0013-client-package.md), whose
+ * browser builds leave `ws` out. Bundling these sources directly (the `ws` package is only imported
+ * dynamically, on the Node path; marking it external keeps even its browser stub out of the bundle):
  *
  *   npx esbuild client/index.ts --bundle --platform=browser --format=esm --external:ws \
  *     --outfile=/tmp/nimbus-client.js
