@@ -1,5 +1,5 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { frameTextFault } from './wire.js';
+import { frameTextFault, packetSize } from './wire.js';
 
 /** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
 export type ProtocolVersion = 4 | 5;
@@ -26,7 +26,11 @@ export function decodeFrame(
   // The client transport and the bridge apply the same rule, so both ends refuse the same frames.
   const fault = frameTextFault(text);
   if (fault !== undefined) return { ok: false, packets: [], reason: fault };
-  const bytes = Buffer.from(text, 'base64');
+  const decoded = Buffer.from(text, 'base64');
+  // mqtt-packet reads a Remaining Length in more bytes than needed; the wire framer does not. Only
+  // the packets before such a length are parsed, so both ends refuse the same frames.
+  const lengths = lengthFault(decoded);
+  const bytes = lengths ? decoded.subarray(0, lengths.at) : decoded;
   const settings = { protocolVersion: protocolVersion ?? 4 };
   // The parser reads this object for each packet; a CONNECT switches it to its own version.
   const parser = mqttPacket.parser(settings);
@@ -45,10 +49,30 @@ export function decodeFrame(
     failure ??= `malformed packet: ${error.message}`;
   });
   const leftover = parser.parse(bytes);
+  if (lengths) failure ??= `malformed packet: ${lengths.reason}`;
   // mqtt-packet consumes a fixed header and Remaining Length before the rest arrives: a started packet is a cut one.
   if (!failure && (leftover > 0 || (parser as unknown as { packet: { cmd: unknown } }).packet.cmd !== null))
     failure = 'frame ends inside a packet';
   return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
+}
+
+/**
+ * The first packet whose Remaining Length breaks [MQTT-1.5.5-1] (more bytes than needed, or more
+ * than four): where it starts and why. A frame that merely ends inside a packet is left to the parser.
+ */
+function lengthFault(bytes: Uint8Array): { at: number; reason: string } | undefined {
+  let at = 0;
+  while (at < bytes.length) {
+    let size: number | undefined;
+    try {
+      size = packetSize(bytes.subarray(at, at + 5));
+    } catch (error) {
+      return { at, reason: (error as Error).message };
+    }
+    if (size === undefined) return undefined;
+    at += size;
+  }
+  return undefined;
 }
 
 /**
