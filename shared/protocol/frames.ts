@@ -43,6 +43,8 @@ export function decodeFrame(
     // The size is the whole packet: fixed header byte, Remaining Length (7 bits a byte) and the rest.
     if (1 + Math.ceil((packet.length ?? 0).toString(2).length / 7) + (packet.length ?? 0) > maxPacketSize)
       failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
+    if (lacksPacketId(packet))
+      failure ??= `malformed packet: ${packet.cmd.toUpperCase()} without a packet identifier`;
     if (!failure) packets.push(packet);
   });
   parser.on('error', (error: Error) => {
@@ -54,6 +56,27 @@ export function decodeFrame(
   if (!failure && (leftover > 0 || (parser as unknown as { packet: { cmd: unknown } }).packet.cmd !== null))
     failure = 'frame ends inside a packet';
   return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
+}
+
+const PACKETS_WITH_ID = new Set([
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+]);
+
+/**
+ * [MQTT-2.3.1-1] a packet that needs a packet identifier and has none: mqtt-packet reads a PUBACK,
+ * PUBREC, PUBREL, PUBCOMP or QoS > 0 PUBLISH too short to hold one as packet id -1.
+ */
+function lacksPacketId(packet: Packet): boolean {
+  const needed = packet.cmd === 'publish' ? packet.qos > 0 : PACKETS_WITH_ID.has(packet.cmd);
+  const id = (packet as { messageId?: number }).messageId;
+  return needed && (id === undefined || id < 0);
 }
 
 /**

@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import type { ProtocolVersion } from '../../shared/protocol/frames.js';
+import { decodeFrame, type ProtocolVersion } from '../../shared/protocol/frames.js';
 
 /** Topics under this prefix belong to the victims of the handler properties; the attacker never picks them. */
 export const VICTIM_PREFIX = 'victim';
@@ -381,6 +381,61 @@ function varint(value: number, extra = 0): number[] {
   return bytes.map((b, i) => (i < bytes.length - 1 ? b | 0x80 : b));
 }
 
+const SINGLE_VALUED_PROPERTY_ARRAYS_ALLOWED = new Set(['userProperties', 'subscriptionIdentifier']);
+
+/**
+ * The known faults a decoded packet hits, for inputs made by chance (bit flips, random bytes) rather
+ * than by a mutation that names its fault.
+ */
+export function knownFaultsOf(packet: Packet): KnownFault[] {
+  const faults: KnownFault[] = [];
+  const strings: unknown[] = [];
+  const p = packet as Partial<{
+    topic: unknown;
+    clientId: unknown;
+    username: unknown;
+    messageId: number;
+    qos: number;
+    dup: boolean;
+    subscriptions: Array<{ topic: string }>;
+    unsubscriptions: string[];
+    will: { topic: string };
+    properties: Record<string, unknown>;
+  }>;
+  strings.push(
+    p.topic,
+    p.clientId,
+    p.username,
+    p.will?.topic,
+    ...(p.subscriptions ?? []).map((s) => s.topic),
+    ...(p.unsubscriptions ?? []),
+  );
+  for (const value of Object.values(p.properties ?? {})) if (typeof value === 'string') strings.push(value);
+  // known: invalid UTF-8 accepted (mqtt-packet reads bad bytes as U+FFFD) and U+0000 accepted
+  if (strings.some((s) => typeof s === 'string' && (s.includes('\uFFFD') || s.includes('\u0000'))))
+    faults.push('invalid UTF-8 accepted');
+  const hasId =
+    packet.cmd === 'publish'
+      ? (p.qos ?? 0) > 0
+      : ['puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'unsubscribe'].includes(packet.cmd);
+  // known: packet id 0 accepted
+  if (hasId && p.messageId === 0) faults.push('packet id 0 accepted');
+  // known: DUP on QoS 0 accepted
+  if (packet.cmd === 'publish' && p.qos === 0 && p.dup) faults.push('DUP on QoS 0 accepted');
+  // known: SUBSCRIBE with no filters throws
+  if (packet.cmd === 'subscribe' && (p.subscriptions ?? []).length === 0)
+    faults.push('SUBSCRIBE with no filters throws');
+  // known: empty UNSUBSCRIBE accepted
+  if (packet.cmd === 'unsubscribe' && (p.unsubscriptions ?? []).length === 0)
+    faults.push('empty UNSUBSCRIBE accepted');
+  // known: MQTT 5 duplicated properties accepted (mqtt-packet turns a repeated property into an array)
+  const repeated = Object.entries(p.properties ?? {}).some(
+    ([name, value]) => Array.isArray(value) && !SINGLE_VALUED_PROPERTY_ARRAYS_ALLOWED.has(name),
+  );
+  if (repeated) faults.push('MQTT 5 duplicated properties accepted');
+  return faults;
+}
+
 /** A packet from its first byte and the rest, with a minimal Remaining Length. */
 export function rawPacket(first: number, body: readonly number[]): Buffer {
   return Buffer.from([first, ...varint(body.length), ...body]);
@@ -425,6 +480,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
   const ascii = [...Buffer.from('a')];
   const all: fc.Arbitrary<Mutation>[] = [
     // [MQTT-1.5.3-1] invalid UTF-8 in a topic name, a filter, a client id.
+    // known: invalid UTF-8 accepted
     fc
       .tuple(badUtf8, fc.constantFrom('publish', 'subscribe', 'unsubscribe', 'connect'))
       .map(([bad, where]) => {
@@ -440,6 +496,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
         return m(`invalid UTF-8 in ${where}`, bytes, 'invalid UTF-8 accepted', where === 'connect');
       }),
     // [MQTT-2.3.1-1] packet identifier 0.
+    // known: packet id 0 accepted
     fc
       .constantFrom(
         rawPacket(0x32, [...text('t'), 0, 0, ...props(version)]),
@@ -452,13 +509,25 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
         rawPacket(0x70, [0, 0]),
       )
       .map((bytes) => m(`packet id 0 in 0x${bytes[0].toString(16)}`, bytes, 'packet id 0 accepted')),
+    // [MQTT-2.3.1-1] no packet identifier where one is required: cut short after the topic or the type.
+    fc
+      .constantFrom(
+        rawPacket(0x32, [...text('t')]),
+        rawPacket(0x40, []),
+        rawPacket(0x50, [0x01]),
+        rawPacket(0x62, []),
+        rawPacket(0x70, [0x00]),
+      )
+      .map((bytes) => m(`no packet id in 0x${bytes[0].toString(16)}`, bytes)),
     // [MQTT-3.3.1-2] DUP set on QoS 0.
+    // known: DUP on QoS 0 accepted
     fc.constant(
       m('DUP on QoS 0', rawPacket(0x38, [...text('t'), ...props(version), 0x78]), 'DUP on QoS 0 accepted'),
     ),
     // [MQTT-3.3.1-4] QoS 3.
     fc.constant(m('PUBLISH QoS 3', rawPacket(0x36, [...text('t'), 0, 1, ...props(version)]))),
     // [MQTT-3.8.3-3] SUBSCRIBE without filters; [MQTT-3.10.3-2] UNSUBSCRIBE without filters.
+    // known: SUBSCRIBE with no filters throws; known: empty UNSUBSCRIBE accepted
     fc.constant(
       m(
         'SUBSCRIBE with no filters',
@@ -498,6 +567,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
       m('CONNECT protocol name MQTX', connectBytes(version, ascii, 0x02, version, 'MQTX'), undefined, true),
     ),
     // [MQTT-3.1.2-2] an unsupported protocol level: CONNACK 0x01 (3.1.1) or 0x84 (5.0), then close.
+    // known: protocol level 6 closed without CONNACK
     fc
       .constantFrom(0, 1, 2, 6, 7, 255)
       .map((level) =>
@@ -511,6 +581,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
   ];
   if (version === 5) {
     // [MQTT-2.2.2-2] a property that appears twice where it may appear once is a protocol error (§2.2.2.2).
+    // known: MQTT 5 duplicated properties accepted
     all.push(
       fc
         .constantFrom(
@@ -697,6 +768,7 @@ export const frameItem = (
     {
       weight: 3,
       arbitrary: mutation(version)
+        // known: every KnownFault a mutation names is left out while excludeKnown
         .filter((m) => !(options.excludeKnown && m.known))
         .map((m): FrameItem => ({ kind: 'mutation', mutation: m })),
     },
@@ -754,8 +826,22 @@ export const connectionScript = (options: {
         { minLength: 1, maxLength: options.maxFrames ?? 5 },
       ),
     });
-  return fc.oneof(forVersion(4), forVersion(5));
+  const scripts = fc.oneof(forVersion(4), forVersion(5));
+  // known: every KnownFault, however made (bit flips, random bytes), is left out while excludeKnown
+  return options.excludeKnown ? scripts.filter((script) => !scriptHitsKnownFault(script)) : scripts;
 };
+
+/** Whether any frame of the script, read as the broker may read it, holds a packet with a known fault. */
+function scriptHitsKnownFault(script: ConnectionScript): boolean {
+  return script.frames.some((frame) => {
+    const text = scriptFrameText(frame, script.version);
+    return [undefined, script.version].some((version) =>
+      decodeFrame(text, version, Number.MAX_SAFE_INTEGER).packets.some(
+        (packet) => knownFaultsOf(packet).length > 0,
+      ),
+    );
+  });
+}
 
 /** The text of a script frame. */
 export const scriptFrameText = (frame: ScriptFrame, version: ProtocolVersion): string =>

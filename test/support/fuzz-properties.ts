@@ -425,6 +425,7 @@ const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
           clientPacket(version).filter((p) => p.cmd !== 'disconnect'),
           { maxLength: 2 },
         ),
+        // known: every KnownFault a mutation names is left out while excludeKnown
         hostile: mutation(version).filter((m) => m.mustClose && !(options.excludeKnown && m.known)),
       }),
     ),
