@@ -521,7 +521,9 @@ const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
       for (let i = 0; i < retries; i++) await fanOut(broker.ctx, message);
       for (const [i, s] of subscribers.entries()) {
         const id = `sub-${i}`;
-        const granted = s.subscriptions.filter(([f]) => matches(f, topic)).map(([, q]) => q);
+        // A filter repeated in one SUBSCRIBE: the last request wins [MQTT-3.8.4-3].
+        const byFilter = new Map(s.subscriptions);
+        const granted = [...byFilter].filter(([f]) => matches(f, topic)).map(([, q]) => q);
         const frames = broker.gateway.sent.slice(sentBefore).filter((f) => f.connectionId === id);
         const delivered = frames
           .flatMap((f) => assertWellFormedReply(f.frame, s.version))
