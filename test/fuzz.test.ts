@@ -13,8 +13,8 @@ const seed = process.env.FUZZ_SEED === undefined ? undefined : Number(process.en
 describe('fuzz sample', () => {
   for (const property of fuzzProperties({ excludeKnown: true })) {
     test(property.name, async () => {
-      // Handler cases cost a broker each: a third as many keeps the file at a few seconds.
-      const numRuns = property.name.includes('handler:') ? Math.ceil(sample / 3) : sample;
+      // A handler case builds a broker with its victims: half as many keeps the file at a few seconds.
+      const numRuns = property.name.includes('handler:') ? Math.ceil(sample / 2) : sample;
       const details = await property.check({ numRuns, ...(seed !== undefined ? { seed } : {}) });
       if (details.failed) assert.fail(fc.defaultReportMessage(details) ?? 'the property failed');
     });
