@@ -226,6 +226,38 @@ describe('frames the wire contract refuses', () => {
     }
   });
 
+  test('[MQTT-1.5.5-1] a Remaining Length in more bytes than needed is malformed, as the client finds it', () => {
+    // PUBACK with Remaining Length 2 written in two bytes (0x82 0x00), after a whole PINGREQ.
+    const frame = bytesOf([0xc0, 0x00], [0x40, 0x82, 0x00, 0x00, 0x01]);
+    const result = decodeFrame(frame, 4, maxPacketSize);
+    assert.equal(result.ok, false);
+    if (!result.ok) assert.match(result.reason, /not minimally encoded/);
+    assert.deepEqual(
+      result.packets.map((p) => p.cmd),
+      ['pingreq'],
+    );
+    assert.throws(() => splitPackets(clientDecodeFrame(frame)), /not minimally encoded/);
+    assert.match(decodeFails(bytesOf([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]), 4), /longer than 4 bytes/);
+  });
+
+  test('[MQTT-2.3.1-1] an acknowledgement or QoS 1 PUBLISH without a packet identifier is malformed', () => {
+    for (const version of [4, 5] as const) {
+      for (const bytes of [
+        [0x40, 0x00],
+        [0x50, 0x01, 0x07],
+        [0x62, 0x00],
+        [0x70, 0x00],
+        [0x32, 0x03, 0x00, 0x01, 0x61],
+      ]) {
+        assert.match(
+          decodeFails(bytesOf(bytes), version),
+          /without a packet identifier/,
+          `v${version} ${bytes[0].toString(16)}`,
+        );
+      }
+    }
+  });
+
   test('[MQTT-3.3.1-4] a PUBLISH with both QoS bits set is a malformed packet', () => {
     assert.match(decodeFails(bytesOf([0x36, 0x03, 0x00, 0x01, 0x61]), 4), /malformed packet/);
   });

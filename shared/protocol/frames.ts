@@ -1,5 +1,5 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { frameTextFault } from './wire.js';
+import { frameTextFault, packetSize } from './wire.js';
 
 /** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
 export type ProtocolVersion = 4 | 5;
@@ -26,7 +26,11 @@ export function decodeFrame(
   // The client transport and the bridge apply the same rule, so both ends refuse the same frames.
   const fault = frameTextFault(text);
   if (fault !== undefined) return { ok: false, packets: [], reason: fault };
-  const bytes = Buffer.from(text, 'base64');
+  const decoded = Buffer.from(text, 'base64');
+  // mqtt-packet reads a Remaining Length in more bytes than needed; the wire framer does not. Only
+  // the packets before such a length are parsed, so both ends refuse the same frames.
+  const lengths = lengthFault(decoded);
+  const bytes = lengths ? decoded.subarray(0, lengths.at) : decoded;
   const settings = { protocolVersion: protocolVersion ?? 4 };
   // The parser reads this object for each packet; a CONNECT switches it to its own version.
   const parser = mqttPacket.parser(settings);
@@ -39,16 +43,59 @@ export function decodeFrame(
     // The size is the whole packet: fixed header byte, Remaining Length (7 bits a byte) and the rest.
     if (1 + Math.ceil((packet.length ?? 0).toString(2).length / 7) + (packet.length ?? 0) > maxPacketSize)
       failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
+    if (lacksPacketId(packet))
+      failure ??= `malformed packet: ${packet.cmd.toUpperCase()} without a packet identifier`;
     if (!failure) packets.push(packet);
   });
   parser.on('error', (error: Error) => {
     failure ??= `malformed packet: ${error.message}`;
   });
   const leftover = parser.parse(bytes);
+  if (lengths) failure ??= `malformed packet: ${lengths.reason}`;
   // mqtt-packet consumes a fixed header and Remaining Length before the rest arrives: a started packet is a cut one.
   if (!failure && (leftover > 0 || (parser as unknown as { packet: { cmd: unknown } }).packet.cmd !== null))
     failure = 'frame ends inside a packet';
   return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
+}
+
+const PACKETS_WITH_ID = new Set([
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+]);
+
+/**
+ * [MQTT-2.3.1-1] a packet that needs a packet identifier and has none: mqtt-packet reads a PUBACK,
+ * PUBREC, PUBREL, PUBCOMP or QoS > 0 PUBLISH too short to hold one as packet id -1.
+ */
+function lacksPacketId(packet: Packet): boolean {
+  const needed = packet.cmd === 'publish' ? packet.qos > 0 : PACKETS_WITH_ID.has(packet.cmd);
+  const id = (packet as { messageId?: number }).messageId;
+  return needed && (id === undefined || id < 0);
+}
+
+/**
+ * The first packet whose Remaining Length breaks [MQTT-1.5.5-1] (more bytes than needed, or more
+ * than four): where it starts and why. A frame that merely ends inside a packet is left to the parser.
+ */
+function lengthFault(bytes: Uint8Array): { at: number; reason: string } | undefined {
+  let at = 0;
+  while (at < bytes.length) {
+    let size: number | undefined;
+    try {
+      size = packetSize(bytes.subarray(at, at + 5));
+    } catch (error) {
+      return { at, reason: (error as Error).message };
+    }
+    if (size === undefined) return undefined;
+    at += size;
+  }
+  return undefined;
 }
 
 /**
