@@ -207,7 +207,11 @@ async function refresh(): Promise<void> {
   renderListing('retained', retained, retained.rows.length);
   renderRows(
     'bill',
-    stats.bill.lines.map((line) => [line.service, line.usage, { text: usd(line.usd), className: 'num' }]),
+    stats.bill.lines.map((line) => [
+      line.service,
+      { text: line.usage, className: 'wrap' },
+      { text: usd(line.usd), className: 'num' },
+    ]),
     3,
     'Nothing billed yet.',
   );
