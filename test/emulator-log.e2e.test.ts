@@ -51,7 +51,6 @@ test(
       }),
     );
     await eventually('the disconnect lines', () => lineFor('disconnect', 'intruder') !== undefined, 30_000);
-
     assert.equal(
       lineFor('connect', 'kitchen'),
       'connect     kitchen          v5 ka=60 clean session-present=0 user=alice',
