@@ -70,7 +70,16 @@ export class ConsoleRoutes {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const api = this.endpoints[path];
     const asset = assets[path];
-    if (!api && !asset && path !== '/console.js') return false;
+    if (!api && !asset && path !== '/console.js') {
+      if (!path.startsWith('/api/')) return false;
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          message: `No ${path}; the console serves ${Object.keys(this.endpoints).join(', ')}`,
+        }),
+      );
+      return true;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET', 'content-type': 'application/json' });
       res.end(JSON.stringify({ message: `${path} answers GET only` }));

@@ -48,6 +48,8 @@ export interface GatewayOptions {
 
 /** Watches what crosses the gateway, as API Gateway's access logs would; changes nothing. */
 export interface GatewayObserver {
+  /** `$connect` refused the WebSocket handshake with this HTTP status and body. */
+  handshakeRefused(status: number, body: string): void;
   opened(connectionId: string, connectedAt: number, sourceIp: string): void;
   /** A text frame from the client. */
   frameIn(connectionId: string, frame: string): void;
@@ -193,6 +195,7 @@ export class Gateway {
     const status = structured.statusCode ?? 200;
     if (status < 200 || status > 299) {
       // A non-2xx answer from $connect refuses the handshake.
+      this.options.observer?.handshakeRefused(status, String(structured.body ?? ''));
       socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }

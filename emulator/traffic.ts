@@ -77,6 +77,15 @@ export class Traffic implements GatewayObserver {
     return [...this.connections.values()];
   }
 
+  handshakeRefused(status: number, body: string): void {
+    this.log.event(
+      'info',
+      'refused',
+      noClient,
+      `WebSocket handshake: HTTP ${status}${body ? ` ${body}` : ''}`,
+    );
+  }
+
   opened(connectionId: string, connectedAt: number, sourceIp: string): void {
     this.connections.set(connectionId, {
       connectionId,

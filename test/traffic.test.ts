@@ -162,3 +162,25 @@ test('rates average publishes over the last whole seconds; the current second wa
   assert.equal(t.traffic.rates().publishesIn, 10);
   assert.deepEqual(t.lines, []);
 });
+
+test('a handshake $connect refused is logged with its status and body', () => {
+  const t = observe('info');
+  t.traffic.handshakeRefused(400, 'The WebSocket subprotocol "mqtt" is required.');
+  assert.deepEqual(t.lines, [
+    'refused     -                WebSocket handshake: HTTP 400 The WebSocket subprotocol "mqtt" is required.',
+  ]);
+});
+
+test('warn keeps client events out; error and warn messages say their level', () => {
+  const lines: string[] = [];
+  const log = createLog(
+    'warn',
+    (line) => lines.push(line),
+    () => new Date(2026, 0, 1, 9, 5, 7, 42),
+  );
+  log.event('info', 'connect', 'kitchen', 'v5');
+  log.message('debug', 'not shown');
+  log.message('error', 'sweeper failed: boom');
+  assert.equal(log.enabled('info'), false);
+  assert.deepEqual(lines, ['09:05:07.042  error: sweeper failed: boom']);
+});
