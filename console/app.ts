@@ -7,8 +7,8 @@ import { connect, type MqttClient } from '../client/index.js';
 
 const refreshMs = 1500;
 
-/** A table cell: text, optionally with a class (`num`, `mono`, `pill ok`…). */
-type Cell = string | { text: string; className?: string; title?: string };
+/** A table cell: text, optionally with a class (`num`, `mono`…), a tooltip, or shown as a badge (`pill ok`). */
+type Cell = string | { text: string; className?: string; title?: string; badge?: string };
 
 interface Listing<T> {
   rows: T[];
@@ -104,7 +104,12 @@ function renderRows(id: string, rows: Cell[][], columns: number, empty: string):
       for (const cell of cells) {
         const td = document.createElement('td');
         if (typeof cell === 'string') td.textContent = cell;
-        else {
+        else if (cell.badge) {
+          const badge = document.createElement('span');
+          badge.className = cell.badge;
+          badge.textContent = cell.text;
+          td.append(badge);
+        } else {
           td.textContent = cell.text;
           if (cell.className) td.className = cell.className;
           if (cell.title) td.title = cell.title;
@@ -125,7 +130,7 @@ function renderListing<T>(name: string, listing: Listing<T>, shown: number): voi
 
 const pill = (text: string, kind: 'ok' | 'wait' | '') => ({
   text,
-  className: kind ? `pill ${kind}` : 'pill',
+  badge: kind ? `pill ${kind}` : 'pill',
 });
 
 async function getJson<T>(path: string): Promise<T> {
