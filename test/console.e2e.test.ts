@@ -36,7 +36,7 @@ after(async () => {
 
 async function openConsole(): Promise<{ page: Page; pageErrors: string[] }> {
   assert.ok(browser && emulator);
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+  const page = await browser.newPage({ viewport: { width: 1440, height: 660 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(emulator.consoleUrl);
@@ -85,6 +85,14 @@ test(
       received.some((m) => m.topic === 'playground/hello' && m.payload === 'hello from the page'),
     );
     await page.locator('#clients tr', { hasText: 'console-' }).waitFor(wait);
+    // Per-client counts: kitchen published one message and received the page's.
+    await page.waitForFunction(() => {
+      const row = Array.from(document.querySelectorAll('#clients tr')).find((tr) =>
+        tr.textContent?.includes('kitchen'),
+      );
+      const cells = Array.from(row?.querySelectorAll('td') ?? []).map((td) => td.textContent);
+      return cells.at(-2) === '1' && cells.at(-1) === '1';
+    }, wait);
 
     // The bill: every service has units and a price, and the total is above zero.
     await page.waitForFunction(() =>
