@@ -7,7 +7,7 @@ import { billFor } from './bill.js';
 import type { MeterReading } from './meter.js';
 import type { Traffic } from './traffic.js';
 
-/** Most rows one table listing returns; the page says when there are more. */
+/** Most rows one table listing returns by default; the page says when there are more. */
 export const consoleRowLimit = 200;
 
 export interface ConsoleOptions {
@@ -16,6 +16,8 @@ export interface ConsoleOptions {
   /** DynamoDB Local itself, not the metering proxy: the console's scans are not the broker's bill. */
   readonly dynamo: DynamoDBClientConfig;
   readonly tables: Readonly<Record<TableId, string>>;
+  /** Most rows a table listing returns. @default consoleRowLimit */
+  readonly rowLimit?: number;
 }
 
 /** One table listing: the rows, and whether the table had more than were read. */
@@ -137,32 +139,32 @@ export class ConsoleRoutes {
     return this.bundle;
   }
 
-  /** Up to consoleRowLimit items of a table, in the table's scan order. */
+  /** Up to the row limit's items of a table, in the table's scan order. */
   private async scan(table: TableId): Promise<Listing<Record<string, unknown>>> {
+    const limit = this.options.rowLimit ?? consoleRowLimit;
     const rows: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
         new ScanCommand({
           TableName: this.options.tables[table],
-          Limit: consoleRowLimit + 1 - rows.length,
+          // One more than shown, to know whether there are more.
+          Limit: limit + 1 - rows.length,
           ExclusiveStartKey: start,
         }),
       );
       rows.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
-    } while (start && rows.length <= consoleRowLimit);
-    return {
-      rows: rows.slice(0, consoleRowLimit),
-      truncated: rows.length > consoleRowLimit,
-      limit: consoleRowLimit,
-    };
+    } while (start && rows.length <= limit);
+    return { rows: rows.slice(0, limit), truncated: rows.length > limit, limit };
   }
 
   private async clients() {
     const table = await this.scan('Connections');
     const byConnection = new Map(table.rows.map((row) => [String(row.connectionId), row]));
-    const rows = this.options.traffic.views.map((view) => {
+    const limit = this.options.rowLimit ?? consoleRowLimit;
+    const views = this.options.traffic.views;
+    const rows = views.slice(0, limit).map((view) => {
       const row = byConnection.get(view.connectionId);
       return {
         connectionId: view.connectionId,
@@ -180,7 +182,7 @@ export class ConsoleRoutes {
         publishesOut: view.publishesOut,
       };
     });
-    return { rows, truncated: false, limit: rows.length };
+    return { rows, truncated: views.length > limit, limit };
   }
 
   private async sessions() {
