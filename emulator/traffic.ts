@@ -1,5 +1,5 @@
 import type { Packet } from 'mqtt-packet';
-import { decodeFrame, type ProtocolVersion } from '../shared/protocol/frames.js';
+import { type DecodeResult, decodeFrame, type ProtocolVersion } from '../shared/protocol/frames.js';
 import type { GatewayObserver } from './gateway.js';
 import type { EmulatorLog } from './log.js';
 import { reasonText } from './reason-names.js';
@@ -50,6 +50,15 @@ const noClient = '-';
 const notRefusals = new Set([0x8b, 0x8d, 0x8e, 0xa0]);
 
 const connectionTimes = (seconds: number) => `ka=${seconds}`;
+
+/** The wire codec's reading of a frame; an observer never lets a codec exception reach the gateway. */
+function decode(frame: string, version: ProtocolVersion | undefined): DecodeResult {
+  try {
+    return decodeFrame(frame, version, anySize);
+  } catch (error) {
+    return { ok: false, packets: [], reason: `undecodable frame: ${(error as Error).message}` };
+  }
+}
 
 /**
  * Watches the frames crossing the emulated gateway, decodes them with the wire codec, and turns them
@@ -103,7 +112,7 @@ export class Traffic implements GatewayObserver {
     const connection = this.connections.get(connectionId);
     if (!connection) return;
     connection.lastActiveAt = this.now();
-    const decoded = decodeFrame(frame, connection.protocolVersion, anySize);
+    const decoded = decode(frame, connection.protocolVersion);
     for (const packet of decoded.packets) this.fromClient(connection, packet);
     if (!decoded.ok) this.log.event('info', 'refused', this.nameOf(connection), decoded.reason);
   }
@@ -112,7 +121,7 @@ export class Traffic implements GatewayObserver {
     const connection = this.connections.get(connectionId);
     if (!connection) return;
     connection.lastActiveAt = this.now();
-    for (const packet of decodeFrame(frame, connection.protocolVersion, anySize).packets) {
+    for (const packet of decode(frame, connection.protocolVersion).packets) {
       this.toClient(connection, packet);
     }
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import type { Packet } from 'mqtt-packet';
 import { createLog, type LogLevel } from '../emulator/log.js';
 import { Traffic } from '../emulator/traffic.js';
@@ -183,4 +184,18 @@ test('warn keeps client events out; error and warn messages say their level', ()
   log.message('error', 'sweeper failed: boom');
   assert.equal(log.enabled('info'), false);
   assert.deepEqual(lines, ['09:05:07.042  error: sweeper failed: boom']);
+});
+
+test('no frame a client can send makes the observer throw', () => {
+  const t = observe('debug');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.string({ maxLength: 16 }), (bytes, text) => {
+      t.traffic.opened('c', 0, '127.0.0.1');
+      t.traffic.frameIn('c', Buffer.from(bytes).toString('base64'));
+      t.traffic.frameIn('c', text);
+      t.traffic.frameOut('c', Buffer.from(bytes).toString('base64'));
+      t.traffic.closed('c', 1006);
+    }),
+    { numRuns: 500 },
+  );
 });
