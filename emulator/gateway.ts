@@ -290,7 +290,7 @@ export class Gateway {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
-          message: 'Not found: this endpoint serves WebSocket clients and /@connections/{id}',
+          message: `Not found: this endpoint serves WebSocket clients and /@connections/{id}${this.options.http ? ', and the console at /' : ''}`,
         }),
       );
       return;
