@@ -3,14 +3,17 @@ import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parsePasswordDocument } from '../shared/auth.js';
 import { startEmulator } from './index.js';
+import { isLogLevel, logLevels } from './log.js';
 
-const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--users FILE.json]
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--users FILE.json] [--log-level L]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
   --jitter MS      delay each function invocation by 0..MS ms   default 0
   --users FILE     require CONNECT username/password: FILE holds { "users": { "<name>": <entry> } },
-                   each entry from \`npx nimbus hash-password <password>\`   default: anyone connects`;
+                   each entry from \`npx nimbus hash-password <password>\`   default: anyone connects
+  --log-level L    error | warn | info (connects, subscribes, refusals, disconnects)
+                   | debug (also each publish and delivery)      default info`;
 
 function parse() {
   try {
@@ -20,6 +23,7 @@ function parse() {
         'data-dir': { type: 'string' },
         jitter: { type: 'string', default: '0' },
         users: { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -29,8 +33,11 @@ function parse() {
       throw new Error(`--port must be 0..65535, not "${values.port}"`);
     if (!Number.isFinite(jitter) || jitter < 0)
       throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
+    const logLevel = values['log-level'];
+    if (!isLogLevel(logLevel))
+      throw new Error(`--log-level must be one of ${logLevels.join(', ')}, not "${logLevel}"`);
     const users = values.users ? usersFrom(values.users) : undefined;
-    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users };
+    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users, logLevel };
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
     process.exit(2);
@@ -90,6 +97,7 @@ try {
     dataDir: args.dataDir,
     jitterMs: args.jitter,
     users: args.users,
+    logLevel: args.logLevel,
   });
   process.stderr.write(
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
@@ -99,7 +107,7 @@ try {
     process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
   }
   process.stderr.write(
-    `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
+    `Console: ${emulator.consoleUrl}\nManagement API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
   );
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {

@@ -40,6 +40,24 @@ export interface GatewayOptions {
   readonly queue: { send(message: FifoSendInput): unknown };
   readonly meter: Meter;
   readonly log: (message: string) => void;
+  /** Sees the frames that cross, for the emulator's logs and console. */
+  readonly observer?: GatewayObserver;
+  /** Serves other HTTP requests on the port (the console); returns false for those it does not serve. */
+  readonly http?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+/** Watches what crosses the gateway, as API Gateway's access logs would; changes nothing. */
+export interface GatewayObserver {
+  /** `$connect` refused the WebSocket handshake with this HTTP status and body. */
+  handshakeRefused(status: number, body: string): void;
+  opened(connectionId: string, connectedAt: number, sourceIp: string): void;
+  /** A text frame from the client. */
+  frameIn(connectionId: string, frame: string): void;
+  /** A text frame posted to the client through the management API. */
+  frameOut(connectionId: string, frame: string): void;
+  /** The gateway itself is closing the connection, because of `why`. */
+  closing(connectionId: string, why: string): void;
+  closed(connectionId: string, code: number): void;
 }
 
 interface Connection {
@@ -177,6 +195,7 @@ export class Gateway {
     const status = structured.statusCode ?? 200;
     if (status < 200 || status > 299) {
       // A non-2xx answer from $connect refuses the handshake.
+      this.options.observer?.handshakeRefused(status, String(structured.body ?? ''));
       socket.end(`HTTP/1.1 ${status} Refused\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
@@ -206,19 +225,21 @@ export class Gateway {
     };
     this.connections.set(id, connection);
     this.options.meter.connectionOpened(id, connectedAt);
+    this.options.observer?.opened(id, connectedAt, sourceIp);
     this.touch(connection);
     connection.lifetimeTimer = setTimeout(
-      () => socket.close(1001, 'Going away'),
+      () => this.end(connection, 1001, 'Going away', 'maximum connection duration reached'),
       this.options.limits.maxConnectionMs,
     );
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
         // API Gateway WebSocket APIs accept text frames only.
-        socket.close(1003, 'Unsupported data');
+        this.end(connection, 1003, 'Unsupported data', 'binary frame (text frames only)');
         return;
       }
       const body = data.toString();
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
+      this.options.observer?.frameIn(id, body);
       this.touch(connection);
       // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
       // MessageDeduplicationId=$context.requestId (fresh per message) and the connection id as a
@@ -230,7 +251,8 @@ export class Gateway {
         attributes: { [connectionIdAttribute]: id },
       });
     });
-    socket.on('close', () => {
+    socket.on('close', (code) => {
+      this.options.observer?.closed(id, code);
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.lifetimeTimer);
       this.connections.delete(id);
@@ -250,19 +272,25 @@ export class Gateway {
     connection.lastActiveAt = Date.now();
     clearTimeout(connection.idleTimer);
     connection.idleTimer = setTimeout(
-      () => connection.socket.close(1001, 'Going away'),
+      () => this.end(connection, 1001, 'Going away', 'idle timeout'),
       this.options.limits.idleTimeoutMs,
     );
   }
 
+  private end(connection: Connection, code: number, reason: string, why: string): void {
+    this.options.observer?.closing(connection.id, why);
+    connection.socket.close(code, reason);
+  }
+
   /** The management API: POST/GET/DELETE /@connections/{id}, optionally under a stage path. */
   private management(req: IncomingMessage, res: ServerResponse): void {
+    if (this.options.http?.(req, res)) return;
     const match = /\/@connections\/([^/?]+)/.exec(req.url ?? '');
     if (!match) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
-          message: 'Not found: this endpoint serves WebSocket clients and /@connections/{id}',
+          message: `Not found: this endpoint serves WebSocket clients and /@connections/{id}${this.options.http ? ', and the console at /' : ''}`,
         }),
       );
       return;
@@ -288,6 +316,7 @@ export class Gateway {
             return;
           }
           this.options.meter.gatewayMessage('out', body.length);
+          this.options.observer?.frameOut(connectionId, body.toString());
           this.touch(connection);
           // Posted data reaches the client as a text frame.
           connection.socket.send(body.toString(), { binary: false });
@@ -306,7 +335,7 @@ export class Gateway {
           );
           return;
         case 'DELETE':
-          connection.socket.close(1000, 'Connection closed by the server');
+          this.end(connection, 1000, 'Connection closed by the server', 'closed by the broker');
           res.writeHead(204).end();
           return;
         default:

@@ -21,13 +21,16 @@ import {
   functionEnvironment,
 } from '../shared/function-environment.js';
 import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
+import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
 import { FunctionPool } from './function-pool.js';
 import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
+import { createLog, type LogLevel } from './log.js';
 import { Meter, type MeterReading } from './meter.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
+import { Traffic } from './traffic.js';
 
 export interface EmulatorOptions {
   /** Port for clients and the management API on 127.0.0.1; 0 picks a free one. @default 0 */
@@ -63,8 +66,13 @@ export interface EmulatorOptions {
   users?: Readonly<Record<string, PasswordHash>>;
   /** Most QoS 1/2 messages kept for one offline persistent session, as the CDK prop `maxQueuedMessagesPerSession`. @default 1000 */
   maxQueuedPerSession?: number;
-  /** Where emulator diagnostics go. @default stderr */
+  /** Where emulator log lines go, one string a line. @default stderr */
   log?: (message: string) => void;
+  /**
+   * How much the log tells: `error` and `warn` only failures; `info` adds a line per connect,
+   * subscribe, refusal and disconnect; `debug` each publish and delivery. @default 'warn'
+   */
+  logLevel?: LogLevel;
 }
 
 export interface Emulator {
@@ -77,6 +85,8 @@ export interface Emulator {
   /** Table names by table id. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
+  /** The web console and its JSON endpoints: http://127.0.0.1:PORT/ */
+  readonly consoleUrl: string;
   readonly functions: Readonly<Record<BrokerFunctionId, FunctionPool>>;
   /** The FIFO queue behind `$default` and `$disconnect`. */
   readonly frameQueue: FifoQueue;
@@ -152,7 +162,11 @@ async function initWarmInstances(
  * await emulator.stop();
  */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  const log = options.log ?? ((message: string) => process.stderr.write(`[nimbus] ${message}\n`));
+  const emulatorLog = createLog(
+    options.logLevel ?? 'warn',
+    options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
+  );
+  const log = (message: string) => emulatorLog.message('error', message);
   const meter = new Meter();
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   const ddb = await startDynamoDbLocal({ dataDir: dataDir && join(dataDir, 'dynamodb') });
@@ -198,6 +212,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         ),
       meter,
     });
+    const traffic = new Traffic(emulatorLog);
+    const consoleRoutes = new ConsoleRoutes({
+      traffic,
+      meter: () => meter.read(),
+      dynamo: sdk,
+      tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
+        TableId,
+        string
+      >,
+    });
+    cleanups.push(async () => consoleRoutes.close());
     const gateway = new Gateway({
       host: '127.0.0.1',
       port: options.port ?? 0,
@@ -207,6 +232,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       queue: frameQueue,
       meter,
       log,
+      observer: traffic,
+      http: (req, res) => consoleRoutes.handle(req, res),
     });
     const port = await gateway.listen();
     const managementEndpoint = `http://127.0.0.1:${port}`;
@@ -310,6 +337,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     return {
       url: `ws://127.0.0.1:${port}`,
       managementEndpoint,
+      consoleUrl: `${managementEndpoint}/`,
       dynamoEndpoint: metered.endpoint,
       tables: tableNames,
       gateway,
