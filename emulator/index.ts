@@ -61,6 +61,13 @@ export interface EmulatorOptions {
    * @default no authentication: any client may connect
    */
   users?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * A Mosquitto password file (`mosquitto_passwd`, `npx nimbus passwd`): clients must log in as
+   * one of its users. With neither this nor `users`, clients connect anonymously.
+   */
+  passwordFile?: string;
+  /** A Mosquitto ACL file: clients may publish, subscribe and receive only what it grants. */
+  aclFile?: string;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -231,6 +238,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           managementEndpoint,
           dynamoEndpoint: metered.endpoint,
           authUsers: options.users,
+          passwordFile: options.passwordFile && resolve(options.passwordFile),
+          aclFile: options.aclFile && resolve(options.aclFile),
         }),
         ...platform,
       };
