@@ -93,7 +93,11 @@ export function createBrokerFunctions(
   const entries = brokerFunctionIds.map((name) => {
     const environment = { ...functionEnvironment(name, props.environment), ...platform };
     checkEnvironmentSize(environment);
-    return [name, brokerFunction(scope, name, environment, props)] as const;
+    // Each file goes only into the bundles whose environment names it.
+    const files = Object.entries(props.bundledFiles ?? {}).filter(([file]) =>
+      Object.values(environment).includes(file),
+    );
+    return [name, brokerFunction(scope, name, environment, files, props)] as const;
   });
   return Object.fromEntries(entries) as Record<BrokerFunctionId, NodejsFunction>;
 }
@@ -131,6 +135,7 @@ function brokerFunction(
   scope: Construct,
   name: BrokerFunctionId,
   environment: Record<string, string>,
+  files: ReadonlyArray<readonly [name: string, path: string]>,
   props: BrokerFunctionsProps,
 ): NodejsFunction {
   const id = name.charAt(0).toUpperCase() + name.slice(1);
@@ -146,7 +151,7 @@ function brokerFunction(
   });
   logGroup.grantWrite(role);
   const lockFile = join(repoRoot, 'package-lock.json');
-  const copies = Object.entries(props.bundledFiles ?? {}).map(
+  const copies = files.map(
     ([name, path]) => `cp ${JSON.stringify(resolve(path))} ${JSON.stringify(`OUTPUT_DIR/${name}`)}`,
   );
   return new NodejsFunction(scope, `${id}Function`, {
