@@ -161,7 +161,7 @@ function checkAccessChoice(props: NimbusBrokerProps): void {
   }
   if (!auth && props.allowAnonymous !== true) {
     throw new Error(
-      "NimbusBroker: say who may connect. Add authentication: { passwordFile: 'path/to/passwd' } (a Mosquitto password file; `npx nimbus passwd FILE USER` writes one), or allowAnonymous: true to let any client connect.",
+      "NimbusBroker: say who may connect. Add authentication: { passwordFile: 'path/to/passwd' } (a Mosquitto password file; `npx nimbus passwd FILE USER` writes one), or allowAnonymous: true to let any client connect (CDK CLI: -c passwordFile=FILE or -c allowAnonymous=true).",
     );
   }
 }
