@@ -1,16 +1,19 @@
 /**
  * `nimbus`: the command line. `nimbus emulator` runs the local broker, `nimbus bridge` lets plain MQTT
- * over TCP clients use a Nimbus endpoint, `nimbus hash-password` makes a users entry for
- * authentication. Started through bin/nimbus.mjs, which registers tsx.
+ * over TCP clients use a Nimbus endpoint, `nimbus passwd` writes a Mosquitto password file,
+ * `nimbus hash-password` makes a users entry for authentication. Started through bin/nimbus.mjs, which registers tsx.
  */
 import { runBridgeCli } from '../bridge/cli.js';
 import { hashPassword } from '../shared/auth.js';
+import { runPasswdCli } from './passwd.js';
 
 const usage = `Usage: nimbus <command> [options]
 
 Commands:
   emulator   run the broker locally (DynamoDB Local, functions, gateway); prints its ws:// URL
   bridge     accept plain MQTT over TCP (mosquitto, device SDKs) and carry it to a Nimbus endpoint
+  passwd FILE USER
+             add or replace USER in a Mosquitto password file (prompts for the password, or reads stdin)
   hash-password <password>
              print the users entry for a password: { "sha256": …, "salt": … } (see README, Authentication)
 
@@ -22,6 +25,9 @@ const [command, ...rest] = process.argv.slice(2);
 switch (command) {
   case 'bridge':
     await runBridgeCli(rest);
+    break;
+  case 'passwd':
+    await runPasswdCli(rest);
     break;
   case 'hash-password': {
     const [password, ...extra] = rest;

@@ -1,17 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { parseAcl } from '../shared/acl.js';
 import { parsePasswordDocument } from '../shared/auth.js';
+import { MosquittoPasswordFile } from '../shared/mosquitto-passwords.js';
 import { startEmulator } from './index.js';
 import { isLogLevel, logLevels } from './log.js';
 
-const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--users FILE.json] [--log-level L]
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--password-file FILE] [--acl-file FILE] [--users FILE.json] [--log-level L]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
   --jitter MS      delay each function invocation by 0..MS ms   default 0
   --users FILE     require CONNECT username/password: FILE holds { "users": { "<name>": <entry> } },
                    each entry from \`npx nimbus hash-password <password>\`   default: anyone connects
+  --password-file FILE  require CONNECT username/password from a Mosquitto password file
+                   (\`mosquitto_passwd\` or \`npx nimbus passwd FILE USER\`)   default: anyone connects
+  --acl-file FILE  Mosquitto ACL file: clients publish, subscribe and receive only what it grants
+                   default: everything but writing $ topics
   --log-level L    error | warn | info (connects, subscribes, refusals, disconnects)
                    | debug (also each publish and delivery)      default info`;
 
@@ -24,6 +30,8 @@ function parse() {
         jitter: { type: 'string', default: '0' },
         users: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'password-file': { type: 'string' },
+        'acl-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -37,10 +45,35 @@ function parse() {
     if (!isLogLevel(logLevel))
       throw new Error(`--log-level must be one of ${logLevels.join(', ')}, not "${logLevel}"`);
     const users = values.users ? usersFrom(values.users) : undefined;
-    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users, logLevel };
+    const passwordFile = values['password-file'];
+    const aclFile = values['acl-file'];
+    // Checked here, so a mistake is reported before DynamoDB Local starts.
+    const userCount = passwordFile
+      ? checked(passwordFile, '--password-file', (t) => new MosquittoPasswordFile(t).size)
+      : 0;
+    if (aclFile) checked(aclFile, '--acl-file', parseAcl);
+    return {
+      help: values.help === true,
+      port,
+      jitter,
+      dataDir: values['data-dir'],
+      users,
+      passwordFile,
+      aclFile,
+      userCount,
+      logLevel,
+    };
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
     process.exit(2);
+  }
+}
+
+function checked<T>(file: string, option: string, parse: (text: string) => T): T {
+  try {
+    return parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${option} ${file}: ${(error as Error).message}`);
   }
 }
 
@@ -98,14 +131,27 @@ try {
     jitterMs: args.jitter,
     users: args.users,
     logLevel: args.logLevel,
+    passwordFile: args.passwordFile,
+    aclFile: args.aclFile,
   });
   process.stderr.write(
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
   );
   process.stdout.write(`${emulator.url}\n`);
-  if (args.users) {
+  if (args.passwordFile) {
+    process.stderr.write(
+      `Authentication on: ${args.userCount} user(s) of ${args.passwordFile} may connect.\n`,
+    );
+  } else if (args.users) {
     process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
+  } else {
+    process.stderr.write('Anonymous clients allowed: no --password-file given, so anyone may connect.\n');
   }
+  process.stderr.write(
+    args.aclFile
+      ? `Topic ACL on: ${args.aclFile}.\n`
+      : 'No --acl-file: every client may publish and subscribe to any topic except $ topics.\n',
+  );
   process.stderr.write(
     `Console: ${emulator.consoleUrl}\nManagement API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
   );

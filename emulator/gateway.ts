@@ -8,6 +8,7 @@ import {
   disconnectBody,
   disconnectEventType,
   eventTypeAttribute,
+  sourceIpAttribute,
 } from '../shared/frame-queue.js';
 import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
 import type { FifoSendInput } from './fifo-queue.js';
@@ -243,12 +244,12 @@ export class Gateway {
       this.touch(connection);
       // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
       // MessageDeduplicationId=$context.requestId (fresh per message) and the connection id as a
-      // message attribute.
+      // message attribute, and $context.identity.sourceIp as another.
       this.options.queue.send({
         groupId: id,
         deduplicationId: randomBytes(8).toString('base64'),
         body,
-        attributes: { [connectionIdAttribute]: id },
+        attributes: { [connectionIdAttribute]: id, [sourceIpAttribute]: connection.sourceIp },
       });
     });
     socket.on('close', (code) => {

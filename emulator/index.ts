@@ -66,6 +66,13 @@ export interface EmulatorOptions {
   users?: Readonly<Record<string, PasswordHash>>;
   /** Most QoS 1/2 messages kept for one offline persistent session, as the CDK prop `maxQueuedMessagesPerSession`. @default 1000 */
   maxQueuedPerSession?: number;
+  /**
+   * A Mosquitto password file (`mosquitto_passwd`, `npx nimbus passwd`): clients must log in as
+   * one of its users. With neither this nor `users`, clients connect anonymously.
+   */
+  passwordFile?: string;
+  /** A Mosquitto ACL file: clients may publish, subscribe and receive only what it grants. */
+  aclFile?: string;
   /** Where emulator log lines go, one string a line. @default stderr */
   log?: (message: string) => void;
   /**
@@ -261,6 +268,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           dynamoEndpoint: metered.endpoint,
           authUsers: options.users,
           maxQueuedPerSession: options.maxQueuedPerSession,
+          passwordFile: options.passwordFile && resolve(options.passwordFile),
+          aclFile: options.aclFile && resolve(options.aclFile),
         }),
         ...platform,
       };

@@ -15,6 +15,11 @@ new NimbusStack(app, context('stackName') ?? 'NimbusMqtt', {
   description: 'Nimbus MQTT: serverless MQTT broker on API Gateway WebSockets, Lambda and DynamoDB',
   stageName: context('stageName'),
   removalPolicy: context('removalPolicy') === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+  // `-c passwordFile=passwd [-c aclFile=acl]`, or `-c allowAnonymous=true` for an open broker.
+  ...(context('passwordFile')
+    ? { authentication: { passwordFile: context('passwordFile') } }
+    : { allowAnonymous: context('allowAnonymous') === 'true' }),
+  aclFile: context('aclFile'),
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

@@ -18,6 +18,7 @@ import {
   disconnectEventType,
   eventTypeAttribute,
   frameQueueSettings,
+  sourceIpAttribute,
 } from '../shared/frame-queue.js';
 
 export interface FrameQueueProps {
@@ -100,7 +101,13 @@ function sendMessageIntegration(
     'MessageAttribute.1.Value.DataType=String',
     `MessageAttribute.1.Value.StringValue=${encoded('$context.connectionId')}`,
   ];
-  if (route === '$disconnect') {
+  if (route === '$default') {
+    fields.push(
+      `MessageAttribute.2.Name=${sourceIpAttribute}`,
+      'MessageAttribute.2.Value.DataType=String',
+      `MessageAttribute.2.Value.StringValue=${encoded('$context.identity.sourceIp')}`,
+    );
+  } else {
     fields.push(
       `MessageAttribute.2.Name=${eventTypeAttribute}`,
       'MessageAttribute.2.Value.DataType=String',

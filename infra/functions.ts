@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -7,6 +7,7 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { parseAcl } from '../shared/acl.js';
 import { authUsersEnv } from '../shared/config.js';
 import {
   type BrokerFunctionId,
@@ -14,6 +15,7 @@ import {
   type FunctionEnvironmentOptions,
   functionEnvironment,
 } from '../shared/function-environment.js';
+import { MosquittoPasswordFile } from '../shared/mosquitto-passwords.js';
 
 /** The Lambda runtime every broker function runs on. */
 export const brokerRuntime = Runtime.NODEJS_24_X;
@@ -37,6 +39,12 @@ export interface BrokerFunctionsProps {
    * @default 256
    */
   readonly memorySize?: number;
+  /**
+   * Files copied into every function's bundle: name inside the bundle → path on this machine.
+   * Checked here, so a missing or malformed file fails the synth.
+   * @default - none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
   /** How long function logs are kept (the broker's `logRetention`). */
   readonly logRetention: RetentionDays;
   /** What happens to the log groups when the stack is deleted (the broker's `removalPolicy`). */
@@ -81,12 +89,36 @@ export function createBrokerFunctions(
     POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
     NODE_OPTIONS: '--enable-source-maps',
   };
+  checkBundledFiles(props);
   const entries = brokerFunctionIds.map((name) => {
     const environment = { ...functionEnvironment(name, props.environment), ...platform };
     checkEnvironmentSize(environment);
-    return [name, brokerFunction(scope, name, environment, props)] as const;
+    // Each file goes only into the bundles whose environment names it.
+    const files = Object.entries(props.bundledFiles ?? {}).filter(([file]) =>
+      Object.values(environment).includes(file),
+    );
+    return [name, brokerFunction(scope, name, environment, files, props)] as const;
   });
   return Object.fromEntries(entries) as Record<BrokerFunctionId, NodejsFunction>;
+}
+
+/** A password or ACL file that will not parse fails the synth, not every cold start. */
+function checkBundledFiles(props: BrokerFunctionsProps): void {
+  const { passwordFile, aclFile } = props.environment;
+  for (const [name, path] of Object.entries(props.bundledFiles ?? {})) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new Error(`cannot read ${path} (bundled as ${name}): ${(error as Error).message}`);
+    }
+    try {
+      if (name === passwordFile) new MosquittoPasswordFile(text);
+      if (name === aclFile) parseAcl(text);
+    } catch (error) {
+      throw new Error(`${path}: ${(error as Error).message}`);
+    }
+  }
 }
 
 /** The users document must fit Lambda's 4 KB environment: fail at synth, not at deploy. */
@@ -103,6 +135,7 @@ function brokerFunction(
   scope: Construct,
   name: BrokerFunctionId,
   environment: Record<string, string>,
+  files: ReadonlyArray<readonly [name: string, path: string]>,
   props: BrokerFunctionsProps,
 ): NodejsFunction {
   const id = name.charAt(0).toUpperCase() + name.slice(1);
@@ -118,6 +151,9 @@ function brokerFunction(
   });
   logGroup.grantWrite(role);
   const lockFile = join(repoRoot, 'package-lock.json');
+  const copies = files.map(
+    ([name, path]) => `cp ${JSON.stringify(resolve(path))} ${JSON.stringify(`OUTPUT_DIR/${name}`)}`,
+  );
   return new NodejsFunction(scope, `${id}Function`, {
     entry: join(repoRoot, 'functions', name, 'index.ts'),
     handler: 'handler',
@@ -144,6 +180,13 @@ function brokerFunction(
       // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
       banner:
         "import { createRequire as nimbusCreateRequire } from 'node:module'; const require = nimbusCreateRequire(import.meta.url);",
+      // The password and ACL files travel in the code bundle, read at cold start (ADR 0008).
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (_inputDir: string, outputDir: string) =>
+          copies.map((command) => command.replace('OUTPUT_DIR', outputDir)),
+      },
     },
   });
 }

@@ -39,15 +39,25 @@ export interface NimbusCustomDomain {
   readonly certificate: string | ICertificate;
 }
 
-/** Who may connect: MQTT CONNECT username/password, checked against salted SHA-256 hashes. */
+/**
+ * Who may connect: MQTT CONNECT username/password, from a Mosquitto password file (preferred) or
+ * a users document of salted SHA-256 hashes. Give one of the two.
+ */
 export interface NimbusAuthentication {
+  /**
+   * A Mosquitto password file on the machine that synthesizes (`mosquitto_passwd` or
+   * `npx nimbus passwd FILE USER`). It is bundled with the message function and read at cold
+   * start, so it has no size limit (docs/adr/0008-authorization.md).
+   * @default - none: `users` is required
+   */
+  readonly passwordFile?: string;
   /**
    * Users by name, each with the entry `npx nimbus hash-password <password>` prints: the hex
    * SHA-256 of the salt followed by the password, and the salt. Passwords themselves are never
    * stored. The document travels in the message function's environment, which Lambda caps at
    * 4 KB in all: a few dozen users (docs/adr/0005-authentication.md).
    */
-  readonly users: Readonly<Record<string, PasswordHash>>;
+  readonly users?: Readonly<Record<string, PasswordHash>>;
 }
 
 export interface NimbusBrokerProps {
@@ -122,6 +132,38 @@ export interface NimbusBrokerProps {
    * @default - no authentication: any client may connect
    */
   readonly authentication?: NimbusAuthentication;
+  /**
+   * Let any client connect without credentials. The broker requires an explicit choice: either
+   * `authentication` or `allowAnonymous: true`.
+   * @default false
+   */
+  readonly allowAnonymous?: boolean;
+  /**
+   * A Mosquitto ACL file on the machine that synthesizes: clients may publish, subscribe and
+   * receive only what it grants. Bundled with the message, fan-out and sweeper functions.
+   * @default - none: every client may use every topic except writing `$` topics
+   */
+  readonly aclFile?: string;
+}
+
+/** Names of the bundled security files inside a function's code directory. */
+const bundledPasswordFile = 'nimbus.passwd';
+const bundledAclFile = 'nimbus.acl';
+
+/** Who may connect is a decision the deployer makes, never a default. */
+function checkAccessChoice(props: NimbusBrokerProps): void {
+  const auth = props.authentication;
+  if (auth && !auth.passwordFile && !auth.users) {
+    throw new Error('NimbusBroker: authentication needs passwordFile (a Mosquitto password file) or users.');
+  }
+  if (auth && props.allowAnonymous) {
+    throw new Error('NimbusBroker: give either authentication or allowAnonymous: true, not both.');
+  }
+  if (!auth && props.allowAnonymous !== true) {
+    throw new Error(
+      "NimbusBroker: say who may connect. Add authentication: { passwordFile: 'path/to/passwd' } (a Mosquitto password file; `npx nimbus passwd FILE USER` writes one), or allowAnonymous: true to let any client connect (CDK CLI: -c passwordFile=FILE or -c allowAnonymous=true).",
+    );
+  }
 }
 
 /**
@@ -166,6 +208,7 @@ export class NimbusBroker extends Construct {
 
   constructor(scope: Construct, id: string, props: NimbusBrokerProps = {}) {
     super(scope, id);
+    checkAccessChoice(props);
     const stageName = props.stageName ?? 'prod';
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
@@ -187,6 +230,14 @@ export class NimbusBroker extends Construct {
         maxPacketSize: props.maxPacketSize,
         maxQueuedPerSession: props.maxQueuedMessagesPerSession,
         authUsers: props.authentication?.users,
+        passwordFile: props.authentication?.passwordFile && bundledPasswordFile,
+        aclFile: props.aclFile && bundledAclFile,
+      },
+      bundledFiles: {
+        ...(props.authentication?.passwordFile
+          ? { [bundledPasswordFile]: props.authentication.passwordFile }
+          : {}),
+        ...(props.aclFile ? { [bundledAclFile]: props.aclFile } : {}),
       },
       logLevel: props.logLevel,
       memorySize: props.memorySize,

@@ -10,11 +10,30 @@ export interface Credentials {
   readonly clientId: string;
   readonly username?: string;
   readonly password?: Uint8Array;
+  /** The client's address as the gateway saw it, for throttling failed logins. */
+  readonly sourceIp?: string;
 }
 
-/** Decides whether a CONNECT may proceed. Absent from the broker context: everyone may. */
+/**
+ * What an authenticator decided. `user` is the identity ACLs and client-id ownership use (the
+ * CONNECT user name for a password file; a token's subject for others). 'bad-credentials' answers
+ * CONNACK 4 / 0x86, 'not-authorized' CONNACK 5 / 0x87.
+ */
+export type AuthDecision =
+  | { readonly ok: true; readonly user?: string }
+  | { readonly ok: false; readonly reason: 'bad-credentials' | 'not-authorized' };
+
+/** Decides whether a CONNECT may proceed, and as whom. Absent from the broker context: everyone may, anonymously. */
 export interface Authenticator {
-  authenticate(credentials: Credentials): Promise<boolean>;
+  authenticate(credentials: Credentials): Promise<AuthDecision>;
+}
+
+/**
+ * The usual refusal of a user name/password check: no user name is "not authorized", a wrong or
+ * missing password "bad user name or password".
+ */
+export function passwordRefusal(username: string | undefined): AuthDecision {
+  return { ok: false, reason: username === undefined ? 'not-authorized' : 'bad-credentials' };
 }
 
 /** One user's stored secret: hex SHA-256 of the salt's text followed by the password's bytes. */
@@ -102,7 +121,7 @@ const decoy = hashPassword('', '00000000000000000000000000000000');
  *
  * @example
  * const auth = new PasswordFile({ users: { alice: hashPassword('s3cret') } });
- * await auth.authenticate({ clientId: 'c1', username: 'alice', password: Buffer.from('s3cret') }); // true
+ * await auth.authenticate({ clientId: 'c1', username: 'alice', password: Buffer.from('s3cret') }); // { ok: true, user: 'alice' }
  */
 export class PasswordFile implements Authenticator {
   private readonly users: ReadonlyMap<string, { digest: Buffer; salt: string }>;
@@ -117,11 +136,11 @@ export class PasswordFile implements Authenticator {
     );
   }
 
-  async authenticate({ username, password }: Credentials): Promise<boolean> {
-    if (username === undefined || password === undefined) return false;
+  async authenticate({ username, password }: Credentials): Promise<AuthDecision> {
+    if (username === undefined || password === undefined) return passwordRefusal(username);
     const user = this.users.get(username);
     const stored = user ?? { digest: Buffer.from(decoy.sha256, 'hex'), salt: decoy.salt };
     const matches = constantTimeEqual(digest(stored.salt, password), stored.digest);
-    return user !== undefined && matches;
+    return user !== undefined && matches ? { ok: true, user: username } : passwordRefusal(username);
   }
 }

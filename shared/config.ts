@@ -18,6 +18,14 @@ export const defaultMaxQueuedPerSession = 1000;
  */
 export const authUsersEnv = 'NIMBUS_AUTH_USERS';
 
+/**
+ * Path of a Mosquitto password file (`mosquitto_passwd`, `npx nimbus passwd`), relative to the
+ * function's code directory or absolute. The CDK construct bundles the file with the message function.
+ */
+export const passwordFileEnv = 'NIMBUS_PASSWORD_FILE';
+/** Path of a Mosquitto ACL file, like `NIMBUS_PASSWORD_FILE`; given to every function that publishes or delivers. */
+export const aclFileEnv = 'NIMBUS_ACL_FILE';
+
 export interface BrokerConfig {
   readonly tables: Readonly<Record<TableId, string>>;
   readonly managementEndpoint: string;
@@ -26,6 +34,10 @@ export interface BrokerConfig {
   readonly maxQueuedPerSession: number;
   /** Who may connect; absent: no authentication. */
   readonly authUsers?: PasswordDocument;
+  /** Where the Mosquitto password file is; absent: none. */
+  readonly passwordFile?: string;
+  /** Where the Mosquitto ACL file is; absent: no topic authorization. */
+  readonly aclFile?: string;
 }
 
 /**
@@ -62,6 +74,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     maxPacketSize,
     maxQueuedPerSession,
     ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
+    ...(env[passwordFileEnv] ? { passwordFile: env[passwordFileEnv] } : {}),
+    ...(env[aclFileEnv] ? { aclFile: env[aclFileEnv] } : {}),
   };
 }
 

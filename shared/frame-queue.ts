@@ -28,6 +28,9 @@ export const frameQueueSettings: FrameQueueSettings = {
 /** The message attribute that carries the connection id (the group id says it too, but is not meant for data). */
 export const connectionIdAttribute = 'connectionId';
 
+/** The message attribute that carries the client's address ($context.identity.sourceIp), for login throttling. */
+export const sourceIpAttribute = 'sourceIp';
+
 /**
  * `$disconnect` goes into the same message group as the connection's frames, so it is handled
  * after every frame sent before it: a DISCONNECT frame always discards the will before the

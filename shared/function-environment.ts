@@ -4,12 +4,14 @@
  */
 import { type PasswordHash, parsePasswordDocument } from './auth.js';
 import {
+  aclFileEnv,
   authUsersEnv,
   defaultMaxQueuedPerSession,
   dynamoEndpointEnv,
   managementEndpointEnv,
   maxPacketSizeEnv,
   maxQueuedPerSessionEnv,
+  passwordFileEnv,
 } from './config.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
@@ -43,7 +45,20 @@ export interface FunctionEnvironmentOptions {
    * @default - no authentication: any client may connect
    */
   readonly authUsers?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * Path of a Mosquitto password file as the message function sees it (the construct bundles it).
+   * @default - none
+   */
+  readonly passwordFile?: string;
+  /**
+   * Path of a Mosquitto ACL file as the functions see it (the construct bundles it).
+   * @default - none: no topic authorization
+   */
+  readonly aclFile?: string;
 }
+
+/** The functions that decide on topics: CONNECT and PUBLISH (message), delivery (fanout), wills (message, sweeper). */
+const aclFunctions: readonly BrokerFunctionId[] = ['message', 'fanout', 'sweeper'];
 
 /**
  * The environment variables of one broker function. Only the message function handles CONNECT, so
@@ -57,7 +72,7 @@ export function functionEnvironment(
   fn: BrokerFunctionId,
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
-  const { dynamoEndpoint, maxPacketSize, authUsers } = options;
+  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile } = options;
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
@@ -67,5 +82,7 @@ export function functionEnvironment(
     ...(authUsers && fn === 'message'
       ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: authUsers })) }
       : {}),
+    ...(passwordFile && fn === 'message' ? { [passwordFileEnv]: passwordFile } : {}),
+    ...(aclFile && aclFunctions.includes(fn) ? { [aclFileEnv]: aclFile } : {}),
   };
 }

@@ -24,6 +24,8 @@ export interface ConnectionRecord {
   readonly will?: ApplicationMessage;
   /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
   readonly connectFrameId?: string;
+  /** Who the authenticator said the client is; absent when it connected anonymously. */
+  readonly user?: string;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -35,6 +37,8 @@ export interface SessionRecord {
   readonly connectionId?: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanSession: boolean;
+  /** The user who started the session; only that user may connect with the client id (ADR 0008). */
+  readonly owner?: string;
 }
 
 export interface SubscriptionRecord {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
-import { PasswordFile } from './auth.js';
 import type { BrokerContext } from './broker/context.js';
 import { type BrokerConfig, configFromEnv } from './config.js';
 import { ManagementApiGateway } from './gateway/management-api.js';
+import { securityFromConfig } from './security.js';
 import { createDocumentClient, DynamoStore } from './storage/dynamo-store.js';
 
 /**
@@ -18,9 +18,10 @@ import { createDocumentClient, DynamoStore } from './storage/dynamo-store.js';
  */
 export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonly config: BrokerConfig } {
   const config = configFromEnv(env);
+  const db = createDocumentClient(config);
   return {
     config,
-    store: new DynamoStore(createDocumentClient(config), config.tables, { now: Date.now }),
+    store: new DynamoStore(db, config.tables, { now: Date.now }),
     gateway: new ManagementApiGateway(
       new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint }),
     ),
@@ -29,6 +30,6 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     now: Date.now,
     newId: randomUUID,
     sleep: (ms) => delay(ms),
-    ...(config.authUsers ? { authenticator: new PasswordFile(config.authUsers) } : {}),
+    ...securityFromConfig(config, db, Date.now),
   };
 }

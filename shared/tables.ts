@@ -34,7 +34,14 @@ export interface TableDefinition {
   readonly envVar: string;
 }
 
-export type TableId = 'Connections' | 'Sessions' | 'Subscriptions' | 'Messages' | 'Deliveries' | 'Retained';
+export type TableId =
+  | 'Connections'
+  | 'Sessions'
+  | 'Subscriptions'
+  | 'Messages'
+  | 'Deliveries'
+  | 'Retained'
+  | 'LoginAttempts';
 
 const str = (name: string): KeyDefinition => ({ name, type: 'S' });
 
@@ -115,6 +122,19 @@ export const retainedTable: TableDefinition = {
   envVar: 'NIMBUS_RETAINED_TABLE',
 };
 
+/**
+ * Failed-login counters, one item per user name (`user#…`) or source address (`ip#…`), shared by
+ * every message function instance; TTL forgets them once their window and block have passed
+ * (shared/login-throttle.ts, docs/adr/0008-authorization.md).
+ */
+export const loginAttemptsTable: TableDefinition = {
+  id: 'LoginAttempts',
+  partitionKey: str('key'),
+  globalIndexes: [],
+  timeToLiveAttribute: 'expiresAt',
+  envVar: 'NIMBUS_LOGIN_ATTEMPTS_TABLE',
+};
+
 export const tableDefinitions: readonly TableDefinition[] = [
   connectionsTable,
   sessionsTable,
@@ -122,4 +142,5 @@ export const tableDefinitions: readonly TableDefinition[] = [
   messagesTable,
   deliveriesTable,
   retainedTable,
+  loginAttemptsTable,
 ];

@@ -40,8 +40,8 @@ describe('constantTimeEqual', () => {
 
 describe('PasswordFile', () => {
   const auth = new PasswordFile({ users: { alice: hashPassword('s3cret'), bob: hashPassword('') } });
-  const check = (username?: string, password?: Uint8Array) =>
-    auth.authenticate({ clientId: 'c1', username, password });
+  const check = async (username?: string, password?: Uint8Array) =>
+    (await auth.authenticate({ clientId: 'c1', username, password })).ok;
 
   test('accepts the right username and password', async () => {
     assert.equal(await check('alice', bytes('s3cret')), true);
@@ -64,7 +64,10 @@ describe('PasswordFile', () => {
   test('compares password bytes, so binary passwords work', async () => {
     const binary = Uint8Array.from([0, 255, 128, 7]);
     const file = new PasswordFile({ users: { dev: hashPassword(binary) } });
-    assert.equal(await file.authenticate({ clientId: 'd', username: 'dev', password: binary }), true);
+    assert.deepEqual(await file.authenticate({ clientId: 'd', username: 'dev', password: binary }), {
+      ok: true,
+      user: 'dev',
+    });
   });
 
   test('a malformed users document is refused at construction', () => {

@@ -22,7 +22,9 @@ function passwordIsP(): Authenticator & { asked: Credentials[] } {
     asked,
     async authenticate(credentials) {
       asked.push(credentials);
-      return credentials.username === 'u' && Buffer.from(credentials.password ?? []).toString() === 'p';
+      if (credentials.username === undefined) return { ok: false, reason: 'not-authorized' };
+      const ok = credentials.username === 'u' && Buffer.from(credentials.password ?? []).toString() === 'p';
+      return ok ? { ok: true, user: 'u' } : { ok: false, reason: 'bad-credentials' };
     },
   };
 }

@@ -28,7 +28,11 @@ const cdkJson = JSON.parse(readFileSync(new URL('../cdk.json', import.meta.url),
 
 function synth(props: NimbusStackProps = {}): { stack: NimbusStack; template: Template } {
   const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new NimbusStack(app, 'NimbusTest', props);
+  // Tests choose open access unless they configure authentication: the construct insists on a choice.
+  const stack = new NimbusStack(app, 'NimbusTest', {
+    ...(props.authentication ? {} : { allowAnonymous: true }),
+    ...props,
+  });
   return { stack, template: Template.fromStack(stack) };
 }
 
@@ -213,6 +217,9 @@ test('WebSocket routes: $connect goes to its function, $default and $disconnect 
     'MessageAttribute.1.Name': 'connectionId',
     'MessageAttribute.1.Value.DataType': 'String',
     'MessageAttribute.1.Value.StringValue': '$util.urlEncode($context.connectionId)',
+    'MessageAttribute.2.Name': 'sourceIp',
+    'MessageAttribute.2.Value.DataType': 'String',
+    'MessageAttribute.2.Value.StringValue': '$util.urlEncode($context.identity.sourceIp)',
   });
   // $disconnect joins the same message group, marked, after the connection's frames.
   const disconnect = integrationOf('$disconnect').Properties;
@@ -434,6 +441,7 @@ const access: Record<BrokerFunctionId, Partial<Record<TableId, 'rw' | 'r' | 'w'>
     Messages: 'rw',
     Deliveries: 'rw',
     Retained: 'rw',
+    LoginAttempts: 'rw',
   },
   fanout: connectionGone,
   sweeper: connectionGone,
@@ -533,7 +541,7 @@ test('alarms watch fan-out, the failure queues, iterator age, throttles and API 
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const own = new Stack(app, 'Embedding');
   const topic = new Topic(own, 'Alarms');
-  new NimbusBroker(own, 'Broker', { alarmTopic: topic });
+  new NimbusBroker(own, 'Broker', { alarmTopic: topic, allowAnonymous: true });
   const alarms = Template.fromStack(own).findResources('AWS::CloudWatch::Alarm');
   assert.equal(Object.keys(alarms).length, 6);
   const topicRef = { Ref: own.resolve((topic.node.defaultChild as CfnElement).logicalId) };
@@ -598,10 +606,44 @@ test('cdk-nag acknowledgments are narrow and each gives a reason', () => {
 
   // A new wildcard on a broker role is still reported: the acknowledgments name findings, not rules.
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const widened = new NimbusStack(app, 'Widened');
+  const widened = new NimbusStack(app, 'Widened', { allowAnonymous: true });
   widened.broker.functions.message.addToRolePolicy(
     new PolicyStatement({ actions: ['s3:GetObject'], resources: ['arn:aws:s3:::bucket/*'] }),
   );
   const rules = new AwsSolutionsChecks().validateScope(widened).violations.map((v) => v.ruleName);
   assert.deepEqual(rules, ['AwsSolutions-IAM5[Resource::arn:aws:s3:::bucket/*]']);
+});
+
+test('who may connect is an explicit choice: without authentication or allowAnonymous, synth fails saying what to add', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  assert.throws(
+    () => new NimbusStack(app, 'Undecided'),
+    /authentication: \{ passwordFile: .*allowAnonymous: true/,
+  );
+  assert.throws(
+    () =>
+      new NimbusStack(app, 'Both', {
+        allowAnonymous: true,
+        authentication: { passwordFile: 'test/fixtures/mosquitto.passwd' },
+      }),
+    /not both/,
+  );
+});
+
+test('a password file and an ACL file are bundled: the message function reads both, fan-out and sweeper the ACL', () => {
+  const { template: secured } = synth({
+    authentication: { passwordFile: 'test/fixtures/mosquitto.passwd' },
+    aclFile: 'test/fixtures/nimbus.acl',
+  });
+  const environments = Object.values(secured.findResources('AWS::Lambda::Function')).map(
+    (fn) => (fn.Properties.Environment?.Variables ?? {}) as Record<string, string>,
+  );
+  const withPasswords = environments.filter((env) => env.NIMBUS_PASSWORD_FILE === 'nimbus.passwd');
+  const withAcl = environments.filter((env) => env.NIMBUS_ACL_FILE === 'nimbus.acl');
+  assert.equal(withPasswords.length, 1);
+  assert.equal(withAcl.length, 3);
+  assert.throws(
+    () => synth({ authentication: { passwordFile: 'test/fixtures/nimbus.acl' } }),
+    /plain-text|expected <user>:<hash>/,
+  );
 });

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { Emulator } from '../emulator/index.js';
-import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+import { DynamoStore } from '../shared/storage/dynamo-store.js';
+import type { TableId } from '../shared/tables.js';
+import { connectClient, emulatorDatabase, eventually, inbox, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
 // Retained messages, MQTT 3.1.1 §3.3.1.3. Every test uses its own topic tree,
@@ -157,7 +159,16 @@ describe('retained messages', () => {
   });
 
   test('filters starting with # or + do not get retained messages on topics starting with $; an exact filter does [MQTT-4.7.2-1]', async () => {
-    await publisher.publishAsync('$ret/monitor', 'dollar', { qos: 1, retain: true });
+    // No client may publish to a $ topic (ADR 0008): the broker's own retained message is planted.
+    const db = emulatorDatabase(emulator);
+    await new DynamoStore(db, emulator.tables as Record<TableId, string>, { now: Date.now }).putRetained({
+      topic: '$ret/monitor',
+      payload: Buffer.from('dollar'),
+      qos: 1,
+      retain: true,
+      publishedAt: Date.now(),
+    });
+    db.destroy();
     await publisher.publishAsync('retdollar/monitor', 'plain', { qos: 1, retain: true });
     await emulator.settle();
     const hash = await subscriber('#');

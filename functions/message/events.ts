@@ -1,5 +1,10 @@
 import type { SQSRecord } from 'aws-lambda';
-import { connectionIdAttribute, disconnectEventType, eventTypeAttribute } from '../../shared/frame-queue.js';
+import {
+  connectionIdAttribute,
+  disconnectEventType,
+  eventTypeAttribute,
+  sourceIpAttribute,
+} from '../../shared/frame-queue.js';
 
 /** One inbound WebSocket frame of base64 MQTT packets, and the connection it came from. */
 export interface InboundFrame {
@@ -9,6 +14,8 @@ export interface InboundFrame {
   readonly disconnected?: boolean;
   /** The queue message id, the same each time the queue redelivers the frame. */
   readonly frameId?: string;
+  /** The client's address as API Gateway saw it. */
+  readonly sourceIp?: string;
 }
 
 /** A frame queue message: the frame is the body, the connection an attribute. */
@@ -19,5 +26,6 @@ export function frameFromRecord(record: SQSRecord): InboundFrame {
   if (record.messageAttributes[eventTypeAttribute]?.stringValue === disconnectEventType) {
     return { connectionId, frame: '', disconnected: true };
   }
-  return { connectionId, frame: record.body, frameId: record.messageId };
+  const sourceIp = record.messageAttributes[sourceIpAttribute]?.stringValue;
+  return { connectionId, frame: record.body, frameId: record.messageId, ...(sourceIp ? { sourceIp } : {}) };
 }

@@ -10,12 +10,12 @@ const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
 const processor = new SqsFifoPartialProcessorAsync();
 
-async function handle({ connectionId, frame, disconnected, frameId }: InboundFrame): Promise<void> {
+async function handle({ connectionId, frame, disconnected, frameId, sourceIp }: InboundFrame): Promise<void> {
   if (disconnected) {
     await connectionGone(broker, connectionId);
     return;
   }
-  const outcome = await handleFrame(broker, connectionId, frame, frameId);
+  const outcome = await handleFrame(broker, connectionId, frame, frameId, sourceIp);
   if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
 }

@@ -31,6 +31,8 @@ export interface AcceptedConnect {
   readonly clean: boolean;
   readonly keepAliveSeconds: number;
   readonly will?: ApplicationMessage;
+  /** Who the authenticator said the client is; absent without authentication. */
+  readonly user?: string;
 }
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
@@ -111,23 +113,53 @@ export function validateConnect(
 }
 
 /**
- * The refusal when the authenticator rejects a CONNECT (§3.2.2.3 / MQTT 5
- * §3.2.2.2): "not authorized" without a user name, else "bad user name or password".
+ * The refusal when the authenticator rejects a CONNECT (§3.2.2.3 / MQTT 5 §3.2.2.2):
+ * 'not-authorized' is 5 / 0x87, 'bad-credentials' 4 / 0x86.
  */
-export function credentialsRefusal(version: ProtocolVersion, username: string | undefined): ConnectRefusal {
-  return username === undefined
-    ? refusal(
-        version,
-        ConnackReturnCode.NotAuthorized,
-        ReasonCode.NotAuthorized,
-        'not authorized: no user name',
-      )
+export function credentialsRefusal(
+  version: ProtocolVersion,
+  reason: 'bad-credentials' | 'not-authorized',
+): ConnectRefusal {
+  return reason === 'not-authorized'
+    ? refusal(version, ConnackReturnCode.NotAuthorized, ReasonCode.NotAuthorized, 'not authorized')
     : refusal(
         version,
         ConnackReturnCode.BadUserNameOrPassword,
         ReasonCode.BadUserNameOrPassword,
         'bad user name or password',
       );
+}
+
+/**
+ * The refusal while failed logins of this user name or address are being slowed: 3.1.1 has only
+ * "not authorized"; 5.0 says "connection rate exceeded" (0x9F).
+ */
+export function throttledRefusal(version: ProtocolVersion): ConnectRefusal {
+  return refusal(
+    version,
+    ConnackReturnCode.NotAuthorized,
+    ReasonCode.ConnectionRateExceeded,
+    'too many failed logins: throttled',
+  );
+}
+
+/**
+ * Whether `user` may take the client id's stored session: a session belongs to the user who
+ * started it, and no other user may connect with its client id (ADR 0008). A session started
+ * without authentication has no owner and goes to whoever connects.
+ */
+export function ownsSession(previous: SessionRecord | undefined, user: string | undefined): boolean {
+  return previous?.owner === undefined || previous.owner === user;
+}
+
+/** The refusal of a client id whose session belongs to another user: 2 / 0x85. */
+export function clientIdTakenRefusal(version: ProtocolVersion): ConnectRefusal {
+  return refusal(
+    version,
+    ConnackReturnCode.IdentifierRejected,
+    ReasonCode.ClientIdentifierNotValid,
+    "client id belongs to another user's session",
+  );
 }
 
 /** The refusal of a will whose topic is not a valid topic name; undefined when the will is fine or absent. */
@@ -175,6 +207,7 @@ export function connectionRecord(
     lastSeen: now,
     connectFrameId: invocation.frameId,
     will: connect.will,
+    ...(connect.user === undefined ? {} : { user: connect.user }),
   };
 }
 
@@ -190,6 +223,7 @@ export function sessionRecord(
     connectionId,
     protocolVersion: connect.version,
     cleanSession: connect.clean,
+    ...(connect.user === undefined ? {} : { owner: connect.user }),
   };
 }
 

@@ -1,5 +1,7 @@
 import type { Packet } from 'mqtt-packet';
+import type { Authorizer } from '../acl.js';
 import type { Authenticator } from '../auth.js';
+import type { LoginThrottle } from '../login-throttle.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 
@@ -16,6 +18,10 @@ export interface BrokerContext {
   readonly sleep: (ms: number) => Promise<void>;
   /** Checks CONNECT credentials; absent: no authentication, any client may connect. */
   readonly authenticator?: Authenticator;
+  /** What clients may publish, receive and subscribe to; absent: everything but writing `$` topics. */
+  readonly authorizer?: Authorizer;
+  /** Slows repeated failed logins per user name and source address; absent: no throttling. */
+  readonly loginThrottle?: LoginThrottle;
 }
 
 /**
@@ -28,6 +34,8 @@ export interface Invocation {
   record?: ConnectionRecord;
   /** The queue's id of this frame: the same when the queue redelivers it. */
   readonly frameId?: string;
+  /** The client's address as the gateway saw it, when known. */
+  readonly sourceIp?: string;
   /** Known from CONNECT even when the connection is refused. */
   protocolVersion?: ProtocolVersion;
   readonly outbox: Packet[];

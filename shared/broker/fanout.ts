@@ -1,5 +1,6 @@
 import type { QoS, SessionRecord, StoredMessage, SubscriptionRecord } from '../ports.js';
 import { encodeFrame } from '../protocol/frames.js';
+import { mayRead } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { type DeliveryOutcome, deliver } from './delivery.js';
 import { connectionGone } from './lifecycle.js';
@@ -56,8 +57,12 @@ export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promis
   if (subscriptions.length === 0) return result;
   const sessions = await ctx.store.getSessions(subscriptions.map((s) => s.clientId));
   const messageKey = `${message.publisher}#${message.messageId}`;
+  // Each subscriber only gets what it may read, whatever its filter (a granted `#` with denied topics under it).
+  const allowed = deliveriesFor(message, subscriptions, sessions).filter(({ clientId, session }) =>
+    mayRead(ctx, { user: session.owner, clientId }, message.topic),
+  );
   const outcomes = await Promise.all(
-    deliveriesFor(message, subscriptions, sessions).map(async ({ session, qos }) => {
+    allowed.map(async ({ session, qos }) => {
       const connectionId = session.connectionId;
       // [MQTT-3.3.1-9] the retain flag is not set on normal forwarding.
       const outcome = await deliver(ctx, session, message, qos, { retain: false, messageKey }, (packet) =>

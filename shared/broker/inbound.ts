@@ -103,8 +103,9 @@ export async function handleFrame(
   connectionId: string,
   frame: string,
   frameId?: string,
+  sourceIp?: string,
 ): Promise<FrameOutcome> {
-  const invocation: Invocation = { connectionId, frameId, outbox: [] };
+  const invocation: Invocation = { connectionId, frameId, sourceIp, outbox: [] };
   // A frame opening with CONNECT needs no lookup; anything else needs the
   // connection's record, for its protocol version and its session.
   let decoded = firstPacketIsConnect(frame) ? decodeFrame(frame, undefined, ctx.maxPacketSize) : undefined;

@@ -1,4 +1,5 @@
 import type { ConnectionRecord } from '../ports.js';
+import { mayPublish } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { acceptMessage } from './publishing.js';
 
@@ -19,7 +20,9 @@ export async function connectionGone(
 ): Promise<void> {
   const record = await ctx.store.getConnection(connectionId);
   const will = record?.will && (await ctx.store.takeWill(connectionId));
-  if (record && will) await acceptMessage(ctx, record.clientId, will);
+  // A will is published with its client's rights: one it may not write is dropped.
+  if (record && will && mayPublish(ctx, { user: record.user, clientId: record.clientId }, will.topic))
+    await acceptMessage(ctx, record.clientId, will);
   // The record may already be gone (expired, or removed by another instance); the session may still point here.
   const owner = record ?? knownOwner;
   if (!owner) return;

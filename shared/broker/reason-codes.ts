@@ -16,6 +16,7 @@ export const ReasonCode = {
   PacketTooLarge: 0x95,
   QoSNotSupported: 0x9b,
   SharedSubscriptionsNotSupported: 0x9e,
+  ConnectionRateExceeded: 0x9f,
 } as const;
 
 /** MQTT 3.1.1 CONNACK return codes. */

@@ -1,8 +1,10 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import type { Authorizer } from '../../shared/acl.js';
 import type { Authenticator } from '../../shared/auth.js';
 import type { BrokerContext } from '../../shared/broker/context.js';
 import { fanOut } from '../../shared/broker/fanout.js';
 import { type FrameOutcome, handleFrame } from '../../shared/broker/inbound.js';
+import type { LoginThrottle } from '../../shared/login-throttle.js';
 import type { StoredMessage } from '../../shared/ports.js';
 import { MemoryStore } from '../../shared/storage/memory-store.js';
 import { connectPacket } from './raw-client.js';
@@ -46,7 +48,13 @@ export interface TestBroker {
  * await sendPackets(broker, 'c1', [connectPacket('a')]);
  */
 export function testContext(
-  options: { authenticator?: Authenticator; maxQueuedPerSession?: number; maxPacketSize?: number } = {},
+  options: {
+    authenticator?: Authenticator;
+    authorizer?: Authorizer;
+    loginThrottle?: LoginThrottle;
+    maxQueuedPerSession?: number;
+    maxPacketSize?: number;
+  } = {},
 ): TestBroker {
   const clock = new FakeClock();
   const store = new RecordingStore({ now: clock.now });
@@ -61,6 +69,8 @@ export function testContext(
     newId: () => `id-${++ids}`,
     sleep: async () => {},
     ...(options.authenticator ? { authenticator: options.authenticator } : {}),
+    ...(options.authorizer ? { authorizer: options.authorizer } : {}),
+    ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
   };
   let streamed = 0;
   const stream = async () => {
@@ -86,9 +96,10 @@ export async function sendPackets(
   packets: readonly Packet[],
   version: 4 | 5 = 4,
   frameId?: string,
+  sourceIp?: string,
 ): Promise<FrameOutcome> {
   broker.gateway.speaks(connectionId, version);
-  return handleFrame(broker.ctx, connectionId, frameOf(packets, version), frameId);
+  return handleFrame(broker.ctx, connectionId, frameOf(packets, version), frameId, sourceIp);
 }
 
 /**

@@ -56,9 +56,9 @@ export function storeConformance(
       );
 
       test(
-        'putConnection stores the record, will included; getConnection returns it',
+        'putConnection stores the record, will and user included; getConnection returns it',
         withStore(async (store) => {
-          const record = connection('c1', { will: will('last/words', 'bye') });
+          const record = connection('c1', { will: will('last/words', 'bye'), user: 'alice' });
           await store.putConnection(record);
           assert.deepEqual(connectionFields(await store.getConnection('c1')), record);
         }),
@@ -211,6 +211,21 @@ export function storeConformance(
           assert.equal(await store.replaceSession(first, undefined), true);
           assert.equal(await store.replaceSession(session('a', 's2', 'c2'), undefined), false);
           assert.deepEqual(sessionFields(await store.getSession('a')), first);
+        }),
+      );
+
+      test(
+        'replaceSession stores the owner, replaces it with the next one, and removes it when the next has none',
+        withStore(async (store) => {
+          const first = session('a', 's1', 'c1', { owner: 'alice' });
+          await store.replaceSession(first, undefined);
+          assert.deepEqual(sessionFields(await store.getSession('a')), first);
+          const resumed = session('a', 's1', 'c2', { owner: 'alice' });
+          assert.equal(await store.replaceSession(resumed, first), true);
+          assert.equal((await store.getSessions(['a'])).get('a')?.owner, 'alice');
+          const anonymous = session('a', 's2', 'c3');
+          assert.equal(await store.replaceSession(anonymous, resumed), true);
+          assert.deepEqual(sessionFields(await store.getSession('a')), anonymous);
         }),
       );
 
@@ -889,6 +904,7 @@ const connectionKeys = [
   'lastSeen',
   'will',
   'connectFrameId',
+  'user',
 ] as const;
 
 /** The record's own fields: a backend may keep bookkeeping attributes (an expiry) next to them. */
@@ -916,7 +932,7 @@ function session(
 /** The record's own fields: a backend may keep counters next to them. */
 function sessionFields(record: SessionRecord | undefined): SessionRecord {
   assert.ok(record, 'session record');
-  return pick(record, ['clientId', 'sessionId', 'connectionId', 'protocolVersion', 'cleanSession']);
+  return pick(record, ['clientId', 'sessionId', 'connectionId', 'protocolVersion', 'cleanSession', 'owner']);
 }
 
 function pick<T extends object, K extends keyof T>(record: T, keys: readonly K[]): T {

@@ -4,11 +4,14 @@ import {
   type AcceptedConnect,
   buildConnack,
   type ConnectRefusal,
+  clientIdTakenRefusal,
   connectionRecord,
   credentialsRefusal,
+  ownsSession,
   planSession,
   resumeOutbox,
   sessionRecord,
+  throttledRefusal,
   validateConnect,
   willRefusal,
 } from '../connect-decisions.js';
@@ -24,20 +27,26 @@ type SessionPlan = ReturnType<typeof planSession>;
  * resume the session, answer CONNACK. The decisions live in connect-decisions.ts.
  */
 export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
-  const connect = validateConnect(packet, ctx.newId);
-  if (connect.refused) return refuse(invocation, connect);
-  invocation.protocolVersion = connect.version;
+  const validated = validateConnect(packet, ctx.newId);
+  if (validated.refused) return refuse(invocation, validated);
+  invocation.protocolVersion = validated.version;
   // Refused before the connection is claimed, so a refused client takes over no
   // client id and leaves no connection or session behind [MQTT-3.2.2-5].
-  const refusal = (await checkCredentials(ctx, connect, packet)) ?? willRefusal(connect);
-  if (refusal) return refuse(invocation, refusal);
+  const identified = await checkCredentials(ctx, invocation, validated, packet);
+  if (identified.refused) return refuse(invocation, identified);
+  const connect = identified;
+  const willRefused = willRefusal(connect);
+  if (willRefused) return refuse(invocation, willRefused);
 
   const previous = await ctx.store.getSession(connect.clientId);
+  // Another user's session: refused before anything of it is read further or changed.
+  if (!ownsSession(previous, connect.user)) return refuse(invocation, clientIdTakenRefusal(connect.version));
   const plan = planSession(previous, connect.clean, ctx.newId);
   const record = connectionRecord(connect, invocation, plan.sessionId, ctx.now());
   if (!(await claimConnection(ctx, invocation, record))) return;
   invocation.record = record;
   const taken = await takeSession(ctx, invocation, connect, previous, plan);
+  if (!taken) return;
   const replaced = taken.previous?.connectionId;
   if (replaced && replaced !== invocation.connectionId) {
     // [MQTT-3.1.4-2] the server disconnects the existing client with the same id.
@@ -61,16 +70,34 @@ function refuse(invocation: Invocation, refusal: ConnectRefusal): void {
   invocation.closeReason = refusal.reason;
 }
 
+/**
+ * Asks the authenticator (when there is one), behind the login throttle (when there is one); the
+ * accepted CONNECT carries the user it names.
+ */
 async function checkCredentials(
   ctx: BrokerContext,
+  invocation: Invocation,
   connect: AcceptedConnect,
   packet: IConnectPacket,
-): Promise<ConnectRefusal | undefined> {
-  if (!ctx.authenticator) return undefined;
+): Promise<ConnectRefusal | AcceptedConnect> {
+  if (!ctx.authenticator) return connect;
   const { username, password } = packet;
-  if (await ctx.authenticator.authenticate({ clientId: connect.clientId, username, password }))
-    return undefined;
-  return credentialsRefusal(connect.version, username);
+  const keys = { username, sourceIp: invocation.sourceIp };
+  // While throttled, the password is not even checked: guesses cost the guesser time, not us CPU.
+  if (ctx.loginThrottle && (await ctx.loginThrottle.blockedFor(keys)) > 0)
+    return throttledRefusal(connect.version);
+  const decision = await ctx.authenticator.authenticate({
+    clientId: connect.clientId,
+    username,
+    password,
+    sourceIp: invocation.sourceIp,
+  });
+  if (!decision.ok) {
+    await ctx.loginThrottle?.failed(keys);
+    return credentialsRefusal(connect.version, decision.reason);
+  }
+  await ctx.loginThrottle?.succeeded(keys);
+  return decision.user === undefined ? connect : { ...connect, user: decision.user };
 }
 
 /**
@@ -107,7 +134,7 @@ async function takeSession(
   connect: AcceptedConnect,
   previous: SessionRecord | undefined,
   plan: SessionPlan,
-): Promise<{ previous: SessionRecord | undefined; plan: SessionPlan }> {
+): Promise<{ previous: SessionRecord | undefined; plan: SessionPlan } | undefined> {
   while (
     !(await ctx.store.replaceSession(
       sessionRecord(connect, plan.sessionId, invocation.connectionId),
@@ -115,6 +142,13 @@ async function takeSession(
     ))
   ) {
     previous = await ctx.store.getSession(connect.clientId);
+    if (!ownsSession(previous, connect.user)) {
+      // Another user's CONNECT started a session with this client id in between: give it up.
+      await ctx.store.deleteConnection(invocation.connectionId);
+      invocation.record = undefined;
+      refuse(invocation, clientIdTakenRefusal(connect.version));
+      return undefined;
+    }
     const replanned = planSession(previous, connect.clean, ctx.newId);
     if (replanned.sessionId !== plan.sessionId) {
       invocation.record = connectionRecord(connect, invocation, replanned.sessionId, ctx.now());

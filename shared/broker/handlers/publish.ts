@@ -1,10 +1,16 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import type { ConnectionRecord } from '../../ports.js';
 import { isValidTopicName } from '../../topics.js';
+import { mayPublish } from '../authorization.js';
 import type { BrokerContext, Invocation } from '../context.js';
 import { acceptMessage } from '../publishing.js';
 import { ReasonCode } from '../reason-codes.js';
 import { protocolViolation } from './violation.js';
+
+/** Who a connection is, for authorization. */
+export function subject(record: ConnectionRecord): { user?: string; clientId: string } {
+  return { user: record.user, clientId: record.clientId };
+}
 
 /**
  * PUBLISH from a client: store it for the stream, then acknowledge. The
@@ -19,6 +25,14 @@ export async function handlePublish(
   // [MQTT-3.3.2-2] no wildcards in a topic name; topic aliases are not offered (maximum 0).
   if (!isValidTopicName(packet.topic)) {
     protocolViolation(invocation, record.protocolVersion, ReasonCode.TopicNameInvalid, 'invalid topic name');
+    return;
+  }
+  if (!mayPublish(ctx, subject(record), packet.topic)) {
+    // 5.0 answers 0x87 [MQTT-3.4.2-1]; 3.1.1 has no code, so it is acknowledged and dropped, as
+    // Mosquitto does. A refused QoS 2 PUBREC ends the exchange: nothing awaits PUBREL.
+    const refused = record.protocolVersion === 5 ? { reasonCode: ReasonCode.NotAuthorized } : {};
+    if (packet.qos === 1) invocation.outbox.push({ cmd: 'puback', messageId: packet.messageId, ...refused });
+    if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId, ...refused });
     return;
   }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;

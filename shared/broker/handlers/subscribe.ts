@@ -1,6 +1,7 @@
 import type { IPublishPacket, ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
 import { isValidTopicFilter } from '../../topics.js';
+import { mayRead, maySubscribe } from '../authorization.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { deliver } from '../delivery.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
@@ -20,7 +21,14 @@ export async function handleSubscribe(
   record: ConnectionRecord,
   packet: ISubscribePacket,
 ) {
-  const granted = packet.subscriptions.map((s) => grantFor(s.topic, s.qos, record.protocolVersion));
+  const who = { user: record.user, clientId: record.clientId };
+  const granted = packet.subscriptions.map((s) => {
+    const code = grantFor(s.topic, s.qos, record.protocolVersion);
+    // Refused only for this filter; the others in the packet are granted [MQTT-3.9.3-1].
+    if (code <= 2 && !maySubscribe(ctx, who, s.topic))
+      return record.protocolVersion === 5 ? ReasonCode.NotAuthorized : SubackFailure;
+    return code;
+  });
   // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
   const accepted = new Map<string, SubscriptionRecord>();
   packet.subscriptions.forEach((s, i) => {
@@ -66,6 +74,8 @@ async function sendRetained(
   };
   for (const subscription of subscriptions) {
     for (const retained of await ctx.store.retainedMatching(subscription.filter)) {
+      // A filter may be granted while some topics under it are denied.
+      if (!mayRead(ctx, { user: record.user, clientId: record.clientId }, retained.topic)) continue;
       const qos = Math.min(retained.qos, subscription.qos) as QoS;
       await deliver(ctx, session, retained, qos, { retain: true }, toReplyFrame);
     }

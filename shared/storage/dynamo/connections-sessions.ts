@@ -122,8 +122,12 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         new UpdateCommand({
           TableName: tables.Sessions,
           Key: { clientId: next.clientId },
-          UpdateExpression:
-            'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean',
+          // The owner is the connecting user's (ADR 0008); a session started anonymously has none.
+          UpdateExpression: `SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean${
+            next.owner === undefined ? ' REMOVE #owner' : ', #owner = :owner'
+          }`,
+          // OWNER is a DynamoDB reserved word.
+          ExpressionAttributeNames: { '#owner': 'owner' },
           // Two CONNECTs racing for one client id: the loser re-reads and so sees the winner to take over from.
           ConditionExpression: previous
             ? 'sessionId = :previousSession AND (attribute_not_exists(connectionId) OR connectionId = :previousConnection)'
@@ -133,6 +137,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':c': next.connectionId,
             ':v': next.protocolVersion,
             ':clean': next.cleanSession,
+            ...(next.owner === undefined ? {} : { ':owner': next.owner }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
               : {}),
