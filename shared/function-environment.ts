@@ -11,6 +11,7 @@ import {
   maxPacketSizeEnv,
   maxQueuedPerSessionEnv,
 } from './config.js';
+import { defaultMetricsNamespace, metricsServiceName } from './metric-names.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
 /** The broker's functions, by role; each one's handler is `functions/<id>/index.ts`. */
@@ -43,6 +44,11 @@ export interface FunctionEnvironmentOptions {
    * @default - no authentication: any client may connect
    */
   readonly authUsers?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * CloudWatch namespace of the broker's own metrics (shared/metric-names.ts).
+   * @default defaultMetricsNamespace ('NimbusMQTT')
+   */
+  readonly metricsNamespace?: string;
 }
 
 /**
@@ -61,6 +67,9 @@ export function functionEnvironment(
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
+    // Powertools Metrics reads both: the namespace, and the `service` dimension of every metric.
+    POWERTOOLS_METRICS_NAMESPACE: options.metricsNamespace ?? defaultMetricsNamespace,
+    POWERTOOLS_SERVICE_NAME: metricsServiceName,
     ...(dynamoEndpoint === undefined ? {} : { [dynamoEndpointEnv]: dynamoEndpoint }),
     [maxQueuedPerSessionEnv]: String(options.maxQueuedPerSession ?? defaultMaxQueuedPerSession),
     ...(maxPacketSize === undefined ? {} : { [maxPacketSizeEnv]: String(maxPacketSize) }),
