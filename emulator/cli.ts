@@ -99,7 +99,8 @@ try {
     process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
   }
   process.stderr.write(
-    `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
+    `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\n` +
+      `Metrics (Prometheus): ${emulator.managementEndpoint}/metrics  Ctrl-C stops and prints the estimated bill.\n`,
   );
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
