@@ -4,7 +4,7 @@
  */
 import type { MeterReading } from './meter.js';
 
-/** Where and when the prices below were read off the AWS pricing pages. */
+/** The region the prices below are for, and the date of the table: change the date with the prices. */
 export const priceSource = { region: 'us-east-1', date: '2026-11-26' } as const;
 
 /** On-demand list prices in USD (Lambda on arm64, SQS FIFO, DynamoDB on-demand, API Gateway WebSocket first tier). */
