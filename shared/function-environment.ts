@@ -57,7 +57,8 @@ export interface FunctionEnvironmentOptions {
  *
  * @example
  * functionEnvironment('message', { tables, managementEndpoint: 'http://127.0.0.1:4000' });
- * // { NIMBUS_CONNECTIONS_TABLE: …, NIMBUS_MANAGEMENT_ENDPOINT: 'http://127.0.0.1:4000', NIMBUS_MAX_QUEUED_PER_SESSION: '1000' }
+ * // { NIMBUS_CONNECTIONS_TABLE: …, NIMBUS_MANAGEMENT_ENDPOINT: 'http://127.0.0.1:4000',
+ * //   POWERTOOLS_METRICS_NAMESPACE: 'NimbusMQTT', POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt', NIMBUS_MAX_QUEUED_PER_SESSION: '1000' }
  */
 export function functionEnvironment(
   fn: BrokerFunctionId,
