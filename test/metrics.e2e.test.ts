@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import type { IPublishPacket } from 'mqtt-packet';
 import { publishStages } from '../emulator/metrics.js';
 import { billedServices } from '../emulator/prices.js';
-import { startTestEmulator } from './support/emulator.js';
+import { eventually, startTestEmulator } from './support/emulator.js';
 import { type ParsedFamily, parseExposition, sampleValue } from './support/prometheus.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
@@ -11,6 +11,10 @@ const N = 6;
 let emulator: Awaited<ReturnType<typeof startTestEmulator>>;
 let families: Map<string, ParsedFamily>;
 let contentType: string | null;
+/** EMF lines the functions wrote to their stdout (worker threads' stdout is piped into this process's). */
+const emf: Array<{
+  _aws: { CloudWatchMetrics: Array<{ Namespace: string; Metrics: Array<{ Name: string }> }> };
+}> = [];
 
 async function scrape(): Promise<string> {
   const response = await fetch(`${emulator.managementEndpoint}/metrics`);
@@ -23,7 +27,17 @@ async function scrape(): Promise<string> {
 // counted exactly: CONNECT×2, SUBSCRIBE, N PUBLISH (QoS 1) and the subscriber's N PUBACKs in;
 // CONNACK×2, SUBACK, N PUBACKs to the publisher and N PUBLISHes to the subscriber out.
 before(async () => {
+  // The emulator silences EMF unless told otherwise; here it is turned on and captured.
+  process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    const text = chunk.toString();
+    if (!text.includes('"_aws"')) return write(chunk, ...rest);
+    for (const line of text.split('\n').filter((l) => l.includes('"_aws"'))) emf.push(JSON.parse(line));
+    return true;
+  }) as typeof process.stdout.write;
   emulator = await startTestEmulator({ sweepIntervalMs: 0 });
+  delete process.env.POWERTOOLS_METRICS_DISABLED;
   const publisher = await RawClient.open(emulator.url);
   const subscriber = await RawClient.open(emulator.url);
   publisher.send(connectPacket('metrics-pub'));
@@ -50,7 +64,20 @@ before(async () => {
   }
   await emulator.settle();
   families = parseExposition(await scrape());
+  // Worker stdout reaches this process asynchronously, possibly after the invocation's reply.
+  await eventually('the EMF of every publish and delivery', () =>
+    ['PublishesAccepted', 'DeliveriesSent'].every((name) => emfTotal(name) >= N),
+  );
 });
+
+const emfValues = (name: string) =>
+  emf.flatMap((doc) => {
+    const value = (doc as unknown as Record<string, number | number[] | undefined>)[name];
+    return value === undefined ? [] : [value].flat();
+  });
+const emfTotal = (name: string) => emfValues(name).reduce((sum, value) => sum + value, 0);
+const emfNames = () =>
+  emf.flatMap((doc) => doc._aws.CloudWatchMetrics.flatMap((d) => d.Metrics.map((m) => m.Name)));
 
 after(() => emulator.stop());
 
@@ -144,6 +171,20 @@ test('/metrics refuses other methods with 405', async () => {
   const response = await fetch(`${emulator.managementEndpoint}/metrics`, { method: 'POST' });
   assert.equal(response.status, 405);
   assert.equal(response.headers.get('allow'), 'GET, HEAD');
+});
+
+test('the functions emit EMF in the namespace the shared environment sets, with the broker metric names', () => {
+  const names = emfNames();
+  for (const name of ['ConnectionsOpened', 'PublishesAccepted', 'DeliveriesSent', 'FanoutLag'])
+    assert.ok(names.includes(name), `${name} in ${[...new Set(names)].join(', ')}`);
+  assert.deepEqual(
+    new Set(emf.flatMap((doc) => doc._aws.CloudWatchMetrics.map((d) => d.Namespace))),
+    new Set(['NimbusMQTT']),
+  );
+  // Two clients, plus the handshake the emulator's warm-up runs through the one warm $connect instance.
+  assert.equal(emfTotal('ConnectionsOpened'), 2 + 1);
+  assert.equal(emfTotal('PublishesAccepted'), N);
+  assert.equal(emfTotal('DeliveriesSent'), N);
 });
 
 test('stopping prints the estimated bill naming each service and a total', async () => {
