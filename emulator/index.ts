@@ -155,7 +155,7 @@ async function initWarmInstances(
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const log = options.log ?? ((message: string) => process.stderr.write(`[nimbus] ${message}\n`));
   const meter = new Meter();
-  const traffic = new TrafficMetrics();
+  const trafficMetrics = new TrafficMetrics();
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   const ddb = await startDynamoDbLocal({ dataDir: dataDir && join(dataDir, 'dynamodb') });
   const cleanups: Array<() => Promise<void>> = [() => ddb.stop()];
@@ -192,7 +192,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       deduplicationWindowMs: settings.deduplicationWindowSeconds * 1000,
       visibilityTimeoutMs: visibilityTimeoutMs ?? 200,
       invoke: async (event: SQSEvent) => {
-        const response = (await traffic.messageBatch(event, () => invoke('message', event))) as
+        const response = (await trafficMetrics.messageBatch(event, () => invoke('message', event))) as
           | SQSBatchResponse
           | undefined;
         return settings.reportBatchItemFailures ? response : undefined;
@@ -212,11 +212,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       queue: frameQueue,
       meter,
       log,
-      traffic,
+      traffic: trafficMetrics,
       routes: {
         '/metrics': metricsEndpoint({
           meter: () => meter.read(),
-          traffic,
+          traffic: trafficMetrics,
           gauges: async () => ({
             connections: gateway.connectionCount,
             subscriptions: await subscriptions(),
@@ -273,7 +273,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     await initWarmInstances(pools as Record<BrokerFunctionId, FunctionPool>, options.warmInstances ?? 1);
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
-    traffic.reset();
+    trafficMetrics.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
     // Closed before the queue and the functions stop: connections end while the broker still runs.
@@ -313,7 +313,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // A kept table resumes after what was fanned out before the restart, so nothing written is missed.
       checkpointFile: dataDir && join(dataDir, 'stream-checkpoints.json'),
       invoke: async (event: DynamoDBStreamEvent) =>
-        (await traffic.fanoutBatch(event, () => invoke('fanout', event))) as
+        (await trafficMetrics.fanoutBatch(event, () => invoke('fanout', event))) as
           | DynamoDBBatchResponse
           | undefined,
       onFailure: (record, records) => {
