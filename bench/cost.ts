@@ -1,16 +1,5 @@
 import type { MeterReading } from '../emulator/meter.js';
-
-/** us-east-1 list prices (USD), as of this benchmark; Lambda on arm64. */
-export const prices = {
-  gatewayPerMillionMessages: 1.0,
-  gatewayPerMillionConnectionMinutes: 0.25,
-  lambdaPerMillionRequests: 0.2,
-  lambdaPerGbSecond: 0.0000133334,
-  dynamoPerMillionWriteUnits: 0.625,
-  dynamoPerMillionReadUnits: 0.125,
-  /** FIFO queues; one request per 64 KB of payload. */
-  sqsFifoPerMillionRequests: 0.5,
-} as const;
+import { prices } from '../emulator/prices.js';
 
 /** What one workload consumed: the meter after minus the meter before. */
 export function meterDelta(before: MeterReading, after: MeterReading): MeterReading {

@@ -1,3 +1,4 @@
+import { priceSource } from '../emulator/prices.js';
 import type { BenchResults, BrokerResult, PhaseResult } from './run.js';
 import type { LatencySummary } from './stats.js';
 
@@ -150,7 +151,7 @@ export function formatReport(results: BenchResults): string {
   for (const phase of nimbus.phases) {
     if (!phase.cost) continue;
     lines.push(
-      `Cost per million messages, ${phase.phase} phase (us-east-1 list prices, Lambda arm64; emulator durations):`,
+      `Cost per million messages, ${phase.phase} phase (${priceSource.region} list prices of ${priceSource.date}, Lambda arm64; emulator durations):`,
     );
     lines.push(...phase.cost.arithmetic.map((line) => `  ${line}`), '');
   }

@@ -153,7 +153,8 @@ try {
       : 'No --acl-file: every client may publish and subscribe to any topic except $ topics.\n',
   );
   process.stderr.write(
-    `Console: ${emulator.consoleUrl}\nManagement API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
+    `Console: ${emulator.consoleUrl}\nManagement API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\n` +
+      `Metrics (Prometheus): ${emulator.managementEndpoint}/metrics  Ctrl-C stops and prints the estimated bill.\n`,
   );
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {

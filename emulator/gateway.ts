@@ -45,6 +45,10 @@ export interface GatewayOptions {
   readonly observer?: GatewayObserver;
   /** Serves other HTTP requests on the port (the console); returns false for those it does not serve. */
   readonly http?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Sees every WebSocket message both ways, e.g. to count MQTT packets. */
+  readonly traffic?: GatewayTraffic;
+  /** Extra HTTP routes on the gateway's port, by path (e.g. `/metrics`), answered before the management API. */
+  readonly routes?: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>>;
 }
 
 /** Watches what crosses the gateway, as API Gateway's access logs would; changes nothing. */
@@ -59,6 +63,14 @@ export interface GatewayObserver {
   /** The gateway itself is closing the connection, because of `why`. */
   closing(connectionId: string, why: string): void;
   closed(connectionId: string, code: number): void;
+}
+
+/** What crosses the gateway, for whoever counts it. */
+export interface GatewayTraffic {
+  /** A WebSocket message a client sent. */
+  inbound(body: string): void;
+  /** A message posted to a client; `elapsedMs` from the POST's arrival to the frame written to the socket. */
+  outbound(body: string, elapsedMs: number): void;
 }
 
 interface Connection {
@@ -121,6 +133,11 @@ export class Gateway {
     if (!address || typeof address === 'string') throw new Error('gateway has no port');
     this.port = address.port;
     return this.port;
+  }
+
+  /** How many connections are open, without copying their ids. */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   /** Open connection ids, for tests and the console. */
@@ -241,6 +258,7 @@ export class Gateway {
       const body = data.toString();
       this.options.meter.gatewayMessage('in', Buffer.byteLength(body));
       this.options.observer?.frameIn(id, body);
+      this.options.traffic?.inbound(body);
       this.touch(connection);
       // The AWS integration's template: SendMessage with MessageGroupId=$context.connectionId,
       // MessageDeduplicationId=$context.requestId (fresh per message) and the connection id as a
@@ -285,13 +303,23 @@ export class Gateway {
 
   /** The management API: POST/GET/DELETE /@connections/{id}, optionally under a stage path. */
   private management(req: IncomingMessage, res: ServerResponse): void {
+    const arrived = performance.now();
+    const route = this.options.routes?.[new URL(req.url ?? '/', 'http://localhost').pathname];
+    if (route) {
+      route(req, res);
+      return;
+    }
     if (this.options.http?.(req, res)) return;
     const match = /\/@connections\/([^/?]+)/.exec(req.url ?? '');
     if (!match) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
-          message: `Not found: this endpoint serves WebSocket clients and /@connections/{id}${this.options.http ? ', and the console at /' : ''}`,
+          message: `Not found: this endpoint serves WebSocket clients, /@connections/{id}${Object.keys(
+            this.options.routes ?? {},
+          )
+            .map((path) => ` and ${path}`)
+            .join('')}${this.options.http ? ', and the console at /' : ''}`,
         }),
       );
       return;
@@ -320,7 +348,10 @@ export class Gateway {
           this.options.observer?.frameOut(connectionId, body.toString());
           this.touch(connection);
           // Posted data reaches the client as a text frame.
-          connection.socket.send(body.toString(), { binary: false });
+          const text = body.toString();
+          connection.socket.send(text, { binary: false }, (error) => {
+            if (!error) this.options.traffic?.outbound(text, performance.now() - arrived);
+          });
           res.writeHead(200).end();
           return;
         }

@@ -20,7 +20,7 @@ import {
   brokerFunctionIds,
   functionEnvironment,
 } from '../shared/function-environment.js';
-import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
+import { messagesTable, subscriptionsTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
@@ -29,6 +29,8 @@ import { FunctionPool } from './function-pool.js';
 import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
 import { createLog, type LogLevel } from './log.js';
 import { Meter, type MeterReading } from './meter.js';
+import { cached, countItems, metricsEndpoint, TrafficMetrics } from './metrics.js';
+import { bill, formatBill } from './prices.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 import { Traffic } from './traffic.js';
 
@@ -101,10 +103,11 @@ export interface Emulator {
   readonly deadLetters: readonly SQSRecord[];
   /** Batches the fan-out's event source gave up on, as its on-failure destination would receive them. */
   readonly failedBatches: ReadonlyArray<{ record: OnFailureRecord; records: DynamoDBRecord[] }>;
-  /** What the run has cost so far, in AWS's billing units. */
+  /** What the run has cost so far, in AWS's billing units; also served as Prometheus text at `/metrics`. */
   meter(): MeterReading;
   /** Waits until every message accepted so far has been fanned out. */
   settle(): Promise<void>;
+  /** Stops everything, then logs the estimated bill of the run per service. */
   stop(): Promise<void>;
 }
 
@@ -175,6 +178,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   );
   const log = (message: string) => emulatorLog.message('error', message);
   const meter = new Meter();
+  const trafficMetrics = new TrafficMetrics();
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   const ddb = await startDynamoDbLocal({ dataDir: dataDir && join(dataDir, 'dynamodb') });
   const cleanups: Array<() => Promise<void>> = [() => ddb.stop()];
@@ -189,7 +193,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       tableName: tableName(definition.id),
     }));
     const streams = await ensureTables(admin, tables);
-    admin.destroy();
+    // Kept for the subscriptions gauge: it talks to DynamoDB Local directly, so scrapes bill nothing.
+    cleanups.push(async () => admin.destroy());
     const metered = await startDynamoMeter(ddb.endpoint, meter);
     cleanups.push(() => metered.stop());
 
@@ -210,7 +215,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       deduplicationWindowMs: settings.deduplicationWindowSeconds * 1000,
       visibilityTimeoutMs: visibilityTimeoutMs ?? 200,
       invoke: async (event: SQSEvent) => {
-        const response = (await invoke('message', event)) as SQSBatchResponse | undefined;
+        const response = (await trafficMetrics.messageBatch(event, () => invoke('message', event))) as
+          | SQSBatchResponse
+          | undefined;
         return settings.reportBatchItemFailures ? response : undefined;
       },
       onDeadLetter: (record) =>
@@ -230,7 +237,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       >,
     });
     cleanups.push(async () => consoleRoutes.close());
-    const gateway = new Gateway({
+    const gateway: Gateway = new Gateway({
       host: '127.0.0.1',
       port: options.port ?? 0,
       stage: 'local',
@@ -241,7 +248,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       log,
       observer: traffic,
       http: (req, res) => consoleRoutes.handle(req, res),
+      traffic: trafficMetrics,
+      routes: {
+        '/metrics': metricsEndpoint({
+          meter: () => meter.read(),
+          traffic: trafficMetrics,
+          gauges: async () => ({
+            connections: gateway.connectionCount,
+            subscriptions: await subscriptions(),
+          }),
+        }),
+      },
     });
+    const subscriptions = cached(() => countItems(admin, tableName(subscriptionsTable.id)), 5_000);
     const port = await gateway.listen();
     const managementEndpoint = `http://127.0.0.1:${port}`;
 
@@ -257,6 +276,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
       POWERTOOLS_DEV: 'true',
+      // EMF lines on every invocation would drown the console; set it to false to see them.
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 is noise here.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
@@ -291,6 +312,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     await initWarmInstances(pools as Record<BrokerFunctionId, FunctionPool>, options.warmInstances ?? 1);
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
+    trafficMetrics.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
     // Closed before the queue and the functions stop: connections end while the broker still runs.
@@ -330,7 +352,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // A kept table resumes after what was fanned out before the restart, so nothing written is missed.
       checkpointFile: dataDir && join(dataDir, 'stream-checkpoints.json'),
       invoke: async (event: DynamoDBStreamEvent) =>
-        (await invoke('fanout', event)) as DynamoDBBatchResponse | undefined,
+        (await trafficMetrics.fanoutBatch(event, () => invoke('fanout', event))) as
+          | DynamoDBBatchResponse
+          | undefined,
       onFailure: (record, records) => {
         failedBatches.push({ record, records });
         log(`fan-out gave up on ${records.length} record(s): ${record.requestContext.condition}`);
@@ -338,6 +362,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       },
     });
     poller.start();
+    let stopping: Promise<void> | undefined;
     cleanups.push(async () => {
       await poller.stop();
       streamsClient.destroy();
@@ -365,7 +390,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         } while (frameQueue.depth > 0);
         await poller.drain();
       },
-      stop: stopAll,
+      stop() {
+        stopping ??= stopAll().then(() => {
+          for (const line of formatBill(bill(meter.read())).split('\n')) log(line);
+        });
+        return stopping;
+      },
     };
   } catch (error) {
     await stopAll();

@@ -85,7 +85,6 @@ export function createBrokerFunctions(
   props: BrokerFunctionsProps,
 ): Record<BrokerFunctionId, NodejsFunction> {
   const platform = {
-    POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt',
     POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
     NODE_OPTIONS: '--enable-source-maps',
   };

@@ -19,6 +19,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
+import { brokerMetricNames, defaultMetricsNamespace, metricsServiceName } from '../shared/metric-names.js';
 import { tableDefinitions } from '../shared/tables.js';
 import type { BrokerTables } from './tables.js';
 
@@ -39,6 +40,11 @@ export interface BrokerMonitoringProps {
    * @default - alarms have no actions
    */
   readonly alarmTopic?: ITopic;
+  /**
+   * Namespace of the metrics the functions emit (shared/metric-names.ts).
+   * @default defaultMetricsNamespace
+   */
+  readonly metricsNamespace?: string;
 }
 
 const minute = Duration.minutes(1);
@@ -53,6 +59,23 @@ function gatewayMetric(
     namespace: 'AWS/ApiGateway',
     metricName,
     dimensionsMap: { ApiId: props.api.apiId, Stage: props.stage.stageName },
+    statistic,
+    label,
+    period: minute,
+  });
+}
+
+/** One of the broker's own metrics, as Powertools Metrics emits it (dimension `service`). */
+function brokerMetric(
+  props: BrokerMonitoringProps,
+  metricName: string,
+  label: string,
+  statistic: string = Stats.SUM,
+): Metric {
+  return new Metric({
+    namespace: props.metricsNamespace ?? defaultMetricsNamespace,
+    metricName,
+    dimensionsMap: { service: metricsServiceName },
     statistic,
     label,
     period: minute,
@@ -158,7 +181,8 @@ export function createBrokerAlarms(scope: Construct, props: BrokerMonitoringProp
 
 /**
  * The broker's CloudWatch dashboard (id `Dashboard`, a child of `scope` itself): traffic, failure
- * queues, fan-out health, table capacity, function errors and the frame queue's backlog.
+ * queues, fan-out health, table capacity, function errors, the frame queue's backlog, and the broker's
+ * own metrics (publishes, deliveries by outcome, fan-out lag, handshakes).
  *
  * @example
  * const dashboard = createBrokerDashboard(this, { api, stage, functions, tables, frameQueue, … });
@@ -267,6 +291,37 @@ export function createBrokerDashboard(scope: Construct, props: BrokerMonitoringP
         message.metricDuration({ period: minute, statistic: Stats.p(99), label: 'p99' }),
       ],
       width: 12,
+    }),
+  );
+  const { deliveries } = brokerMetricNames;
+  dashboard.addWidgets(
+    new GraphWidget({
+      title: 'MQTT publishes accepted / deliveries by outcome',
+      left: [
+        brokerMetric(props, brokerMetricNames.publishesAccepted, 'Publishes accepted'),
+        brokerMetric(props, deliveries.sent, 'Delivered (sent)'),
+        brokerMetric(props, deliveries.queued, 'Queued for offline sessions'),
+        brokerMetric(props, deliveries.dropped, 'Dropped'),
+        brokerMetric(props, deliveries.gone, 'Gone (stale connection)'),
+      ],
+      width: 8,
+    }),
+    new GraphWidget({
+      title: 'Fan-out lag: published → fanned out (ms)',
+      left: [
+        brokerMetric(props, brokerMetricNames.fanoutLag, 'p50', Stats.p(50)),
+        brokerMetric(props, brokerMetricNames.fanoutLag, 'p99', Stats.p(99)),
+        brokerMetric(props, brokerMetricNames.fanoutLag, 'max', Stats.MAXIMUM),
+      ],
+      width: 8,
+    }),
+    new GraphWidget({
+      title: 'WebSocket handshakes',
+      left: [
+        brokerMetric(props, brokerMetricNames.connectionsOpened, 'Opened'),
+        brokerMetric(props, brokerMetricNames.connectionsRefused, 'Refused (no mqtt subprotocol)'),
+      ],
+      width: 8,
     }),
   );
   return dashboard;

@@ -119,6 +119,13 @@ export interface NimbusBrokerProps {
    */
   readonly alarmTopic?: ITopic;
   /**
+   * CloudWatch namespace of the broker's own metrics (publishes, deliveries by outcome, fan-out
+   * lag, handshakes), which the functions emit as Embedded Metric Format and the dashboard graphs.
+   * Give each broker in an account its own.
+   * @default 'NimbusMQTT'
+   */
+  readonly metricsNamespace?: string;
+  /**
    * Set the region's API Gateway account CloudWatch role, which WebSocket access logs require. Turn
    * off when the account's role is already managed elsewhere. The role is retained on delete,
    * because the account setting keeps pointing at it.
@@ -232,6 +239,7 @@ export class NimbusBroker extends Construct {
         authUsers: props.authentication?.users,
         passwordFile: props.authentication?.passwordFile && bundledPasswordFile,
         aclFile: props.aclFile && bundledAclFile,
+        metricsNamespace: props.metricsNamespace,
       },
       bundledFiles: {
         ...(props.authentication?.passwordFile
@@ -320,6 +328,7 @@ export class NimbusBroker extends Construct {
       frameDeadLetterQueue: this.frameDeadLetterQueue,
       fanoutFailureQueue: this.fanoutFailureQueue,
       alarmTopic: props.alarmTopic,
+      metricsNamespace: props.metricsNamespace,
     };
     this.alarms = createBrokerAlarms(this, watched);
     this.dashboard = createBrokerDashboard(this, watched);

@@ -13,6 +13,7 @@ import {
   maxQueuedPerSessionEnv,
   passwordFileEnv,
 } from './config.js';
+import { defaultMetricsNamespace, metricsServiceName } from './metric-names.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
 /** The broker's functions, by role; each one's handler is `functions/<id>/index.ts`. */
@@ -55,6 +56,11 @@ export interface FunctionEnvironmentOptions {
    * @default - none: no topic authorization
    */
   readonly aclFile?: string;
+  /**
+   * CloudWatch namespace of the broker's own metrics (shared/metric-names.ts).
+   * @default defaultMetricsNamespace ('NimbusMQTT')
+   */
+  readonly metricsNamespace?: string;
 }
 
 /** The functions that decide on topics: CONNECT and PUBLISH (message), delivery (fanout), wills (message, sweeper). */
@@ -66,7 +72,8 @@ const aclFunctions: readonly BrokerFunctionId[] = ['message', 'fanout', 'sweeper
  *
  * @example
  * functionEnvironment('message', { tables, managementEndpoint: 'http://127.0.0.1:4000' });
- * // { NIMBUS_CONNECTIONS_TABLE: …, NIMBUS_MANAGEMENT_ENDPOINT: 'http://127.0.0.1:4000', NIMBUS_MAX_QUEUED_PER_SESSION: '1000' }
+ * // { NIMBUS_CONNECTIONS_TABLE: …, NIMBUS_MANAGEMENT_ENDPOINT: 'http://127.0.0.1:4000',
+ * //   POWERTOOLS_METRICS_NAMESPACE: 'NimbusMQTT', POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt', NIMBUS_MAX_QUEUED_PER_SESSION: '1000' }
  */
 export function functionEnvironment(
   fn: BrokerFunctionId,
@@ -76,6 +83,9 @@ export function functionEnvironment(
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
+    // Powertools Metrics reads both: the namespace, and the `service` dimension of every metric.
+    POWERTOOLS_METRICS_NAMESPACE: options.metricsNamespace ?? defaultMetricsNamespace,
+    POWERTOOLS_SERVICE_NAME: metricsServiceName,
     ...(dynamoEndpoint === undefined ? {} : { [dynamoEndpointEnv]: dynamoEndpoint }),
     [maxQueuedPerSessionEnv]: String(options.maxQueuedPerSession ?? defaultMaxQueuedPerSession),
     ...(maxPacketSize === undefined ? {} : { [maxPacketSizeEnv]: String(maxPacketSize) }),

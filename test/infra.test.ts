@@ -18,6 +18,7 @@ import { hashPassword } from '../shared/auth.js';
 import { authUsersEnv, managementEndpointEnv, maxQueuedPerSessionEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { frameQueueSettings } from '../shared/frame-queue.js';
+import { brokerMetricNames, defaultMetricsNamespace } from '../shared/metric-names.js';
 import { type TableId, tableDefinitions } from '../shared/tables.js';
 
 // The context `cdk synth` uses, minus bundling: an empty bundling-stacks list makes CDK skip
@@ -356,6 +357,7 @@ test('functions: arm64, current Node.js runtime, tracing, the broker environment
     },
     [maxQueuedPerSessionEnv]: '1000',
     POWERTOOLS_SERVICE_NAME: 'nimbus-mqtt',
+    POWERTOOLS_METRICS_NAMESPACE: 'NimbusMQTT',
     POWERTOOLS_LOG_LEVEL: 'INFO',
   };
   for (const fn of Object.values(broker.functions)) {
@@ -646,4 +648,24 @@ test('a password file and an ACL file are bundled: the message function reads bo
     () => synth({ authentication: { passwordFile: 'test/fixtures/nimbus.acl' } }),
     /plain-text|expected <user>:<hash>/,
   );
+});
+
+test("the dashboard graphs the functions' own metrics in the namespace the functions emit to", () => {
+  const body = (t: Template) =>
+    JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]);
+  const names = [
+    brokerMetricNames.publishesAccepted,
+    ...Object.values(brokerMetricNames.deliveries),
+    brokerMetricNames.fanoutLag,
+    brokerMetricNames.connectionsOpened,
+    brokerMetricNames.connectionsRefused,
+  ];
+  for (const name of names) assert.ok(body(template).includes(`\\"${name}\\"`), name);
+  assert.ok(body(template).includes(`\\"${defaultMetricsNamespace}\\"`));
+
+  const renamed = synth({ metricsNamespace: 'Broker/Staging' }).template;
+  assert.ok(body(renamed).includes('\\"Broker/Staging\\"'));
+  renamed.allResourcesProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ POWERTOOLS_METRICS_NAMESPACE: 'Broker/Staging' }) },
+  });
 });

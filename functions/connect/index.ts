@@ -1,8 +1,11 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { chooseSubprotocol } from '../../shared/broker/handshake.js';
+import { flushMetrics, functionMetrics, MetricUnit } from '../../shared/function-metrics.js';
+import { brokerMetricNames } from '../../shared/metric-names.js';
 
 const logger = new Logger({ serviceName: 'nimbus-connect' });
+const metrics = functionMetrics();
 
 /** The $connect event carries the handshake headers, which the V2 WebSocket type leaves out. */
 type ConnectEvent = APIGatewayProxyWebsocketEventV2 & { headers?: Record<string, string | undefined> };
@@ -13,6 +16,9 @@ export const handler = async (event: ConnectEvent): Promise<APIGatewayProxyResul
     ([name]) => name.toLowerCase() === 'sec-websocket-protocol',
   )?.[1];
   const subprotocol = chooseSubprotocol(offered);
+  const { connectionsOpened, connectionsRefused } = brokerMetricNames;
+  metrics.addMetric(subprotocol ? connectionsOpened : connectionsRefused, MetricUnit.Count, 1);
+  flushMetrics(metrics);
   if (!subprotocol) {
     logger.info('handshake refused: no mqtt subprotocol', {
       connectionId: event.requestContext.connectionId,

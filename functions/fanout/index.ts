@@ -2,11 +2,13 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { fanOut } from '../../shared/broker/fanout.js';
+import { flushMetrics, functionMetrics, recordFanOut } from '../../shared/function-metrics.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import { messageFromStreamImage } from '../../shared/storage/stream-record.js';
 
 const logger = new Logger({ serviceName: 'nimbus-fanout' });
 const broker = brokerFromEnv(process.env);
+const metrics = functionMetrics();
 
 /**
  * The message table's stream: deliver each new message to its subscribers.
@@ -22,13 +24,18 @@ export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatch
     if (!message) return;
     try {
       const result = await fanOut(broker, message);
+      recordFanOut(metrics, result, message.publishedAt);
       logger.debug('fanned out', { topic: message.topic, ...result });
     } catch (error) {
       failed = true;
       throw error;
     }
   };
-  return processPartialResponse(event, recordHandler, new BatchProcessor(EventType.DynamoDBStreams), {
-    processInParallel: false,
-  });
+  try {
+    return await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.DynamoDBStreams), {
+      processInParallel: false,
+    });
+  } finally {
+    flushMetrics(metrics);
+  }
 };

@@ -3,12 +3,15 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { handleFrame } from '../../shared/broker/inbound.js';
 import { connectionGone } from '../../shared/broker/lifecycle.js';
+import { flushMetrics, functionMetrics, MetricUnit } from '../../shared/function-metrics.js';
+import { brokerMetricNames } from '../../shared/metric-names.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import { frameFromRecord, type InboundFrame } from './events.js';
 
 const logger = new Logger({ serviceName: 'nimbus-message' });
 const broker = brokerFromEnv(process.env);
 const processor = new SqsFifoPartialProcessorAsync();
+const metrics = functionMetrics();
 
 async function handle({ connectionId, frame, disconnected, frameId, sourceIp }: InboundFrame): Promise<void> {
   if (disconnected) {
@@ -16,6 +19,10 @@ async function handle({ connectionId, frame, disconnected, frameId, sourceIp }: 
     return;
   }
   const outcome = await handleFrame(broker, connectionId, frame, frameId, sourceIp);
+  // A PUBLISH that closed the connection was refused, not accepted.
+  const refused = outcome.closed !== undefined && outcome.handled.at(-1) === 'publish';
+  const publishes = outcome.handled.filter((cmd) => cmd === 'publish').length - (refused ? 1 : 0);
+  if (publishes > 0) metrics.addMetric(brokerMetricNames.publishesAccepted, MetricUnit.Count, publishes);
   if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
 }
@@ -35,6 +42,10 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       });
       throw error;
     });
-  // Other connections' frames in the batch go on: skip only the failed group.
-  return processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
+  try {
+    // Other connections' frames in the batch go on: skip only the failed group.
+    return await processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
+  } finally {
+    flushMetrics(metrics);
+  }
 };
