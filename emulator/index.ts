@@ -20,6 +20,7 @@ import {
   brokerFunctionIds,
   functionEnvironment,
 } from '../shared/function-environment.js';
+import type { BrokerLimits } from '../shared/limits.js';
 import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
@@ -61,6 +62,8 @@ export interface EmulatorOptions {
    * @default no authentication: any client may connect
    */
   users?: Readonly<Record<string, PasswordHash>>;
+  /** The broker's quotas, as the CDK prop `limits` (shared/limits.ts). @default defaultLimits */
+  brokerLimits?: Partial<BrokerLimits>;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -231,6 +234,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           managementEndpoint,
           dynamoEndpoint: metered.endpoint,
           authUsers: options.users,
+          limits: options.brokerLimits,
         }),
         ...platform,
       };

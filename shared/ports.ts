@@ -24,6 +24,8 @@ export interface ConnectionRecord {
   readonly will?: ApplicationMessage;
   /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
   readonly connectFrameId?: string;
+  /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
+  readonly maximumPacketSize?: number;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -35,6 +37,8 @@ export interface SessionRecord {
   readonly connectionId?: string;
   readonly protocolVersion: ProtocolVersion;
   readonly cleanSession: boolean;
+  /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
+  readonly maximumPacketSize?: number;
 }
 
 export interface SubscriptionRecord {

@@ -16,7 +16,13 @@ async function handle({ connectionId, frame, disconnected, frameId }: InboundFra
     return;
   }
   const outcome = await handleFrame(broker, connectionId, frame, frameId);
-  if (outcome.closed)
+  if (outcome.failure)
+    logger.error('a packet failed and its connection was closed', {
+      connectionId,
+      handled: outcome.handled,
+      error: outcome.failure,
+    });
+  else if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
 }
 

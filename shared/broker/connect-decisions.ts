@@ -8,6 +8,7 @@ import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionReco
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
+import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 
 /** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
@@ -31,6 +32,8 @@ export interface AcceptedConnect {
   readonly clean: boolean;
   readonly keepAliveSeconds: number;
   readonly will?: ApplicationMessage;
+  /** The MQTT 5 client's Maximum Packet Size, if it set one. */
+  readonly maximumPacketSize?: number;
 }
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
@@ -107,6 +110,9 @@ export function validateConnect(
     clean,
     keepAliveSeconds: packet.keepalive ?? 0,
     will,
+    ...(version === 5 && packet.properties?.maximumPacketSize !== undefined
+      ? { maximumPacketSize: packet.properties.maximumPacketSize }
+      : {}),
   };
 }
 
@@ -175,6 +181,7 @@ export function connectionRecord(
     lastSeen: now,
     connectFrameId: invocation.frameId,
     will: connect.will,
+    ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };
 }
 
@@ -190,6 +197,7 @@ export function sessionRecord(
     connectionId,
     protocolVersion: connect.version,
     cleanSession: connect.clean,
+    ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };
 }
 
@@ -213,7 +221,7 @@ export function buildConnack(
     properties: {
       ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
       maximumPacketSize: maxPacketSize,
-      topicAliasMaximum: 0,
+      topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,

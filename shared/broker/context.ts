@@ -1,5 +1,6 @@
 import type { Packet } from 'mqtt-packet';
 import type { Authenticator } from '../auth.js';
+import type { BrokerLimits } from '../limits.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 
@@ -9,6 +10,8 @@ export interface BrokerContext {
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
+  /** Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts). */
+  readonly limits: BrokerLimits;
   readonly now: () => number;
   /** A fresh unique id (session ids, assigned client ids, message ids). */
   readonly newId: () => string;

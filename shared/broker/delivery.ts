@@ -1,6 +1,7 @@
-import type { IPublishPacket } from 'mqtt-packet';
+import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { largestPacketFor } from './outbox.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
 
@@ -13,6 +14,10 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
  * (queued while offline), and for QoS 2 the same packet id on every retry of
  * the same message, so the receiver discards repeats [MQTT-4.3.3-2].
  *
+ * A message larger than the client can be sent is dropped before any of
+ * this [MQTT-3.1.2-25]. `retryKey` pins the packet id at QoS 1 as at QoS 2,
+ * so a retried caller queues the message once.
+ *
  * @example
  * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
  */
@@ -21,7 +26,7 @@ export async function deliver(
   session: SessionRecord,
   message: ApplicationMessage,
   qos: QoS,
-  options: { retain: boolean; messageKey?: string },
+  options: { retain: boolean; messageKey?: string; retryKey?: string },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
   const online = session.connectionId !== undefined;
@@ -33,13 +38,19 @@ export async function deliver(
     retain: options.retain,
     dup: false,
   };
+  // An offline session's next connection may allow more: only the gateway's own limit applies.
+  const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
+  const size = mqttPacket.generate(qos > 0 ? { ...packet, messageId: 1 } : packet, {
+    protocolVersion: session.protocolVersion,
+  }).length;
+  if (size > largest) return 'dropped';
+  const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
   } else {
-    const id =
-      qos === 2 && options.messageKey
-        ? await ctx.store.claimQoS2Delivery(session.clientId, options.messageKey)
-        : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
+    const id = pinKey
+      ? await ctx.store.claimQoS2Delivery(session.clientId, pinKey)
+      : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
     // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
     if (id.received) return 'sent';
     packet.messageId = id.packetId;

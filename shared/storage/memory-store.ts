@@ -118,14 +118,16 @@ export class MemoryStore implements BrokerStore {
       : stored === undefined;
     if (!holds) return false;
     // Only the record's fields are written: the counters carry over to the new session.
-    const { clientId, sessionId, connectionId, protocolVersion, cleanSession } = next;
+    const { clientId, sessionId, connectionId, protocolVersion, cleanSession, maximumPacketSize } = next;
+    const { maximumPacketSize: _previousMaximum, ...kept } = stored ?? {};
     this.sessions.set(clientId, {
-      ...stored,
+      ...kept,
       clientId,
       sessionId,
       connectionId,
       protocolVersion,
       cleanSession,
+      ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
     });
     return true;
   }

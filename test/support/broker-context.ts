@@ -3,6 +3,7 @@ import type { Authenticator } from '../../shared/auth.js';
 import type { BrokerContext } from '../../shared/broker/context.js';
 import { fanOut } from '../../shared/broker/fanout.js';
 import { type FrameOutcome, handleFrame } from '../../shared/broker/inbound.js';
+import { type BrokerLimits, defaultLimits } from '../../shared/limits.js';
 import type { StoredMessage } from '../../shared/ports.js';
 import { MemoryStore } from '../../shared/storage/memory-store.js';
 import { connectPacket } from './raw-client.js';
@@ -46,7 +47,12 @@ export interface TestBroker {
  * await sendPackets(broker, 'c1', [connectPacket('a')]);
  */
 export function testContext(
-  options: { authenticator?: Authenticator; maxQueuedPerSession?: number; maxPacketSize?: number } = {},
+  options: {
+    authenticator?: Authenticator;
+    maxQueuedPerSession?: number;
+    maxPacketSize?: number;
+    limits?: Partial<BrokerLimits>;
+  } = {},
 ): TestBroker {
   const clock = new FakeClock();
   const store = new RecordingStore({ now: clock.now });
@@ -57,6 +63,7 @@ export function testContext(
     gateway,
     maxPacketSize: options.maxPacketSize ?? 128 * 1024,
     maxQueuedPerSession: options.maxQueuedPerSession ?? 1000,
+    limits: { ...defaultLimits, ...options.limits },
     now: clock.now,
     newId: () => `id-${++ids}`,
     sleep: async () => {},

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { IPublishPacket, ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
 import { isValidTopicFilter } from '../../topics.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { deliver } from '../delivery.js';
+import { filterQuotaCode } from '../packet-rules.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
 
 /** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
@@ -20,7 +22,10 @@ export async function handleSubscribe(
   record: ConnectionRecord,
   packet: ISubscribePacket,
 ) {
-  const granted = packet.subscriptions.map((s) => grantFor(s.topic, s.qos, record.protocolVersion));
+  const version = record.protocolVersion;
+  const granted = packet.subscriptions.map(
+    (s, i) => filterQuotaCode(s.topic, i, version, ctx.limits) ?? grantFor(s.topic, s.qos, version),
+  );
   // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
   const accepted = new Map<string, SubscriptionRecord>();
   packet.subscriptions.forEach((s, i) => {
@@ -59,6 +64,7 @@ async function sendRetained(
     connectionId: record.connectionId,
     protocolVersion: record.protocolVersion,
     cleanSession: record.cleanSession,
+    maximumPacketSize: record.maximumPacketSize,
   };
   const toReplyFrame = async (publish: IPublishPacket) => {
     invocation.outbox.push(publish);
@@ -67,9 +73,16 @@ async function sendRetained(
   for (const subscription of subscriptions) {
     for (const retained of await ctx.store.retainedMatching(subscription.filter)) {
       const qos = Math.min(retained.qos, subscription.qos) as QoS;
-      await deliver(ctx, session, retained, qos, { retain: true }, toReplyFrame);
+      // A redelivered SUBSCRIBE frame reuses each packet id, so the session's queue gets one copy.
+      const retryKey = invocation.frameId && retainedRetryKey(invocation.frameId, retained.topic);
+      await deliver(ctx, session, retained, qos, { retain: true, retryKey }, toReplyFrame);
     }
   }
+}
+
+/** The key pinning one retained message's packet id for one SUBSCRIBE frame: short, whatever the topic's length. */
+function retainedRetryKey(frameId: string, topic: string): string {
+  return `sub#${frameId}#${createHash('sha256').update(topic).digest('base64url')}`;
 }
 
 /** UNSUBSCRIBE: delete the subscriptions, then UNSUBACK [MQTT-3.10.4-4]. */

@@ -122,8 +122,11 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         new UpdateCommand({
           TableName: tables.Sessions,
           Key: { clientId: next.clientId },
+          // A client that sets no Maximum Packet Size this time takes back the last one's.
           UpdateExpression:
-            'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean',
+            next.maximumPacketSize === undefined
+              ? 'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean REMOVE maximumPacketSize'
+              : 'SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean, maximumPacketSize = :m',
           // Two CONNECTs racing for one client id: the loser re-reads and so sees the winner to take over from.
           ConditionExpression: previous
             ? 'sessionId = :previousSession AND (attribute_not_exists(connectionId) OR connectionId = :previousConnection)'
@@ -133,6 +136,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':c': next.connectionId,
             ':v': next.protocolVersion,
             ':clean': next.cleanSession,
+            ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
               : {}),
