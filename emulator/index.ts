@@ -20,6 +20,7 @@ import {
   brokerFunctionIds,
   functionEnvironment,
 } from '../shared/function-environment.js';
+import { defaultFunctionMemoryMb, functionSettings } from '../shared/function-settings.js';
 import type { BrokerLimits } from '../shared/limits.js';
 import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
@@ -62,6 +63,11 @@ export interface EmulatorOptions {
    * @default no authentication: any client may connect
    */
   users?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * Each function's timeout, enforced as Lambda does (the invocation is abandoned, its instance
+   * replaced, its event retried); tests shorten them. @default the CDK stack's (shared/function-settings.ts)
+   */
+  functionTimeoutsMs?: Partial<Record<BrokerFunctionId, number>>;
   /** The broker's quotas, as the CDK prop `limits` (shared/limits.ts). @default defaultLimits */
   brokerLimits?: Partial<BrokerLimits>;
   /** Where emulator diagnostics go. @default stderr */
@@ -244,7 +250,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           entry: new URL(`${name}/index.ts`, functionsDir).href,
           environment,
           maxInstances: options.maxInstances ?? 4,
-          memoryMb: 256,
+          memoryMb: defaultFunctionMemoryMb,
+          timeoutMs: options.functionTimeoutsMs?.[name] ?? functionSettings[name].timeoutSeconds * 1000,
           jitterMs: options.jitterMs,
         },
         meter,
