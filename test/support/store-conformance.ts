@@ -226,6 +226,19 @@ export function storeConformance(
       );
 
       test(
+        'replaceSession keeps the connected client’s Maximum Packet Size, and forgets it when the next one sets none',
+        withStore(async (store) => {
+          const first = session('a', 's1', 'c1', { protocolVersion: 5, maximumPacketSize: 1024 });
+          await store.replaceSession(first, undefined);
+          assert.deepEqual(sessionFields(await store.getSession('a')), first);
+          const next = session('a', 's1', 'c2');
+          await store.replaceSession(next, first);
+          assert.deepEqual(sessionFields(await store.getSession('a')), next);
+          assert.deepEqual(sessionFields((await store.getSessions(['a'])).get('a')), next);
+        }),
+      );
+
+      test(
         'replaceSession loses when another CONNECT started a new session generation',
         withStore(async (store) => {
           const first = session('a', 's1', 'c1');
@@ -889,6 +902,7 @@ const connectionKeys = [
   'lastSeen',
   'will',
   'connectFrameId',
+  'maximumPacketSize',
 ] as const;
 
 /** The record's own fields: a backend may keep bookkeeping attributes (an expiry) next to them. */
@@ -916,7 +930,14 @@ function session(
 /** The record's own fields: a backend may keep counters next to them. */
 function sessionFields(record: SessionRecord | undefined): SessionRecord {
   assert.ok(record, 'session record');
-  return pick(record, ['clientId', 'sessionId', 'connectionId', 'protocolVersion', 'cleanSession']);
+  return pick(record, [
+    'clientId',
+    'sessionId',
+    'connectionId',
+    'protocolVersion',
+    'cleanSession',
+    'maximumPacketSize',
+  ]);
 }
 
 function pick<T extends object, K extends keyof T>(record: T, keys: readonly K[]): T {
