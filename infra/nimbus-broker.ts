@@ -90,11 +90,11 @@ export interface NimbusBrokerProps {
    */
   readonly maxPacketSize?: number;
   /**
-   * Quotas on client id, topic and filter lengths and on filters per SUBSCRIBE
-   * (`NIMBUS_MAX_CLIENT_ID_BYTES`, `NIMBUS_MAX_TOPIC_BYTES`, `NIMBUS_MAX_FILTER_BYTES`,
-   * `NIMBUS_MAX_FILTERS_PER_SUBSCRIBE`). Synthesis fails when they would let a key exceed
-   * DynamoDB's limits.
-   * @default - `defaultLimits` in shared/limits.ts: 256, 1024, 767 bytes and 100 filters
+   * Quotas on client id, topic and filter lengths, filters per SUBSCRIBE and subscriptions per
+   * session (`NIMBUS_MAX_CLIENT_ID_BYTES`, `NIMBUS_MAX_TOPIC_BYTES`, `NIMBUS_MAX_FILTER_BYTES`,
+   * `NIMBUS_MAX_FILTERS_PER_SUBSCRIBE`, `NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION`). Synthesis fails
+   * when they would let a key exceed DynamoDB's limits.
+   * @default - `defaultLimits` in shared/limits.ts: 256, 1024, 767 bytes, 100 filters, 1,000 subscriptions
    */
   readonly limits?: Partial<BrokerLimits>;
   /**

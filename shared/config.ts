@@ -24,6 +24,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxTopicBytes: 'NIMBUS_MAX_TOPIC_BYTES',
   maxFilterBytes: 'NIMBUS_MAX_FILTER_BYTES',
   maxFiltersPerSubscribe: 'NIMBUS_MAX_FILTERS_PER_SUBSCRIBE',
+  maxSubscriptionsPerSession: 'NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION',
 };
 
 export interface BrokerConfig {

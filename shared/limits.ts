@@ -13,6 +13,8 @@ export interface BrokerLimits {
   readonly maxTopicBytes: number;
   /** Longest topic filter, in UTF-8 bytes: the Subscriptions sort key holds it with the client id. */
   readonly maxFilterBytes: number;
+  /** Most subscriptions one session may hold; a SUBSCRIBE adding more has those filters refused with 0x97. */
+  readonly maxSubscriptionsPerSession: number;
   /** Most filters one SUBSCRIBE may carry; the rest are refused in the SUBACK, so the packet fits the function timeout. */
   readonly maxFiltersPerSubscribe: number;
 }
@@ -40,6 +42,8 @@ export const defaultLimits: BrokerLimits = {
   maxFilterBytes: dynamoSortKeyLimit - subscriptionKeySeparatorBytes - 256,
   // A SUBSCRIBE costs a write and a retained-message query per filter: 100 finish well inside 15 s.
   maxFiltersPerSubscribe: 100,
+  // Each subscription is an item, and the quota check reads the session's list on every SUBSCRIBE.
+  maxSubscriptionsPerSession: 1000,
 };
 
 /**
@@ -51,6 +55,7 @@ export const defaultLimits: BrokerLimits = {
  */
 export function limitsFault(limits: BrokerLimits): string | undefined {
   const { maxClientIdBytes, maxTopicBytes, maxFilterBytes, maxFiltersPerSubscribe } = limits;
+  // A quota of 0 would refuse everything: each is at least 1.
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isInteger(value) || value < 1) return `${name} must be a positive integer, not ${value}`;
   }

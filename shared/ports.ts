@@ -116,6 +116,11 @@ export interface BrokerStore {
   deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void>;
   /** Every subscription of the client id except those of session `keepSessionId`. */
   deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void>;
+  /**
+   * The filters the client id subscribes with, every session generation, for the per-session quota.
+   * Read from an eventually consistent index: a subscription made a moment ago may be missing.
+   */
+  subscribedFilters(clientId: string): Promise<string[]>;
   /** Subscriptions whose filter matches the topic (all session generations), in no particular order. */
   subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]>;
 

@@ -136,6 +136,19 @@ describe('quotas on lengths, before DynamoDB is touched', () => {
     }
   });
 
+  test('subscriptions past the per-session quota get 0x97 (3.1.1: 0x80); re-subscribing a held filter still works', async () => {
+    for (const version of [4, 5] as const) {
+      const broker = await connected(version, { limits: { maxSubscriptionsPerSession: 2 } });
+      await sendPackets(broker, 'c1', [subscribePacket(1, ['a', 0], ['b', 0])], version);
+      broker.gateway.clear();
+      await sendPackets(broker, 'c1', [subscribePacket(2, ['a', 1], ['c', 1])], version);
+      const suback = onlyPacket(broker, 'c1', 'suback') as ISubackPacket;
+      assert.deepEqual(suback.granted, [1, version === 5 ? 0x97 : 0x80]);
+      assert.deepEqual(await broker.store.subscriptionsMatching('c'), []);
+      assert.deepEqual(broker.gateway.closed, []);
+    }
+  });
+
   test('10,000 filters in one SUBSCRIBE: the first 100 are stored, the rest refused', async () => {
     const broker = await connected(5);
     const filters = Array.from({ length: 10_000 }, (_, i) => `f/${i}`);

@@ -183,6 +183,31 @@ export function filterQuotaCode(
 }
 
 /**
+ * The per-session subscription quota for one SUBSCRIBE: a function giving, for
+ * each filter the SUBSCRIBE would store, 0x97 Quota exceeded (3.1.1: 0x80)
+ * once the session holds `max` subscriptions, or undefined. Re-subscribing a
+ * filter the session already has replaces it and counts nothing.
+ *
+ * @example
+ * const quota = subscriptionQuota(['a'], 1, 5);
+ * quota('a'); // undefined
+ * quota('b'); // 0x97
+ */
+export function subscriptionQuota(
+  existing: Iterable<string>,
+  max: number,
+  version: ProtocolVersion,
+): (filter: string) => number | undefined {
+  const held = new Set(existing);
+  return (filter) => {
+    if (held.has(filter)) return undefined;
+    if (held.size >= max) return version === 5 ? ReasonCode.QuotaExceeded : SubackFailure;
+    held.add(filter);
+    return undefined;
+  };
+}
+
+/**
  * Refuses a packet: a CONNECT gets a CONNACK saying why (a 3.1.1 one only
  * when 3.1.1 has a code for it) [MQTT-3.2.2-5]; any other packet ends the
  * connection, an MQTT 5 client first told why in a DISCONNECT.

@@ -188,6 +188,12 @@ export class MemoryStore implements BrokerStore {
     }
   }
 
+  async subscribedFilters(clientId: string): Promise<string[]> {
+    return [...this.subscriptions.values()].flatMap((partition) =>
+      [...partition.values()].filter((s) => s.clientId === clientId).map((s) => s.filter),
+    );
+  }
+
   async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
     return topicAnchors(topic).flatMap((anchor) =>
       [...(this.subscriptions.get(anchor) ?? [])]

@@ -205,6 +205,19 @@ export function storeConformance(
       );
 
       test(
+        'subscribedFilters lists the client id’s filters, of every session generation, and no one else’s',
+        withStore(async (store) => {
+          await store.putSubscriptions([
+            subscription('a', 's1', 'x/+', 1),
+            subscription('a', 's0', 'y', 0),
+            subscription('b', 's1', 'z', 0),
+          ]);
+          assert.deepEqual((await store.subscribedFilters('a')).sort(), ['x/+', 'y']);
+          assert.deepEqual(await store.subscribedFilters('nobody'), []);
+        }),
+      );
+
+      test(
         'replaceSession from nothing creates the session; a second creation loses',
         withStore(async (store) => {
           const first = session('a', 's1', 'c1');

@@ -4,7 +4,7 @@ import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
 import { isValidTopicFilter } from '../../topics.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { deliver } from '../delivery.js';
-import { filterQuotaCode } from '../packet-rules.js';
+import { filterQuotaCode, subscriptionQuota } from '../packet-rules.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
 
 /** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
@@ -23,9 +23,16 @@ export async function handleSubscribe(
   packet: ISubscribePacket,
 ) {
   const version = record.protocolVersion;
-  const granted = packet.subscriptions.map(
-    (s, i) => filterQuotaCode(s.topic, i, version, ctx.limits) ?? grantFor(s.topic, s.qos, version),
+  const { maxSubscriptionsPerSession } = ctx.limits;
+  const overQuota = subscriptionQuota(
+    await ctx.store.subscribedFilters(record.clientId),
+    maxSubscriptionsPerSession,
+    version,
   );
+  const granted = packet.subscriptions.map((s, i) => {
+    const code = filterQuotaCode(s.topic, i, version, ctx.limits) ?? grantFor(s.topic, s.qos, version);
+    return code <= 2 ? (overQuota(s.topic) ?? code) : code;
+  });
   // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
   const accepted = new Map<string, SubscriptionRecord>();
   packet.subscriptions.forEach((s, i) => {
