@@ -25,6 +25,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxFilterBytes: 'NIMBUS_MAX_FILTER_BYTES',
   maxFiltersPerSubscribe: 'NIMBUS_MAX_FILTERS_PER_SUBSCRIBE',
   maxSubscriptionsPerSession: 'NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION',
+  maxPacketsPerFrame: 'NIMBUS_MAX_PACKETS_PER_FRAME',
 };
 
 export interface BrokerConfig {

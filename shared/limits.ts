@@ -13,6 +13,12 @@ export interface BrokerLimits {
   readonly maxTopicBytes: number;
   /** Longest topic filter, in UTF-8 bytes: the Subscriptions sort key holds it with the client id. */
   readonly maxFilterBytes: number;
+  /**
+   * Most packets one WebSocket frame may carry; a frame with more closes its connection (5.0:
+   * DISCONNECT 0x96 Message rate too high) before any is handled, so a frame's work fits the
+   * function timeout, and a connection's rate is bounded, its frames being handled one at a time.
+   */
+  readonly maxPacketsPerFrame: number;
   /** Most subscriptions one session may hold; a SUBSCRIBE adding more has those filters refused with 0x97. */
   readonly maxSubscriptionsPerSession: number;
   /** Most filters one SUBSCRIBE may carry; the rest are refused in the SUBACK, so the packet fits the function timeout. */
@@ -42,6 +48,8 @@ export const defaultLimits: BrokerLimits = {
   maxFilterBytes: dynamoSortKeyLimit - subscriptionKeySeparatorBytes - 256,
   // A SUBSCRIBE costs a write and a retained-message query per filter: 100 finish well inside 15 s.
   maxFiltersPerSubscribe: 100,
+  // A PUBLISH costs one or two writes (~10 ms each): 1,000 fit 15 s, and a burst MQTT.js coalesces into one frame fits 1,000.
+  maxPacketsPerFrame: 1000,
   // Each subscription is an item, and the quota check reads the session's list on every SUBSCRIBE.
   maxSubscriptionsPerSession: 1000,
 };

@@ -160,6 +160,31 @@ describe('quotas on lengths, before DynamoDB is touched', () => {
   });
 });
 
+describe('work per frame', () => {
+  test('a frame over the packets-per-frame quota closes (5.0 DISCONNECT 0x96) before any packet is handled', async () => {
+    for (const version of [4, 5] as const) {
+      const broker = await connected(version, { limits: { maxPacketsPerFrame: 2 } });
+      await sendPackets(
+        broker,
+        'c1',
+        [publishPacket('t', 'x'), publishPacket('t', 'y'), publishPacket('t', 'z')],
+        version,
+      );
+      assertViolation(broker, version, 0x96);
+      assert.deepEqual(broker.store.accepted, []);
+    }
+  });
+
+  test('a frame at the quota is handled', async () => {
+    const broker = await connected(4, { limits: { maxPacketsPerFrame: 2 } });
+    await sendPackets(broker, 'c1', [{ cmd: 'pingreq' }, { cmd: 'pingreq' }]);
+    assert.deepEqual(
+      broker.gateway.packetsTo('c1').map((p) => p.cmd),
+      ['pingresp', 'pingresp'],
+    );
+  });
+});
+
 describe('packets the spec refuses', () => {
   test('[MQTT-3.8.3-3] SUBSCRIBE without filters closes the connection (5.0 DISCONNECT 0x82), no exception', async () => {
     for (const version of [4, 5] as const) {

@@ -130,6 +130,20 @@ export async function handleFrame(
   }
   const handled: string[] = [];
   let failure: Error | undefined;
+  if (decoded.packets.length > ctx.limits.maxPacketsPerFrame) {
+    // One connection's frames run one at a time (its FIFO group): bounding the work of a frame
+    // bounds the connection's rate and keeps the invocation inside its timeout, with no counter.
+    const first = decoded.packets[0];
+    const version =
+      invocation.record?.protocolVersion ?? (first.cmd === 'connect' && first.protocolVersion === 5 ? 5 : 4);
+    protocolViolation(
+      invocation,
+      version,
+      ReasonCode.MessageRateTooHigh,
+      `${decoded.packets.length} packets in one frame`,
+    );
+    decoded = { ok: true, packets: [] };
+  }
   for (const packet of decoded.packets) {
     failure = await dispatchOrRefuse(ctx, invocation, packet);
     handled.push(packet.cmd);

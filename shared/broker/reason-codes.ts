@@ -15,6 +15,7 @@ export const ReasonCode = {
   TopicNameInvalid: 0x90,
   TopicAliasInvalid: 0x94,
   PacketTooLarge: 0x95,
+  MessageRateTooHigh: 0x96,
   QuotaExceeded: 0x97,
   QoSNotSupported: 0x9b,
   SharedSubscriptionsNotSupported: 0x9e,
