@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { IConnackPacket, IDisconnectPacket, ISubackPacket, Packet } from 'mqtt-packet';
+import mqttPacket, {
+  type IConnackPacket,
+  type IDisconnectPacket,
+  type ISubackPacket,
+  type Packet,
+} from 'mqtt-packet';
+import { publishSize } from '../shared/broker/delivery.js';
 import { handleFrame, isTransientError } from '../shared/broker/inbound.js';
 import { connectionGone } from '../shared/broker/lifecycle.js';
 import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
@@ -452,4 +458,29 @@ describe('replies that fit the gateway', () => {
     );
     assert.deepEqual(await broker.store.outboundMessages('bob'), []);
   });
+});
+
+test('publishSize is the size mqtt-packet encodes, around each Remaining Length step', () => {
+  for (const payloadLength of [0, 120, 127, 16_380, 16_384, 70_000])
+    for (const qos of [0, 1] as const)
+      for (const version of [4, 5] as const) {
+        const message = { topic: 'a/b', payload: new Uint8Array(payloadLength) };
+        const encoded = mqttPacket.generate(
+          {
+            cmd: 'publish',
+            topic: 'a/b',
+            payload: Buffer.alloc(payloadLength),
+            qos,
+            retain: false,
+            dup: false,
+            ...(qos > 0 ? { messageId: 1 } : {}),
+          },
+          { protocolVersion: version },
+        );
+        assert.equal(
+          publishSize(message, qos, version),
+          encoded.length,
+          `${payloadLength} ${qos} ${version}`,
+        );
+      }
 });

@@ -1,9 +1,32 @@
-import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
+import type { IPublishPacket } from 'mqtt-packet';
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
 import { largestPacketFor } from './outbox.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
+
+/**
+ * The encoded size of the PUBLISH carrying `message` at `qos`, without encoding
+ * it (a fan-out checks it once per subscriber): topic, packet id, an empty MQTT 5
+ * property block, payload, then the fixed header and its Remaining Length.
+ *
+ * @example
+ * publishSize({ topic: 'a', payload: new Uint8Array(3) }, 1, 4); // 10
+ */
+export function publishSize(
+  message: Pick<ApplicationMessage, 'topic' | 'payload'>,
+  qos: QoS,
+  version: 4 | 5,
+): number {
+  const remaining =
+    2 +
+    Buffer.byteLength(message.topic) +
+    (qos > 0 ? 2 : 0) +
+    (version === 5 ? 1 : 0) +
+    message.payload.length;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
+}
 
 /** How a packet reaches the session's connection: posted now, or added to a reply frame. */
 export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
@@ -40,10 +63,7 @@ export async function deliver(
   };
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
-  const size = mqttPacket.generate(qos > 0 ? { ...packet, messageId: 1 } : packet, {
-    protocolVersion: session.protocolVersion,
-  }).length;
-  if (size > largest) return 'dropped';
+  if (publishSize(message, qos, session.protocolVersion) > largest) return 'dropped';
   const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
