@@ -484,3 +484,16 @@ test('publishSize is the size mqtt-packet encodes, around each Remaining Length 
         );
       }
 });
+
+test('a CONNECT whose handling fails gets CONNACK 3 (Server unavailable), 5.0 0x83, then the close', async () => {
+  for (const version of [4, 5] as const) {
+    const broker = testContext();
+    broker.store.replaceSession = async () => {
+      throw new RangeError('bug');
+    };
+    const outcome = await connectAs(broker, 'c1', 'alice', { protocolVersion: version });
+    const connack = outcome[0] as IConnackPacket;
+    assert.equal(version === 5 ? connack.reasonCode : connack.returnCode, version === 5 ? 0x83 : 3);
+    assert.deepEqual(broker.gateway.closed, ['c1']);
+  }
+});

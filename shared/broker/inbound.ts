@@ -237,8 +237,9 @@ async function dispatchOrRefuse(
       invocation.record?.protocolVersion ??
       invocation.protocolVersion ??
       (packet.cmd === 'connect' && packet.protocolVersion === 5 ? 5 : 4);
-    if (packet.cmd === 'connect' && !invocation.record) {
-      // No session was started: refuse as CONNECT would, so the client is not left waiting for CONNACK.
+    if (packet.cmd === 'connect' && !invocation.outbox.some((p) => p.cmd === 'connack')) {
+      // Refused as CONNECT would be, so the client is not left waiting for a CONNACK; what the
+      // CONNECT stored is cleaned up when the close comes back as $disconnect.
       refusePacket(invocation, packet, version, {
         code: ReasonCode.ImplementationSpecificError,
         v4ConnackCode: ConnackReturnCode.ServerUnavailable,
