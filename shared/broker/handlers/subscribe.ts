@@ -77,8 +77,10 @@ async function sendRetained(
     invocation.outbox.push(publish);
     return 'sent' as const;
   };
-  for (const subscription of subscriptions) {
-    for (const retained of await ctx.store.retainedMatching(subscription.filter)) {
+  // Queried together (up to the filters-per-SUBSCRIBE quota), delivered in request order.
+  const matches = await Promise.all(subscriptions.map((s) => ctx.store.retainedMatching(s.filter)));
+  for (const [i, subscription] of subscriptions.entries()) {
+    for (const retained of matches[i]) {
       const qos = Math.min(retained.qos, subscription.qos) as QoS;
       // A redelivered SUBSCRIBE frame reuses each packet id, so the session's queue gets one copy.
       const retryKey = invocation.frameId && retainedRetryKey(invocation.frameId, retained.topic);
