@@ -13,6 +13,8 @@ export interface FunctionSettings {
   readonly maxInstances: number;
   /** Billed memory, for GB-seconds. */
   readonly memoryMb: number;
+  /** Lambda's timeout: an invocation still running after it is abandoned and its instance replaced. */
+  readonly timeoutMs: number;
   /** Adds a random 0..jitterMs delay to each invocation, so ordering bugs surface locally. */
   readonly jitterMs?: number;
 }
@@ -33,7 +35,12 @@ interface Instance {
   readonly worker: Worker;
   busy: boolean;
   lastUsed: number;
-  current?: { resolve: (value: unknown) => void; reject: (error: Error) => void };
+  current?: {
+    resolve: (value: unknown) => void;
+    reject: (error: Error) => void;
+    /** Called when the handler starts, after any cold start. */
+    started: () => void;
+  };
 }
 
 const workerUrl = new URL('./lambda-worker-loader.mjs', import.meta.url);
@@ -47,7 +54,7 @@ const workerUrl = new URL('./lambda-worker-loader.mjs', import.meta.url);
  * cache that would break across Lambda instances breaks here too.
  *
  * @example
- * const pool = new FunctionPool({ name: 'message', entry, environment, maxInstances: 4, memoryMb: 256 }, meter);
+ * const pool = new FunctionPool({ name: 'message', entry, environment, maxInstances: 4, memoryMb: 256, timeoutMs: 15_000 }, meter);
  * const response = await pool.invoke(event);
  */
 export class FunctionPool {
@@ -78,13 +85,18 @@ export class FunctionPool {
     if (jitter > 0) await new Promise((r) => setTimeout(r, Math.random() * jitter));
     const instance = await this.acquire();
     const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
     try {
       return await new Promise<unknown>((resolve, reject) => {
-        instance.current = { resolve, reject };
+        const started = () => {
+          timer = setTimeout(() => this.timeOut(instance), this.settings.timeoutMs);
+        };
+        instance.current = { resolve, reject, started };
         instance.worker.ref(); // an invocation in flight keeps the process alive; an idle instance does not
         instance.worker.postMessage({ id: this.nextRequestId++, event });
       });
     } finally {
+      clearTimeout(timer);
       this.meter.lambdaInvocation(
         this.settings.name,
         performance.now() - started,
@@ -97,6 +109,20 @@ export class FunctionPool {
       instance.lastUsed = performance.now();
       this.waiting.shift()?.();
     }
+  }
+
+  /**
+   * As Lambda does at the timeout: the invocation fails (its caller retries the event) and the
+   * instance is stopped where it is and replaced, so none of its unfinished work carries on.
+   */
+  private timeOut(instance: Instance): void {
+    const index = this.instances.indexOf(instance);
+    if (index >= 0) this.instances.splice(index, 1); // never handed another invocation
+    const seconds = this.settings.timeoutMs / 1000;
+    instance.current?.reject(
+      new FunctionError(this.settings.name, 'Sandbox.Timedout', `Task timed out after ${seconds} seconds`),
+    );
+    void instance.worker.terminate();
   }
 
   /** Ends an instance as if its runtime crashed: its invocation in flight fails. */
@@ -136,7 +162,8 @@ export class FunctionPool {
     });
     const instance: Instance = { id: this.nextInstanceId++, worker, busy: false, lastUsed: 0 };
     worker.on('message', (reply: WorkerReply) => {
-      if (reply.ok) instance.current?.resolve(reply.value);
+      if ('started' in reply) instance.current?.started();
+      else if (reply.ok) instance.current?.resolve(reply.value);
       else {
         instance.current?.reject(
           new FunctionError(this.settings.name, reply.error.name, reply.error.message),

@@ -20,6 +20,8 @@ import {
   brokerFunctionIds,
   functionEnvironment,
 } from '../shared/function-environment.js';
+import { defaultFunctionMemoryMb, functionSettings } from '../shared/function-settings.js';
+import type { BrokerLimits } from '../shared/limits.js';
 import { messagesTable, subscriptionsTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
@@ -75,6 +77,13 @@ export interface EmulatorOptions {
   passwordFile?: string;
   /** A Mosquitto ACL file: clients may publish, subscribe and receive only what it grants. */
   aclFile?: string;
+  /**
+   * Each function's timeout, enforced as Lambda does (the invocation is abandoned, its instance
+   * replaced, its event retried); tests shorten them. @default the CDK stack's (shared/function-settings.ts)
+   */
+  functionTimeoutsMs?: Partial<Record<BrokerFunctionId, number>>;
+  /** The broker's quotas, as the CDK prop `limits` (shared/limits.ts). @default defaultLimits */
+  brokerLimits?: Partial<BrokerLimits>;
   /** Where emulator log lines go, one string a line. @default stderr */
   log?: (message: string) => void;
   /**
@@ -291,6 +300,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           maxQueuedPerSession: options.maxQueuedPerSession,
           passwordFile: options.passwordFile && resolve(options.passwordFile),
           aclFile: options.aclFile && resolve(options.aclFile),
+          limits: options.brokerLimits,
         }),
         ...platform,
       };
@@ -300,7 +310,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           entry: new URL(`${name}/index.ts`, functionsDir).href,
           environment,
           maxInstances: options.maxInstances ?? 4,
-          memoryMb: 256,
+          memoryMb: defaultFunctionMemoryMb,
+          timeoutMs: options.functionTimeoutsMs?.[name] ?? functionSettings[name].timeoutSeconds * 1000,
           jitterMs: options.jitterMs,
         },
         meter,

@@ -12,6 +12,8 @@ export interface WorkerInit {
 
 export type WorkerRequest = { readonly id: number; readonly event: unknown };
 export type WorkerReply =
+  /** The module is loaded and the handler starts: Lambda's timeout counts from here, not from the cold start. */
+  | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly ok: true; readonly value: unknown }
   | {
       readonly id: number;
@@ -39,7 +41,9 @@ function handler(): Promise<Handler> {
 
 port.on('message', async ({ id, event }: WorkerRequest) => {
   try {
-    const value = await (await handler())(event, { awsRequestId: String(id) });
+    const fn = await handler();
+    port.postMessage({ id, started: true } satisfies WorkerReply);
+    const value = await fn(event, { awsRequestId: String(id) });
     port.postMessage({ id, ok: true, value } satisfies WorkerReply);
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));

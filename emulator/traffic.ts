@@ -56,7 +56,12 @@ function decode(frame: string, version: ProtocolVersion | undefined): DecodeResu
   try {
     return decodeFrame(frame, version, anySize);
   } catch (error) {
-    return { ok: false, packets: [], reason: `undecodable frame: ${(error as Error).message}` };
+    return {
+      ok: false,
+      packets: [],
+      reason: `undecodable frame: ${(error as Error).message}`,
+      fault: 'malformed',
+    };
   }
 }
 

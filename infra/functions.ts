@@ -15,6 +15,7 @@ import {
   type FunctionEnvironmentOptions,
   functionEnvironment,
 } from '../shared/function-environment.js';
+import { defaultFunctionMemoryMb, functionSettings } from '../shared/function-settings.js';
 import { MosquittoPasswordFile } from '../shared/mosquitto-passwords.js';
 
 /** The Lambda runtime every broker function runs on. */
@@ -50,20 +51,6 @@ export interface BrokerFunctionsProps {
   /** What happens to the log groups when the stack is deleted (the broker's `removalPolicy`). */
   readonly removalPolicy: RemovalPolicy;
 }
-
-/** What differs between the functions besides their code. */
-const functionSpecs: Record<BrokerFunctionId, { timeout: Duration; description: string }> = {
-  connect: { timeout: Duration.seconds(5), description: 'MQTT over WebSocket handshake ($connect)' },
-  message: {
-    timeout: Duration.seconds(15),
-    description: 'MQTT packets from clients ($default, via the frame queue)',
-  },
-  fanout: { timeout: Duration.seconds(60), description: 'Delivers published messages to subscribers' },
-  sweeper: {
-    timeout: Duration.seconds(55),
-    description: 'Keep-alive expiry and connections whose $disconnect was lost',
-  },
-};
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -160,9 +147,9 @@ function brokerFunction(
     depsLockFilePath: existsSync(lockFile) ? lockFile : undefined,
     runtime: brokerRuntime,
     architecture: Architecture.ARM_64,
-    memorySize: props.memorySize ?? 256,
-    timeout: functionSpecs[name].timeout,
-    description: functionSpecs[name].description,
+    memorySize: props.memorySize ?? defaultFunctionMemoryMb,
+    timeout: Duration.seconds(functionSettings[name].timeoutSeconds),
+    description: functionSettings[name].description,
     environment,
     tracing: Tracing.ACTIVE,
     role,

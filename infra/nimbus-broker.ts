@@ -23,6 +23,7 @@ import { Construct } from 'constructs';
 import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
+import type { BrokerLimits } from '../shared/limits.js';
 import type { TableId } from '../shared/tables.js';
 import { acknowledgeChecks } from './checks.js';
 import { addFrameQueue } from './frame-queue.js';
@@ -98,6 +99,14 @@ export interface NimbusBrokerProps {
    * @default - unset: the broker uses API Gateway's 128 KB message limit, base64-decoded
    */
   readonly maxPacketSize?: number;
+  /**
+   * Quotas on client id, topic and filter lengths, filters per SUBSCRIBE and subscriptions per
+   * session (`NIMBUS_MAX_CLIENT_ID_BYTES`, `NIMBUS_MAX_TOPIC_BYTES`, `NIMBUS_MAX_FILTER_BYTES`,
+   * `NIMBUS_MAX_FILTERS_PER_SUBSCRIBE`, `NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION`). Synthesis fails
+   * when they would let a key exceed DynamoDB's limits.
+   * @default - `defaultLimits` in shared/limits.ts: 256, 1024, 767 bytes, 100 filters, 1,000 subscriptions
+   */
+  readonly limits?: Partial<BrokerLimits>;
   /**
    * Memory of each function, in MB. The broker is I/O bound, so more memory mostly costs more.
    * @default 256
@@ -236,6 +245,7 @@ export class NimbusBroker extends Construct {
         managementEndpoint: this.managementEndpoint,
         maxPacketSize: props.maxPacketSize,
         maxQueuedPerSession: props.maxQueuedMessagesPerSession,
+        limits: props.limits,
         authUsers: props.authentication?.users,
         passwordFile: props.authentication?.passwordFile && bundledPasswordFile,
         aclFile: props.aclFile && bundledAclFile,

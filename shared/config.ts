@@ -1,4 +1,5 @@
 import { type PasswordDocument, parsePasswordDocument } from './auth.js';
+import { type BrokerLimits, defaultLimits, limitsFault } from './limits.js';
 import { MAX_FRAME_BYTES } from './protocol/wire.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
@@ -17,6 +18,15 @@ export const defaultMaxQueuedPerSession = 1000;
  * passwords: docs/adr/0005-authentication.md). Set only for the message function; unset, any client may connect.
  */
 export const authUsersEnv = 'NIMBUS_AUTH_USERS';
+/** The environment variable of each quota in shared/limits.ts; unset, its default applies. */
+export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
+  maxClientIdBytes: 'NIMBUS_MAX_CLIENT_ID_BYTES',
+  maxTopicBytes: 'NIMBUS_MAX_TOPIC_BYTES',
+  maxFilterBytes: 'NIMBUS_MAX_FILTER_BYTES',
+  maxFiltersPerSubscribe: 'NIMBUS_MAX_FILTERS_PER_SUBSCRIBE',
+  maxSubscriptionsPerSession: 'NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION',
+  maxPacketsPerFrame: 'NIMBUS_MAX_PACKETS_PER_FRAME',
+};
 
 /**
  * Path of a Mosquitto password file (`mosquitto_passwd`, `npx nimbus passwd`), relative to the
@@ -32,6 +42,7 @@ export interface BrokerConfig {
   readonly dynamoEndpoint?: string;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
+  readonly limits: BrokerLimits;
   /** Who may connect; absent: no authentication. */
   readonly authUsers?: PasswordDocument;
   /** Where the Mosquitto password file is; absent: none. */
@@ -67,12 +78,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
   const maxPacketSize = Number(env[maxPacketSizeEnv] ?? MAX_FRAME_BYTES);
   const maxQueuedPerSession = Number(env[maxQueuedPerSessionEnv] ?? defaultMaxQueuedPerSession);
   const authUsers = env[authUsersEnv];
+  const limits = limitsFromEnv(env);
   return {
     tables,
     managementEndpoint,
     dynamoEndpoint: env[dynamoEndpointEnv] || undefined,
     maxPacketSize,
     maxQueuedPerSession,
+    limits,
     ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
     ...(env[passwordFileEnv] ? { passwordFile: env[passwordFileEnv] } : {}),
     ...(env[aclFileEnv] ? { aclFile: env[aclFileEnv] } : {}),
@@ -85,4 +98,26 @@ function usersFrom(json: string): PasswordDocument {
   } catch (error) {
     throw new Error(`${authUsersEnv} is not a users document: ${(error as Error).message}`);
   }
+}
+
+/**
+ * The quotas the environment sets, each defaulting to `defaultLimits`.
+ * @throws {Error} naming the variables, when a client could make a DynamoDB key too long under them.
+ */
+export function limitsFromEnv(env: NodeJS.ProcessEnv): BrokerLimits {
+  const limits = Object.fromEntries(
+    Object.entries(limitsEnv).map(([key, name]) => {
+      const value = env[name];
+      return [
+        key,
+        value === undefined || value === '' ? defaultLimits[key as keyof BrokerLimits] : Number(value),
+      ];
+    }),
+  ) as unknown as BrokerLimits;
+  const fault = limitsFault(limits);
+  if (fault)
+    throw new Error(
+      `Quotas ${Object.values(limitsEnv).join(', ')} refused: ${fault}. Lower them and redeploy.`,
+    );
+  return limits;
 }

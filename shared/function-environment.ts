@@ -8,11 +8,13 @@ import {
   authUsersEnv,
   defaultMaxQueuedPerSession,
   dynamoEndpointEnv,
+  limitsEnv,
   managementEndpointEnv,
   maxPacketSizeEnv,
   maxQueuedPerSessionEnv,
   passwordFileEnv,
 } from './config.js';
+import { type BrokerLimits, defaultLimits, limitsFault } from './limits.js';
 import { defaultMetricsNamespace, metricsServiceName } from './metric-names.js';
 import { type TableId, tableDefinitions } from './tables.js';
 
@@ -40,6 +42,12 @@ export interface FunctionEnvironmentOptions {
    * @default defaultMaxQueuedPerSession
    */
   readonly maxQueuedPerSession?: number;
+  /**
+   * Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts); checked here
+   * against DynamoDB's key limits, so a quota no key can hold fails before any function runs.
+   * @default defaultLimits
+   */
+  readonly limits?: Partial<BrokerLimits>;
   /**
    * Users by name, each with the entry `npx nimbus hash-password` prints; validated here, so a
    * bad entry fails before any function runs.
@@ -80,6 +88,9 @@ export function functionEnvironment(
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
   const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile } = options;
+  const limits = { ...defaultLimits, ...options.limits };
+  const fault = limitsFault(limits);
+  if (fault) throw new Error(`Broker limits refused: ${fault}.`);
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
@@ -89,6 +100,12 @@ export function functionEnvironment(
     ...(dynamoEndpoint === undefined ? {} : { [dynamoEndpointEnv]: dynamoEndpoint }),
     [maxQueuedPerSessionEnv]: String(options.maxQueuedPerSession ?? defaultMaxQueuedPerSession),
     ...(maxPacketSize === undefined ? {} : { [maxPacketSizeEnv]: String(maxPacketSize) }),
+    ...Object.fromEntries(
+      Object.entries(options.limits ?? {}).map(([key, value]) => [
+        limitsEnv[key as keyof BrokerLimits],
+        String(value),
+      ]),
+    ),
     ...(authUsers && fn === 'message'
       ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: authUsers })) }
       : {}),

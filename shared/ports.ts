@@ -26,6 +26,8 @@ export interface ConnectionRecord {
   readonly connectFrameId?: string;
   /** Who the authenticator said the client is; absent when it connected anonymously. */
   readonly user?: string;
+  /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
+  readonly maximumPacketSize?: number;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -39,6 +41,8 @@ export interface SessionRecord {
   readonly cleanSession: boolean;
   /** The user who started the session; only that user may connect with the client id (ADR 0008). */
   readonly owner?: string;
+  /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
+  readonly maximumPacketSize?: number;
 }
 
 export interface SubscriptionRecord {
@@ -116,6 +120,11 @@ export interface BrokerStore {
   deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void>;
   /** Every subscription of the client id except those of session `keepSessionId`. */
   deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void>;
+  /**
+   * The filters the client id subscribes with, every session generation, for the per-session quota.
+   * Read from an eventually consistent index: a subscription made a moment ago may be missing.
+   */
+  subscribedFilters(clientId: string): Promise<string[]>;
   /** Subscriptions whose filter matches the topic (all session generations), in no particular order. */
   subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]>;
 

@@ -27,6 +27,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     ),
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
+    limits: config.limits,
     now: Date.now,
     newId: randomUUID,
     sleep: (ms) => delay(ms),

@@ -23,7 +23,13 @@ async function handle({ connectionId, frame, disconnected, frameId, sourceIp }: 
   const refused = outcome.closed !== undefined && outcome.handled.at(-1) === 'publish';
   const publishes = outcome.handled.filter((cmd) => cmd === 'publish').length - (refused ? 1 : 0);
   if (publishes > 0) metrics.addMetric(brokerMetricNames.publishesAccepted, MetricUnit.Count, publishes);
-  if (outcome.closed)
+  if (outcome.failure)
+    logger.error('a packet failed and its connection was closed', {
+      connectionId,
+      handled: outcome.handled,
+      error: outcome.failure,
+    });
+  else if (outcome.closed)
     logger.info('connection closed', { connectionId, reason: outcome.closed, handled: outcome.handled });
 }
 

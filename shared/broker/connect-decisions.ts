@@ -8,6 +8,7 @@ import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionReco
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
+import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 
 /** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
@@ -33,6 +34,8 @@ export interface AcceptedConnect {
   readonly will?: ApplicationMessage;
   /** Who the authenticator said the client is; absent without authentication. */
   readonly user?: string;
+  /** The MQTT 5 client's Maximum Packet Size, if it set one. */
+  readonly maximumPacketSize?: number;
 }
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
@@ -109,6 +112,9 @@ export function validateConnect(
     clean,
     keepAliveSeconds: packet.keepalive ?? 0,
     will,
+    ...(version === 5 && packet.properties?.maximumPacketSize !== undefined
+      ? { maximumPacketSize: packet.properties.maximumPacketSize }
+      : {}),
   };
 }
 
@@ -208,6 +214,7 @@ export function connectionRecord(
     connectFrameId: invocation.frameId,
     will: connect.will,
     ...(connect.user === undefined ? {} : { user: connect.user }),
+    ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };
 }
 
@@ -224,6 +231,7 @@ export function sessionRecord(
     protocolVersion: connect.version,
     cleanSession: connect.clean,
     ...(connect.user === undefined ? {} : { owner: connect.user }),
+    ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };
 }
 
@@ -247,7 +255,7 @@ export function buildConnack(
     properties: {
       ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
       maximumPacketSize: maxPacketSize,
-      topicAliasMaximum: 0,
+      topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,

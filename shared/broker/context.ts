@@ -1,6 +1,7 @@
 import type { Packet } from 'mqtt-packet';
 import type { Authorizer } from '../acl.js';
 import type { Authenticator } from '../auth.js';
+import type { BrokerLimits } from '../limits.js';
 import type { LoginThrottle } from '../login-throttle.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
@@ -11,6 +12,8 @@ export interface BrokerContext {
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
+  /** Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts). */
+  readonly limits: BrokerLimits;
   readonly now: () => number;
   /** A fresh unique id (session ids, assigned client ids, message ids). */
   readonly newId: () => string;

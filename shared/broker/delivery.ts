@@ -1,8 +1,32 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { largestPacketFor } from './outbox.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
+
+/**
+ * The encoded size of the PUBLISH carrying `message` at `qos`, without encoding
+ * it (a fan-out checks it once per subscriber): topic, packet id, an empty MQTT 5
+ * property block, payload, then the fixed header and its Remaining Length.
+ *
+ * @example
+ * publishSize({ topic: 'a', payload: new Uint8Array(3) }, 1, 4); // 10
+ */
+export function publishSize(
+  message: Pick<ApplicationMessage, 'topic' | 'payload'>,
+  qos: QoS,
+  version: 4 | 5,
+): number {
+  const remaining =
+    2 +
+    Buffer.byteLength(message.topic) +
+    (qos > 0 ? 2 : 0) +
+    (version === 5 ? 1 : 0) +
+    message.payload.length;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
+}
 
 /** How a packet reaches the session's connection: posted now, or added to a reply frame. */
 export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
@@ -13,6 +37,10 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
  * (queued while offline), and for QoS 2 the same packet id on every retry of
  * the same message, so the receiver discards repeats [MQTT-4.3.3-2].
  *
+ * A message larger than the client can be sent is dropped before any of
+ * this [MQTT-3.1.2-25]. `retryKey` pins the packet id at QoS 1 as at QoS 2,
+ * so a retried caller queues the message once.
+ *
  * @example
  * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
  */
@@ -21,7 +49,7 @@ export async function deliver(
   session: SessionRecord,
   message: ApplicationMessage,
   qos: QoS,
-  options: { retain: boolean; messageKey?: string },
+  options: { retain: boolean; messageKey?: string; retryKey?: string },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
   const online = session.connectionId !== undefined;
@@ -33,13 +61,16 @@ export async function deliver(
     retain: options.retain,
     dup: false,
   };
+  // An offline session's next connection may allow more: only the gateway's own limit applies.
+  const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
+  if (publishSize(message, qos, session.protocolVersion) > largest) return 'dropped';
+  const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
   } else {
-    const id =
-      qos === 2 && options.messageKey
-        ? await ctx.store.claimQoS2Delivery(session.clientId, options.messageKey)
-        : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
+    const id = pinKey
+      ? await ctx.store.claimQoS2Delivery(session.clientId, pinKey)
+      : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
     // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
     if (id.received) return 'sent';
     packet.messageId = id.packetId;

@@ -1,13 +1,15 @@
 import type { Packet } from 'mqtt-packet';
 import type { ConnectionRecord } from '../ports.js';
-import { decodeFrame, encodeFrame } from '../protocol/frames.js';
-import { type BrokerContext, type Invocation, versionOf } from './context.js';
+import { decodeFrame } from '../protocol/frames.js';
+import type { BrokerContext, Invocation } from './context.js';
 import { handleAck } from './handlers/acks.js';
 import { handleConnect } from './handlers/connect.js';
 import { handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { protocolViolation } from './handlers/violation.js';
-import { ReasonCode } from './reason-codes.js';
+import { flushOutbox } from './outbox.js';
+import { packetFault, refusePacket } from './packet-rules.js';
+import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 import { shouldTouch } from './sweep.js';
 
 export interface FrameOutcome {
@@ -15,6 +17,8 @@ export interface FrameOutcome {
   readonly handled: string[];
   /** Why the connection was closed, if it was. */
   readonly closed?: string;
+  /** The error a packet's handler threw, when it was the packet's fault and closed the connection. */
+  readonly failure?: Error;
 }
 
 // $default invocations of one connection run concurrently, so a packet can
@@ -51,6 +55,11 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
       ); // [MQTT-3.1.0-2]
       return;
     }
+    const version = packet.protocolVersion;
+    if (version === 4 || version === 5) {
+      const fault = packetFault(packet, version, ctx.limits);
+      if (fault) return refusePacket(invocation, packet, version, fault);
+    }
     await handleConnect(ctx, invocation, packet);
     return;
   }
@@ -59,6 +68,9 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
     invocation.closeReason = `${packet.cmd.toUpperCase()} before CONNECT`; // [MQTT-3.1.0-1]
     return;
   }
+  // Refused before any handler touches the store with what the packet carries.
+  const fault = packetFault(packet, record.protocolVersion, ctx.limits);
+  if (fault) return refusePacket(invocation, packet, record.protocolVersion, fault);
   switch (packet.cmd) {
     case 'publish':
       return handlePublish(ctx, invocation, record, packet);
@@ -118,21 +130,130 @@ export async function handleFrame(
     decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
   }
   const handled: string[] = [];
+  let failure: Error | undefined;
+  if (decoded.packets.length > ctx.limits.maxPacketsPerFrame) {
+    // One connection's frames run one at a time (its FIFO group): bounding the work of a frame
+    // bounds the connection's rate and keeps the invocation inside its timeout, with no counter.
+    const first = decoded.packets[0];
+    const version =
+      invocation.record?.protocolVersion ?? (first.cmd === 'connect' && first.protocolVersion === 5 ? 5 : 4);
+    protocolViolation(
+      invocation,
+      version,
+      ReasonCode.MessageRateTooHigh,
+      `${decoded.packets.length} packets in one frame`,
+    );
+    decoded = { ok: true, packets: [] };
+  }
   for (const packet of decoded.packets) {
-    await dispatch(ctx, invocation, packet);
+    failure = await dispatchOrRefuse(ctx, invocation, packet);
     handled.push(packet.cmd);
     if (invocation.closeReason) break;
   }
   if (!decoded.ok && !invocation.closeReason) {
-    // [MQTT-4.8.0-1] a malformed packet closes the connection.
-    const code = decoded.reason.startsWith('packet of')
-      ? ReasonCode.PacketTooLarge
-      : ReasonCode.MalformedPacket;
-    protocolViolation(invocation, invocation.record?.protocolVersion, code, decoded.reason);
+    if (decoded.fault === 'protocol-level') {
+      // [MQTT-3.1.2-2] an unknown protocol level: CONNACK 1, in the 3.1.1 form every level reads.
+      invocation.protocolVersion = 4;
+      invocation.outbox.push({
+        cmd: 'connack',
+        sessionPresent: false,
+        returnCode: ConnackReturnCode.UnacceptableProtocolVersion,
+      });
+      invocation.closeReason = decoded.reason;
+    } else {
+      // [MQTT-4.8.0-1] a malformed packet closes the connection.
+      const code = decoded.fault === 'too-large' ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
+      protocolViolation(invocation, invocation.record?.protocolVersion, code, decoded.reason);
+    }
   }
-  if (invocation.outbox.length > 0) {
-    await ctx.gateway.send(connectionId, encodeFrame(invocation.outbox, versionOf(invocation)));
-  }
+  await flushOutbox(ctx, invocation);
   if (invocation.closeReason) await ctx.gateway.close(connectionId);
-  return { handled, closed: invocation.closeReason };
+  return { handled, closed: invocation.closeReason, ...(failure ? { failure } : {}) };
+}
+
+// AWS SDK v3 error names of passing trouble: throttling, capacity, conflicts, the service's own failures.
+const transientErrorNames = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TransactionConflictException',
+  'TransactionInProgressException',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'LimitExceededException',
+  'TooManyRequestsException',
+  'TimeoutError',
+]);
+// Node's codes for a network that failed under the SDK.
+const transientErrorCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+/**
+ * Whether an error is the platform's passing trouble (throttling, a 5xx, a
+ * broken socket, a conflicting transaction), so the frame is worth retrying;
+ * any other error is taken as the packet's fault. Reads only the shape of
+ * AWS SDK v3 errors (`name`, `$retryable`, `$metadata`), no SDK types.
+ *
+ * @example
+ * isTransientError(Object.assign(new Error('slow down'), { name: 'ThrottlingException' })); // true
+ * isTransientError(new TypeError('x is undefined')); // false
+ */
+export function isTransientError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const shaped = error as Error & {
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+    code?: unknown;
+    CancellationReasons?: ReadonlyArray<{ Code?: string }>;
+  };
+  if (shaped.$retryable) return true;
+  const status = shaped.$metadata?.httpStatusCode;
+  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  if (shaped.name === 'TransactionCanceledException')
+    return (shaped.CancellationReasons ?? []).some(
+      (r) => r.Code === 'TransactionConflict' || r.Code === 'ThrottlingError',
+    );
+  return transientErrorNames.has(shaped.name) || transientErrorCodes.has(String(shaped.code));
+}
+
+/**
+ * Handles one packet, so that no packet can stall its connection: a transient
+ * error is thrown on, and the queue retries the frame; any other error (a
+ * handler bug, a store refusing what the packet carries) ends this connection
+ * only, with DISCONNECT 0x83 for MQTT 5, instead of a retry that would fail the
+ * same way five times and dead-letter the frames behind it. Returns that error.
+ */
+async function dispatchOrRefuse(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  packet: Packet,
+): Promise<Error | undefined> {
+  try {
+    await dispatch(ctx, invocation, packet);
+    return undefined;
+  } catch (error) {
+    if (isTransientError(error)) throw error;
+    const failure = error instanceof Error ? error : new Error(String(error));
+    const version =
+      invocation.record?.protocolVersion ??
+      invocation.protocolVersion ??
+      (packet.cmd === 'connect' && packet.protocolVersion === 5 ? 5 : 4);
+    if (packet.cmd === 'connect' && !invocation.outbox.some((p) => p.cmd === 'connack')) {
+      // Refused as CONNECT would be, so the client is not left waiting for a CONNACK; what the
+      // CONNECT stored is cleaned up when the close comes back as $disconnect.
+      refusePacket(invocation, packet, version, {
+        code: ReasonCode.ImplementationSpecificError,
+        v4ConnackCode: ConnackReturnCode.ServerUnavailable,
+        reason: `CONNECT failed: ${failure.message}`,
+      });
+    } else {
+      protocolViolation(
+        invocation,
+        version,
+        ReasonCode.ImplementationSpecificError,
+        `${packet.cmd.toUpperCase()} failed: ${failure.message}`,
+      );
+    }
+    return failure;
+  }
 }

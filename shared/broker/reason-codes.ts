@@ -13,7 +13,10 @@ export const ReasonCode = {
   SessionTakenOver: 0x8e,
   TopicFilterInvalid: 0x8f,
   TopicNameInvalid: 0x90,
+  TopicAliasInvalid: 0x94,
   PacketTooLarge: 0x95,
+  MessageRateTooHigh: 0x96,
+  QuotaExceeded: 0x97,
   QoSNotSupported: 0x9b,
   SharedSubscriptionsNotSupported: 0x9e,
   ConnectionRateExceeded: 0x9f,
@@ -24,6 +27,7 @@ export const ConnackReturnCode = {
   Accepted: 0,
   UnacceptableProtocolVersion: 1,
   IdentifierRejected: 2,
+  ServerUnavailable: 3,
   BadUserNameOrPassword: 4,
   NotAuthorized: 5,
 } as const;

@@ -4,9 +4,46 @@ import { frameTextFault, packetSize } from './wire.js';
 /** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
 export type ProtocolVersion = 4 | 5;
 
+/** What was wrong with a frame: too large a packet, an unknown protocol level in CONNECT, or anything else malformed. */
+export type DecodeFault = 'too-large' | 'protocol-level' | 'malformed';
+
 export type DecodeResult =
   | { readonly ok: true; readonly packets: Packet[] }
-  | { readonly ok: false; readonly packets: Packet[]; readonly reason: string };
+  | { readonly ok: false; readonly packets: Packet[]; readonly reason: string; readonly fault: DecodeFault };
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The parser's internals `checkStrings` reaches into; mqtt-packet 9 reads every UTF-8 string in `_parseString`. */
+interface StringReader {
+  _pos: number;
+  _list: { slice(start: number, end: number): Buffer };
+  _parseString(): string | null;
+  _emitError(error: Error): void;
+}
+
+/**
+ * Makes the parser refuse ill-formed UTF-8 in every string it reads [MQTT-1.5.3-1] (5.0:
+ * [MQTT-1.5.4-1]); U+0000 is well-formed and left to the checks of each field, which answer it
+ * with a reason code where there is one (a client id's CONNACK 2). mqtt-packet decodes strings with
+ * `toString('utf8')`, which silently turns bad bytes into U+FFFD, and exposes no raw bytes; its
+ * one string reader is wrapped here instead, so the check sees exactly the bytes of each string.
+ */
+function checkStrings(parser: unknown): void {
+  const reader = parser as StringReader;
+  const readString = reader._parseString;
+  reader._parseString = function (this: StringReader) {
+    const start = this._pos + 2;
+    const text = readString.call(this);
+    if (text === null) return null;
+    try {
+      strictUtf8.decode(this._list.slice(start, this._pos));
+    } catch {
+      this._emitError(new Error('string is not well-formed UTF-8'));
+      return null;
+    }
+    return text;
+  };
+}
 
 /**
  * Decodes one WebSocket text frame of the wire contract into MQTT packets.
@@ -25,7 +62,7 @@ export function decodeFrame(
 ): DecodeResult {
   // The client transport and the bridge apply the same rule, so both ends refuse the same frames.
   const fault = frameTextFault(text);
-  if (fault !== undefined) return { ok: false, packets: [], reason: fault };
+  if (fault !== undefined) return { ok: false, packets: [], reason: fault, fault: 'malformed' };
   const decoded = Buffer.from(text, 'base64');
   // mqtt-packet reads a Remaining Length in more bytes than needed; the wire framer does not. Only
   // the packets before such a length are parsed, so both ends refuse the same frames.
@@ -34,28 +71,37 @@ export function decodeFrame(
   const settings = { protocolVersion: protocolVersion ?? 4 };
   // The parser reads this object for each packet; a CONNECT switches it to its own version.
   const parser = mqttPacket.parser(settings);
+  checkStrings(parser);
   const packets: Packet[] = [];
   let failure: string | undefined;
+  let kind: DecodeFault = 'malformed';
   parser.on('packet', (packet: Packet) => {
     if (packet.cmd === 'connect' && (packet.protocolVersion === 4 || packet.protocolVersion === 5)) {
       settings.protocolVersion = packet.protocolVersion;
     }
     // The size is the whole packet: fixed header byte, Remaining Length (7 bits a byte) and the rest.
-    if (1 + Math.ceil((packet.length ?? 0).toString(2).length / 7) + (packet.length ?? 0) > maxPacketSize)
-      failure ??= `packet of ${packet.length} bytes exceeds the maximum`;
+    if (1 + Math.ceil((packet.length ?? 0).toString(2).length / 7) + (packet.length ?? 0) > maxPacketSize) {
+      if (failure === undefined) {
+        failure = `packet of ${packet.length} bytes exceeds the maximum`;
+        kind = 'too-large';
+      }
+    }
     if (lacksPacketId(packet))
       failure ??= `malformed packet: ${packet.cmd.toUpperCase()} without a packet identifier`;
     if (!failure) packets.push(packet);
   });
   parser.on('error', (error: Error) => {
-    failure ??= `malformed packet: ${error.message}`;
+    if (failure !== undefined) return;
+    failure = `malformed packet: ${error.message}`;
+    // [MQTT-3.1.2-2] an unknown level is answered with a CONNACK, not only a close.
+    if (error.message === 'Invalid protocol version' && packets.length === 0) kind = 'protocol-level';
   });
   const leftover = parser.parse(bytes);
   if (lengths) failure ??= `malformed packet: ${lengths.reason}`;
   // mqtt-packet consumes a fixed header and Remaining Length before the rest arrives: a started packet is a cut one.
   if (!failure && (leftover > 0 || (parser as unknown as { packet: { cmd: unknown } }).packet.cmd !== null))
     failure = 'frame ends inside a packet';
-  return failure ? { ok: false, packets, reason: failure } : { ok: true, packets };
+  return failure ? { ok: false, packets, reason: failure, fault: kind } : { ok: true, packets };
 }
 
 const PACKETS_WITH_ID = new Set([

@@ -94,6 +94,10 @@ export class DynamoStore implements BrokerStore {
     return this.subscriptions.deleteStaleSubscriptions(clientId, keepSessionId);
   }
 
+  subscribedFilters(clientId: string): Promise<string[]> {
+    return this.subscriptions.subscribedFilters(clientId);
+  }
+
   subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
     return this.subscriptions.subscriptionsMatching(topic);
   }

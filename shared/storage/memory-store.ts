@@ -118,8 +118,9 @@ export class MemoryStore implements BrokerStore {
       : stored === undefined;
     if (!holds) return false;
     // Only the record's fields are written: the counters carry over to the new session.
-    const { clientId, sessionId, connectionId, protocolVersion, cleanSession, owner } = next;
-    const { owner: _previousOwner, ...kept } = stored ?? {};
+    const { clientId, sessionId, connectionId, protocolVersion, cleanSession, owner, maximumPacketSize } =
+      next;
+    const { owner: _previousOwner, maximumPacketSize: _previousMaximum, ...kept } = stored ?? {};
     this.sessions.set(clientId, {
       ...kept,
       clientId,
@@ -128,6 +129,7 @@ export class MemoryStore implements BrokerStore {
       protocolVersion,
       cleanSession,
       ...(owner === undefined ? {} : { owner }),
+      ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
     });
     return true;
   }
@@ -186,6 +188,12 @@ export class MemoryStore implements BrokerStore {
         }
       }
     }
+  }
+
+  async subscribedFilters(clientId: string): Promise<string[]> {
+    return [...this.subscriptions.values()].flatMap((partition) =>
+      [...partition.values()].filter((s) => s.clientId === clientId).map((s) => s.filter),
+    );
   }
 
   async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {

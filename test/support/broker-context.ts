@@ -4,6 +4,7 @@ import type { Authenticator } from '../../shared/auth.js';
 import type { BrokerContext } from '../../shared/broker/context.js';
 import { fanOut } from '../../shared/broker/fanout.js';
 import { type FrameOutcome, handleFrame } from '../../shared/broker/inbound.js';
+import { type BrokerLimits, defaultLimits } from '../../shared/limits.js';
 import type { LoginThrottle } from '../../shared/login-throttle.js';
 import type { StoredMessage } from '../../shared/ports.js';
 import { MemoryStore } from '../../shared/storage/memory-store.js';
@@ -54,6 +55,7 @@ export function testContext(
     loginThrottle?: LoginThrottle;
     maxQueuedPerSession?: number;
     maxPacketSize?: number;
+    limits?: Partial<BrokerLimits>;
   } = {},
 ): TestBroker {
   const clock = new FakeClock();
@@ -65,6 +67,7 @@ export function testContext(
     gateway,
     maxPacketSize: options.maxPacketSize ?? 128 * 1024,
     maxQueuedPerSession: options.maxQueuedPerSession ?? 1000,
+    limits: { ...defaultLimits, ...options.limits },
     now: clock.now,
     newId: () => `id-${++ids}`,
     sleep: async () => {},

@@ -205,6 +205,19 @@ export function storeConformance(
       );
 
       test(
+        'subscribedFilters lists the client id’s filters, of every session generation, and no one else’s',
+        withStore(async (store) => {
+          await store.putSubscriptions([
+            subscription('a', 's1', 'x/+', 1),
+            subscription('a', 's0', 'y', 0),
+            subscription('b', 's1', 'z', 0),
+          ]);
+          assert.deepEqual((await store.subscribedFilters('a')).sort(), ['x/+', 'y']);
+          assert.deepEqual(await store.subscribedFilters('nobody'), []);
+        }),
+      );
+
+      test(
         'replaceSession from nothing creates the session; a second creation loses',
         withStore(async (store) => {
           const first = session('a', 's1', 'c1');
@@ -237,6 +250,19 @@ export function storeConformance(
           const next = session('a', 's1', 'c2', { protocolVersion: 5 });
           assert.equal(await store.replaceSession(next, first), true);
           assert.deepEqual(sessionFields(await store.getSession('a')), next);
+        }),
+      );
+
+      test(
+        'replaceSession keeps the connected client’s Maximum Packet Size, and forgets it when the next one sets none',
+        withStore(async (store) => {
+          const first = session('a', 's1', 'c1', { protocolVersion: 5, maximumPacketSize: 1024 });
+          await store.replaceSession(first, undefined);
+          assert.deepEqual(sessionFields(await store.getSession('a')), first);
+          const next = session('a', 's1', 'c2');
+          await store.replaceSession(next, first);
+          assert.deepEqual(sessionFields(await store.getSession('a')), next);
+          assert.deepEqual(sessionFields((await store.getSessions(['a'])).get('a')), next);
         }),
       );
 
@@ -905,6 +931,7 @@ const connectionKeys = [
   'will',
   'connectFrameId',
   'user',
+  'maximumPacketSize',
 ] as const;
 
 /** The record's own fields: a backend may keep bookkeeping attributes (an expiry) next to them. */
@@ -932,7 +959,15 @@ function session(
 /** The record's own fields: a backend may keep counters next to them. */
 function sessionFields(record: SessionRecord | undefined): SessionRecord {
   assert.ok(record, 'session record');
-  return pick(record, ['clientId', 'sessionId', 'connectionId', 'protocolVersion', 'cleanSession', 'owner']);
+  return pick(record, [
+    'clientId',
+    'sessionId',
+    'connectionId',
+    'protocolVersion',
+    'cleanSession',
+    'owner',
+    'maximumPacketSize',
+  ]);
 }
 
 function pick<T extends object, K extends keyof T>(record: T, keys: readonly K[]): T {

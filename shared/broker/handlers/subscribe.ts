@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import type { IPublishPacket, ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
 import { isValidTopicFilter } from '../../topics.js';
 import { mayRead, maySubscribe } from '../authorization.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { deliver } from '../delivery.js';
+import { filterQuotaCode, subscriptionQuota } from '../packet-rules.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
 
 /** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
@@ -21,13 +23,20 @@ export async function handleSubscribe(
   record: ConnectionRecord,
   packet: ISubscribePacket,
 ) {
+  const version = record.protocolVersion;
+  const { maxSubscriptionsPerSession } = ctx.limits;
+  const overQuota = subscriptionQuota(
+    await ctx.store.subscribedFilters(record.clientId),
+    maxSubscriptionsPerSession,
+    version,
+  );
   const who = { user: record.user, clientId: record.clientId };
-  const granted = packet.subscriptions.map((s) => {
-    const code = grantFor(s.topic, s.qos, record.protocolVersion);
+  const granted = packet.subscriptions.map((s, i) => {
+    const code = filterQuotaCode(s.topic, i, version, ctx.limits) ?? grantFor(s.topic, s.qos, version);
     // Refused only for this filter; the others in the packet are granted [MQTT-3.9.3-1].
     if (code <= 2 && !maySubscribe(ctx, who, s.topic))
-      return record.protocolVersion === 5 ? ReasonCode.NotAuthorized : SubackFailure;
-    return code;
+      return version === 5 ? ReasonCode.NotAuthorized : SubackFailure;
+    return code <= 2 ? (overQuota(s.topic) ?? code) : code;
   });
   // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
   const accepted = new Map<string, SubscriptionRecord>();
@@ -67,19 +76,29 @@ async function sendRetained(
     connectionId: record.connectionId,
     protocolVersion: record.protocolVersion,
     cleanSession: record.cleanSession,
+    maximumPacketSize: record.maximumPacketSize,
   };
   const toReplyFrame = async (publish: IPublishPacket) => {
     invocation.outbox.push(publish);
     return 'sent' as const;
   };
-  for (const subscription of subscriptions) {
-    for (const retained of await ctx.store.retainedMatching(subscription.filter)) {
+  // Queried together (up to the filters-per-SUBSCRIBE quota), delivered in request order.
+  const matches = await Promise.all(subscriptions.map((s) => ctx.store.retainedMatching(s.filter)));
+  for (const [i, subscription] of subscriptions.entries()) {
+    for (const retained of matches[i]) {
       // A filter may be granted while some topics under it are denied.
       if (!mayRead(ctx, { user: record.user, clientId: record.clientId }, retained.topic)) continue;
       const qos = Math.min(retained.qos, subscription.qos) as QoS;
-      await deliver(ctx, session, retained, qos, { retain: true }, toReplyFrame);
+      // A redelivered SUBSCRIBE frame reuses each packet id, so the session's queue gets one copy.
+      const retryKey = invocation.frameId && retainedRetryKey(invocation.frameId, retained.topic);
+      await deliver(ctx, session, retained, qos, { retain: true, retryKey }, toReplyFrame);
     }
   }
+}
+
+/** The key pinning one retained message's packet id for one SUBSCRIBE frame: short, whatever the topic's length. */
+function retainedRetryKey(frameId: string, topic: string): string {
+  return `sub#${frameId}#${createHash('sha256').update(topic).digest('base64url')}`;
 }
 
 /** UNSUBSCRIBE: delete the subscriptions, then UNSUBACK [MQTT-3.10.4-4]. */

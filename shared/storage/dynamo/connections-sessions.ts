@@ -30,6 +30,17 @@ type ConnectionsAndSessionsPort = Pick<
  * const part = new ConnectionsAndSessions({ db, tables, now: Date.now });
  * await part.claimConnection(record); // false for a second CONNECT
  */
+/** The session update: fields that a new CONNECT may leave out are removed, not kept from the last one. */
+function sessionUpdate(next: SessionRecord): string {
+  const set = ['sessionId = :s', 'connectionId = :c', 'protocolVersion = :v', 'cleanSession = :clean'];
+  const remove: string[] = [];
+  if (next.owner === undefined) remove.push('#owner');
+  else set.push('#owner = :owner');
+  if (next.maximumPacketSize === undefined) remove.push('maximumPacketSize');
+  else set.push('maximumPacketSize = :m');
+  return `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`;
+}
+
 export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
   constructor(private readonly database: Database) {}
 
@@ -122,10 +133,9 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         new UpdateCommand({
           TableName: tables.Sessions,
           Key: { clientId: next.clientId },
-          // The owner is the connecting user's (ADR 0008); a session started anonymously has none.
-          UpdateExpression: `SET sessionId = :s, connectionId = :c, protocolVersion = :v, cleanSession = :clean${
-            next.owner === undefined ? ' REMOVE #owner' : ', #owner = :owner'
-          }`,
+          // The owner is the connecting user's (ADR 0008); a session started anonymously has none. A
+          // client that sets no Maximum Packet Size this time takes back the last one's.
+          UpdateExpression: sessionUpdate(next),
           // OWNER is a DynamoDB reserved word.
           ExpressionAttributeNames: { '#owner': 'owner' },
           // Two CONNECTs racing for one client id: the loser re-reads and so sees the winner to take over from.
@@ -138,6 +148,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':v': next.protocolVersion,
             ':clean': next.cleanSession,
             ...(next.owner === undefined ? {} : { ':owner': next.owner }),
+            ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
               : {}),

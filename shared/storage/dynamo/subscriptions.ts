@@ -8,7 +8,11 @@ import { batchWrite, queryAll, queryPages } from './paging.js';
 
 type SubscriptionsPort = Pick<
   BrokerStore,
-  'putSubscriptions' | 'deleteSubscriptions' | 'deleteStaleSubscriptions' | 'subscriptionsMatching'
+  | 'putSubscriptions'
+  | 'deleteSubscriptions'
+  | 'deleteStaleSubscriptions'
+  | 'subscribedFilters'
+  | 'subscriptionsMatching'
 >;
 
 /**
@@ -92,6 +96,19 @@ export class Subscriptions implements SubscriptionsPort {
         );
       }
     }
+  }
+
+  async subscribedFilters(clientId: string): Promise<string[]> {
+    const { db, tables } = this.database;
+    const items = await queryAll(db, {
+      TableName: tables.Subscriptions,
+      IndexName: 'byClient',
+      KeyConditionExpression: 'clientId = :c',
+      ExpressionAttributeNames: { '#filter': 'filter' },
+      ExpressionAttributeValues: { ':c': clientId },
+      ProjectionExpression: '#filter',
+    });
+    return items.map((item) => String(item.filter));
   }
 
   async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {

@@ -1,0 +1,78 @@
+/**
+ * The broker's quotas on what one client may send: lengths that keep every
+ * DynamoDB key the broker builds within DynamoDB's key limits, and the work one
+ * packet may ask for. Read from the environment (shared/config.ts), set by the
+ * CDK construct and the emulator (shared/function-environment.ts).
+ * docs/adr/0010-limits-and-hostile-input.md explains each choice.
+ */
+
+export interface BrokerLimits {
+  /** Longest client id, in UTF-8 bytes: a partition key, and part of the Deliveries and Subscriptions sort keys. */
+  readonly maxClientIdBytes: number;
+  /** Longest topic name, in UTF-8 bytes: the Retained table's sort key. */
+  readonly maxTopicBytes: number;
+  /** Longest topic filter, in UTF-8 bytes: the Subscriptions sort key holds it with the client id. */
+  readonly maxFilterBytes: number;
+  /**
+   * Most packets one WebSocket frame may carry; a frame with more closes its connection (5.0:
+   * DISCONNECT 0x96 Message rate too high) before any is handled, so a frame's work fits the
+   * function timeout, and a connection's rate is bounded, its frames being handled one at a time.
+   */
+  readonly maxPacketsPerFrame: number;
+  /** Most subscriptions one session may hold; a SUBSCRIBE adding more has those filters refused with 0x97. */
+  readonly maxSubscriptionsPerSession: number;
+  /** Most filters one SUBSCRIBE may carry; the rest are refused in the SUBACK, so the packet fits the function timeout. */
+  readonly maxFiltersPerSubscribe: number;
+}
+
+/** DynamoDB's largest sort key value, in bytes. */
+export const dynamoSortKeyLimit = 1024;
+/** DynamoDB's largest partition key value, in bytes. */
+export const dynamoPartitionKeyLimit = 2048;
+
+/**
+ * Bytes of a Deliveries sort key besides the publisher's client id: the QoS 2
+ * marker `qos2#<publisher>#<message id>` (shared/storage/keys.ts), whose
+ * message id is a 9-character time, a dash and a 36-character UUID; rounded up.
+ */
+const qos2MarkerOverheadBytes = 64;
+/** Bytes of a Subscriptions sort key besides filter and client id: the separator. */
+const subscriptionKeySeparatorBytes = 1;
+
+/** What the broker accepts when nothing is configured. */
+export const defaultLimits: BrokerLimits = {
+  // Far above MQTT's 23 and AWS IoT Core's 128: long enough for any naming scheme, short enough to key on.
+  maxClientIdBytes: 256,
+  maxTopicBytes: dynamoSortKeyLimit,
+  // What the Subscriptions sort key leaves once the longest client id is in it.
+  maxFilterBytes: dynamoSortKeyLimit - subscriptionKeySeparatorBytes - 256,
+  // A SUBSCRIBE costs a write and a retained-message query per filter: 100 finish well inside 15 s.
+  maxFiltersPerSubscribe: 100,
+  // A PUBLISH costs one or two writes (~10 ms each): 1,000 fit 15 s, and a burst MQTT.js coalesces into one frame fits 1,000.
+  maxPacketsPerFrame: 1000,
+  // Each subscription is an item, and the quota check reads the session's list on every SUBSCRIBE.
+  maxSubscriptionsPerSession: 1000,
+};
+
+/**
+ * Why these limits would let a client make a key DynamoDB refuses, or
+ * undefined when every key fits.
+ *
+ * @example
+ * limitsFault({ ...defaultLimits, maxClientIdBytes: 2000 }); // 'client ids of 2000 bytes …'
+ */
+export function limitsFault(limits: BrokerLimits): string | undefined {
+  const { maxClientIdBytes, maxTopicBytes, maxFilterBytes, maxFiltersPerSubscribe } = limits;
+  // A quota of 0 would refuse everything: each is at least 1.
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) return `${name} must be a positive integer, not ${value}`;
+  }
+  if (maxClientIdBytes + qos2MarkerOverheadBytes > dynamoSortKeyLimit)
+    return `client ids of ${maxClientIdBytes} bytes do not fit a Deliveries sort key: at most ${dynamoSortKeyLimit - qos2MarkerOverheadBytes}`;
+  if (maxTopicBytes > dynamoSortKeyLimit)
+    return `topics of ${maxTopicBytes} bytes do not fit the Retained sort key: at most ${dynamoSortKeyLimit}`;
+  if (maxFilterBytes + subscriptionKeySeparatorBytes + maxClientIdBytes > dynamoSortKeyLimit)
+    return `filters of ${maxFilterBytes} bytes with client ids of ${maxClientIdBytes} bytes do not fit a Subscriptions sort key: together at most ${dynamoSortKeyLimit - subscriptionKeySeparatorBytes}`;
+  if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
+  return undefined;
+}
