@@ -52,7 +52,8 @@ const functionSpecs: Record<BrokerFunctionId, { timeout: Duration; description: 
   },
   fanout: { timeout: Duration.seconds(60), description: 'Delivers published messages to subscribers' },
   sweeper: {
-    timeout: Duration.seconds(55),
+    // The keep-alive check loops through its minute (shared/broker/keepalive.ts keepAliveSchedule).
+    timeout: Duration.seconds(75),
     description: 'Keep-alive expiry and connections whose $disconnect was lost',
   },
 };

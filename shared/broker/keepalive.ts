@@ -45,6 +45,12 @@ export function keepAliveDue(record: KeepAliveFields): number | undefined {
   return Number.isFinite(deadline) ? deadline : undefined;
 }
 
+/**
+ * The keep-alive schedule's input on AWS: EventBridge starts it once a minute
+ * (its shortest rate), and it checks every second for that minute.
+ */
+export const keepAliveSchedule = { runForMs: 60_000, periodMs: 1_000 } as const;
+
 /** MQTT 5 DISCONNECT reason code 0x8D Keep Alive timeout. */
 const keepAliveTimeout = 0x8d;
 
