@@ -85,7 +85,7 @@ test('keep-alive 0 means no keep-alive: never due, never closed', async () => {
   await connectAs(broker, 'c1', 'alice', { keepalive: 0, will });
   broker.clock.advance(3_600_000);
   assert.deepEqual(await broker.store.connectionsDue(broker.clock.now()), []);
-  assert.deepEqual(await checkKeepAlives(broker.ctx), { due: 0, expired: 0 });
+  assert.deepEqual(await checkKeepAlives(broker.ctx), { due: 0, expired: 0, failed: 0 });
   assert.deepEqual(broker.gateway.closed, []);
 });
 
@@ -132,8 +132,42 @@ test('the index lagging a touch does not close a connection that was heard from'
   // lastSeen moved, the deadline index not (as an eventually consistent index can show).
   await broker.store.touchConnection('c1', broker.clock.now());
   broker.clock.advance(3_000);
-  assert.deepEqual(await checkKeepAlives(broker.ctx), { due: 1, expired: 0 });
+  assert.deepEqual(await checkKeepAlives(broker.ctx), { due: 1, expired: 0, failed: 0 });
   assert.deepEqual(broker.gateway.closed, []);
+});
+
+test('a close that fails leaves the connection due, and the next check closes it; the others are not held up', async () => {
+  const broker = testContext();
+  await connectAs(broker, 'c1', 'alice', { keepalive: 5, will });
+  await connectAs(broker, 'c2', 'bob', { keepalive: 5 });
+  const close = broker.gateway.close.bind(broker.gateway);
+  broker.gateway.close = async (id: string) => {
+    if (id === 'c1') throw new Error('throttled');
+    return close(id);
+  };
+  broker.clock.advance(7_501);
+  const first = await checkKeepAlives(broker.ctx);
+  assert.deepEqual([first.due, first.expired, first.failed], [2, 1, 1]);
+  assert.deepEqual(broker.gateway.closed, ['c2']);
+  broker.gateway.close = close;
+  broker.clock.advance(1_000);
+  assert.deepEqual(await checkKeepAlives(broker.ctx), { due: 1, expired: 1, failed: 0 });
+  assert.deepEqual(broker.gateway.closed, ['c2', 'c1']);
+  assert.equal(broker.store.accepted.length, 1);
+});
+
+test('a check that cannot read the index is reported and the loop goes on', async () => {
+  const broker = testContext();
+  const ctx = { ...broker.ctx, sleep: async (ms: number) => broker.clock.advance(ms) };
+  const due = broker.store.connectionsDue.bind(broker.store);
+  let calls = 0;
+  broker.store.connectionsDue = async (now: number) => {
+    if (++calls === 1) throw new Error('index unavailable');
+    return due(now);
+  };
+  const failed: number[] = [];
+  await checkKeepAlivesFor(ctx, 3_000, 1_000, (r) => failed.push(r.failed));
+  assert.deepEqual(failed, [1, 0, 0]);
 });
 
 test('checkKeepAlivesFor checks once a period through its run', async () => {

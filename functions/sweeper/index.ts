@@ -31,8 +31,10 @@ export const handler = async (
       typeof context?.getRemainingTimeInMillis === 'function'
         ? context.getRemainingTimeInMillis() - finishMarginMs
         : runForMs;
-    await checkKeepAlivesFor(broker, Math.min(runForMs, left), periodMs, (result) => {
-      if (result.expired > 0) logger.info('keep-alive expired', { ...result });
+    await checkKeepAlivesFor(broker, Math.min(runForMs, left), periodMs, ({ error, ...counts }) => {
+      if (counts.failed > 0)
+        logger.error('keep-alive check failed; the next one retries', { ...counts, error });
+      else if (counts.expired > 0) logger.info('keep-alive expired', counts);
     });
     return;
   }

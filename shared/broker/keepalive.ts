@@ -62,6 +62,10 @@ export interface KeepAliveCheckResult {
   readonly due: number;
   /** Of those, the ones closed here (the rest had been heard from, or were already gone). */
   readonly expired: number;
+  /** Of those, the ones whose closing failed: still due, so the next check tries again. */
+  readonly failed: number;
+  /** The first failure, for the log. */
+  readonly error?: unknown;
 }
 
 /**
@@ -78,11 +82,21 @@ export async function checkKeepAlives(ctx: BrokerContext): Promise<KeepAliveChec
   const now = ctx.now();
   const due = await ctx.store.connectionsDue(now);
   let expired = 0;
+  let failed = 0;
+  let error: unknown;
   for (let i = 0; i < due.length; i += concurrency) {
-    const outcomes = await Promise.all(due.slice(i, i + concurrency).map((id) => expire(ctx, id, now)));
-    expired += outcomes.filter(Boolean).length;
+    const outcomes = await Promise.allSettled(
+      due.slice(i, i + concurrency).map((id) => expire(ctx, id, now)),
+    );
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') expired += outcome.value ? 1 : 0;
+      else {
+        failed++;
+        error ??= outcome.reason;
+      }
+    }
   }
-  return { due: due.length, expired };
+  return { due: due.length, expired, failed, ...(failed > 0 ? { error } : {}) };
 }
 
 async function expire(ctx: BrokerContext, connectionId: string, now: number): Promise<boolean> {
@@ -105,7 +119,8 @@ async function expire(ctx: BrokerContext, connectionId: string, now: number): Pr
 /**
  * Runs `checkKeepAlives` every `periodMs` for `runForMs` (at least once):
  * EventBridge starts the sweeper once a minute, and one invocation looping
- * through that minute costs far less than anything started each second.
+ * through that minute costs far less than anything started each second. A
+ * check that fails (the index unreadable) is reported and the loop goes on.
  */
 export async function checkKeepAlivesFor(
   ctx: BrokerContext,
@@ -116,7 +131,9 @@ export async function checkKeepAlivesFor(
   const end = ctx.now() + runForMs;
   for (;;) {
     const started = ctx.now();
-    onResult(await checkKeepAlives(ctx));
+    onResult(
+      await checkKeepAlives(ctx).catch((error: unknown) => ({ due: 0, expired: 0, failed: 1, error })),
+    );
     const next = started + periodMs;
     if (next >= end) return;
     await ctx.sleep(Math.max(0, next - ctx.now()));
