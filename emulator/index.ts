@@ -63,6 +63,11 @@ export interface EmulatorOptions {
   /** How often the sweeper runs, like the CDK schedule; 0 turns it off. @default 60_000 */
   sweepIntervalMs?: number;
   /**
+   * How often the keep-alive deadlines are checked; 0 turns it off. AWS runs one invocation a
+   * minute that checks every second; here each check is an invocation of its own. @default 1_000
+   */
+  keepAliveCheckIntervalMs?: number;
+  /**
    * Username/password authentication, as the CDK prop `authentication.users`: users by name, each
    * with the entry `npx nimbus hash-password` prints. Given to the message function as `NIMBUS_AUTH_USERS`.
    * @default no authentication: any client may connect
@@ -345,6 +350,24 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       cleanups.push(async () => {
         clearInterval(timer);
         await sweeping;
+      });
+    }
+
+    const keepAliveCheckIntervalMs = options.keepAliveCheckIntervalMs ?? 1_000;
+    if (keepAliveCheckIntervalMs > 0) {
+      let checking: Promise<unknown> | undefined;
+      const check = { keepAlive: { runForMs: 0, periodMs: keepAliveCheckIntervalMs } };
+      const timer = setInterval(() => {
+        checking ??= invoke('sweeper', check)
+          .catch((error: Error) => log(`keep-alive check failed: ${error.message}`))
+          .finally(() => {
+            checking = undefined;
+          });
+      }, keepAliveCheckIntervalMs);
+      timer.unref();
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await checking;
       });
     }
 

@@ -10,7 +10,7 @@ import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integra
 import { Certificate, type ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
 import type { Alarm, Dashboard } from 'aws-cdk-lib/aws-cloudwatch';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Role } from 'aws-cdk-lib/aws-iam';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
@@ -21,6 +21,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PasswordHash } from '../shared/auth.js';
+import { keepAliveSchedule } from '../shared/broker/keepalive.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
 import type { BrokerLimits } from '../shared/limits.js';
@@ -327,6 +328,19 @@ export class NimbusBroker extends Construct {
       schedule: Schedule.rate(Duration.minutes(1)),
       // A missed sweep is covered by the next one a minute later, so no retries.
       targets: [new LambdaFunction(sweeper, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
+
+    new Rule(this, 'KeepAliveSchedule', {
+      description: 'Runs the Nimbus keep-alive check every second through each minute',
+      schedule: Schedule.rate(Duration.minutes(1)),
+      // A missed minute's deadlines are still due in the next one, so no retries.
+      targets: [
+        new LambdaFunction(sweeper, {
+          event: RuleTargetInput.fromObject({ keepAlive: keepAliveSchedule }),
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(1),
+        }),
+      ],
     });
 
     const watched = {

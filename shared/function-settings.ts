@@ -22,7 +22,8 @@ export const functionSettings: Readonly<Record<BrokerFunctionId, FunctionSetting
   },
   fanout: { timeoutSeconds: 60, description: 'Delivers published messages to subscribers' },
   sweeper: {
-    timeoutSeconds: 55,
+    // The keep-alive check loops through its minute (shared/broker/keepalive.ts keepAliveSchedule).
+    timeoutSeconds: 75,
     description: 'Keep-alive expiry and connections whose $disconnect was lost',
   },
 };

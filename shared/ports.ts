@@ -20,6 +20,11 @@ export interface ConnectionRecord {
   readonly connectedAt: number;
   /** Last time a packet arrived, give or take half the keep-alive (it is written sparingly). */
   readonly lastSeen: number;
+  /**
+   * When the keep-alive checker should look at the connection again (epoch ms),
+   * kept in step with `lastSeen`; absent for keep-alive 0. Indexed: see `connectionsDue`.
+   */
+  readonly keepAliveDue?: number;
   /** Published if the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
   readonly will?: ApplicationMessage;
   /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
@@ -176,8 +181,14 @@ export interface BrokerStore {
   /** Retained messages whose topic matches the filter, in no particular order. */
   retainedMatching(filter: string): Promise<RetainedMessage[]>;
 
-  /** Notes that the connection is alive, for the keep-alive sweep. */
-  touchConnection(connectionId: string, now: number): Promise<void>;
+  /** Notes that the connection is alive: sets `lastSeen`, and `keepAliveDue` when given. */
+  touchConnection(connectionId: string, now: number, keepAliveDue?: number): Promise<void>;
+  /**
+   * Ids of connections whose `keepAliveDue` is at or before `now`, for the
+   * keep-alive checker. Reads only those, however many connections there are;
+   * may lag the records briefly (an index), so callers re-read the record.
+   */
+  connectionsDue(now: number): Promise<string[]>;
   /**
    * Removes the connection's will and returns it, to exactly one caller: a
    * DISCONNECT discards it [MQTT-3.1.2-10], an abnormal end publishes it once

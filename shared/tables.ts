@@ -45,11 +45,23 @@ export type TableId =
 
 const str = (name: string): KeyDefinition => ({ name, type: 'S' });
 
-/** One item per live WebSocket connection, keyed by the gateway's connection id. */
+/**
+ * One item per live WebSocket connection, keyed by the gateway's connection id.
+ * `byKeepAliveDue` lists connections by keep-alive deadline, spread over a few
+ * shards so deadline writes share no hot partition (docs/adr/0015-keep-alive-deadlines.md);
+ * keep-alive 0 connections have no deadline and are not in it.
+ */
 export const connectionsTable: TableDefinition = {
   id: 'Connections',
   partitionKey: str('connectionId'),
-  globalIndexes: [],
+  globalIndexes: [
+    {
+      indexName: 'byKeepAliveDue',
+      partitionKey: str('keepAliveShard'),
+      sortKey: { name: 'keepAliveDue', type: 'N' },
+      projection: 'KEYS_ONLY',
+    },
+  ],
   timeToLiveAttribute: 'expiresAt',
   envVar: 'NIMBUS_CONNECTIONS_TABLE',
 };

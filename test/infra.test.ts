@@ -15,6 +15,7 @@ import {
   type NimbusStackProps,
 } from '../infra/index.js';
 import { hashPassword } from '../shared/auth.js';
+import { keepAliveSchedule } from '../shared/broker/keepalive.js';
 import { authUsersEnv, managementEndpointEnv, maxQueuedPerSessionEnv } from '../shared/config.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import { frameQueueSettings } from '../shared/frame-queue.js';
@@ -517,6 +518,34 @@ test('the sweeper runs every minute', () => {
   template.hasResourceProperties('AWS::Events::Rule', {
     ScheduleExpression: 'rate(1 minute)',
     Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(broker.functions.sweeper), 'Arn'] } })],
+  });
+});
+
+test('[MQTT-3.1.2-24] the keep-alive check starts every minute and loops through it, within the sweeper timeout', () => {
+  template.hasResourceProperties('AWS::Events::Rule', {
+    ScheduleExpression: 'rate(1 minute)',
+    Targets: [
+      Match.objectLike({
+        Arn: { 'Fn::GetAtt': [logicalId(broker.functions.sweeper), 'Arn'] },
+        Input: JSON.stringify({ keepAlive: keepAliveSchedule }),
+      }),
+    ],
+  });
+  const fn = template.findResources('AWS::Lambda::Function')[logicalId(broker.functions.sweeper)];
+  assert.ok((fn.Properties.Timeout as number) * 1000 > keepAliveSchedule.runForMs + 5_000);
+});
+
+test('the Connections table indexes keep-alive deadlines by shard and due time', () => {
+  template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+    GlobalSecondaryIndexes: Match.arrayWith([
+      Match.objectLike({
+        IndexName: 'byKeepAliveDue',
+        KeySchema: [
+          { AttributeName: 'keepAliveShard', KeyType: 'HASH' },
+          { AttributeName: 'keepAliveDue', KeyType: 'RANGE' },
+        ],
+      }),
+    ]),
   });
 });
 

@@ -8,6 +8,7 @@ import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionReco
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
+import { keepAliveDue } from './keepalive.js';
 import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 
@@ -211,6 +212,11 @@ export function connectionRecord(
     keepAliveSeconds: connect.keepAliveSeconds,
     connectedAt: now,
     lastSeen: now,
+    keepAliveDue: keepAliveDue({
+      keepAliveSeconds: connect.keepAliveSeconds,
+      connectedAt: now,
+      lastSeen: now,
+    }),
     connectFrameId: invocation.frameId,
     will: connect.will,
     ...(connect.user === undefined ? {} : { user: connect.user }),

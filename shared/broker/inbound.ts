@@ -7,10 +7,10 @@ import { handleConnect } from './handlers/connect.js';
 import { handlePublish } from './handlers/publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.js';
 import { protocolViolation } from './handlers/violation.js';
+import { keepAliveDue, shouldTouch } from './keepalive.js';
 import { flushOutbox } from './outbox.js';
 import { packetFault, refusePacket } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
-import { shouldTouch } from './sweep.js';
 
 export interface FrameOutcome {
   /** Commands of the packets handled, in order. */
@@ -124,9 +124,11 @@ export async function handleFrame(
   if (decoded?.packets[0]?.cmd !== 'connect') {
     invocation.record = await loadConnection(ctx, connectionId);
     const now = ctx.now();
-    // Any packet counts for keep-alive [MQTT-3.1.2-23]; written only every half keep-alive.
-    if (invocation.record && shouldTouch(invocation.record, now))
-      await ctx.store.touchConnection(connectionId, now);
+    // Any packet counts for keep-alive [MQTT-3.1.2-23]; written sparingly (shared/broker/keepalive.ts).
+    if (invocation.record && shouldTouch(invocation.record, now)) {
+      const due = keepAliveDue({ ...invocation.record, lastSeen: now });
+      await ctx.store.touchConnection(connectionId, now, due);
+    }
     decoded = decodeFrame(frame, invocation.record?.protocolVersion, ctx.maxPacketSize);
   }
   const handled: string[] = [];

@@ -1,32 +1,6 @@
-import type { ConnectionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { keepAliveDeadline } from './keepalive.js';
 import { connectionGone } from './lifecycle.js';
-
-/**
- * When a connection counts as silent. `lastSeen` is written at most every
- * half keep-alive, so it can lag the last packet by that much: allowing for
- * it means never closing before 1.5 × keep-alive of real silence [MQTT-3.1.2-24].
- *
- * @example
- * keepAliveDeadline({ keepAliveSeconds: 60, lastSeen: 0, connectedAt: 0 }); // 120000
- */
-export function keepAliveDeadline(
-  record: Pick<ConnectionRecord, 'keepAliveSeconds' | 'lastSeen' | 'connectedAt'>,
-) {
-  if (record.keepAliveSeconds <= 0) return Number.POSITIVE_INFINITY; // keep-alive 0: no timeout
-  return (record.lastSeen ?? record.connectedAt) + record.keepAliveSeconds * 2000;
-}
-
-/** Whether a packet arriving `now` should refresh `lastSeen` (written sparingly: it costs a write). */
-export function shouldTouch(
-  record: Pick<ConnectionRecord, 'keepAliveSeconds' | 'lastSeen' | 'connectedAt'>,
-  now: number,
-) {
-  return (
-    record.keepAliveSeconds > 0 &&
-    now - (record.lastSeen ?? record.connectedAt) >= record.keepAliveSeconds * 500
-  );
-}
 
 /**
  * After this long without a recorded packet, the gateway itself must have

@@ -157,8 +157,12 @@ export class DynamoStore implements BrokerStore {
     return this.retained.retainedMatching(filter);
   }
 
-  touchConnection(connectionId: string, now: number): Promise<void> {
-    return this.sessions.touchConnection(connectionId, now);
+  touchConnection(connectionId: string, now: number, keepAliveDue?: number): Promise<void> {
+    return this.sessions.touchConnection(connectionId, now, keepAliveDue);
+  }
+
+  connectionsDue(now: number): Promise<string[]> {
+    return this.sessions.connectionsDue(now);
   }
 
   takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {

@@ -333,9 +333,20 @@ export class MemoryStore implements BrokerStore {
     );
   }
 
-  async touchConnection(connectionId: string, now: number): Promise<void> {
+  async touchConnection(connectionId: string, now: number, keepAliveDue?: number): Promise<void> {
     const connection = this.connections.get(connectionId);
-    if (connection) this.connections.set(connectionId, { ...connection, lastSeen: now });
+    if (!connection) return;
+    this.connections.set(connectionId, {
+      ...connection,
+      lastSeen: now,
+      ...(keepAliveDue === undefined ? {} : { keepAliveDue }),
+    });
+  }
+
+  async connectionsDue(now: number): Promise<string[]> {
+    return [...this.connections.values()]
+      .filter((c) => c.keepAliveDue !== undefined && c.keepAliveDue <= now)
+      .map((c) => c.connectionId);
   }
 
   async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import type {
   BrokerStore,
   ConnectionRecord,
@@ -112,6 +113,48 @@ export function storeConformance(
           await store.putConnection(record);
           await store.touchConnection('c1', 99);
           assert.deepEqual(connectionFields(await store.getConnection('c1')), { ...record, lastSeen: 99 });
+        }),
+      );
+
+      test(
+        'touchConnection with a deadline moves keepAliveDue with lastSeen',
+        withStore(async (store) => {
+          const record = connection('c1', { keepAliveDue: 5_000 });
+          await store.putConnection(record);
+          await store.touchConnection('c1', 2_000, 9_000);
+          assert.deepEqual(connectionFields(await store.getConnection('c1')), {
+            ...record,
+            lastSeen: 2_000,
+            keepAliveDue: 9_000,
+          });
+        }),
+      );
+
+      test(
+        'connectionsDue lists the connections whose deadline has come, not the others nor keep-alive 0',
+        withStore(async (store) => {
+          // Enough connections to land in every partition a backend may spread them over.
+          for (let i = 0; i < 40; i++) {
+            await store.putConnection(connection(`due-${i}`, { keepAliveDue: 1_000 + i }));
+            await store.putConnection(connection(`later-${i}`, { keepAliveDue: 5_000 + i }));
+          }
+          await store.putConnection(connection('no-keepalive', { keepAliveSeconds: 0 }));
+          const expected = Array.from({ length: 40 }, (_, i) => `due-${i}`).sort();
+          const due = await eventually(async () => (await store.connectionsDue(1_039)).sort(), expected);
+          assert.deepEqual(due, expected);
+          assert.deepEqual(await store.connectionsDue(999), []);
+        }),
+      );
+
+      test(
+        'connectionsDue follows a touch that moves the deadline, and forgets a deleted connection',
+        withStore(async (store) => {
+          await store.claimConnection(connection('moved', { keepAliveDue: 1_000 }));
+          await store.claimConnection(connection('gone', { keepAliveDue: 1_000 }));
+          await store.touchConnection('moved', 1_500, 8_000);
+          await store.deleteConnection('gone');
+          assert.deepEqual(await eventually(() => store.connectionsDue(2_000), []), []);
+          assert.deepEqual(await eventually(() => store.connectionsDue(8_000), ['moved']), ['moved']);
         }),
       );
 
@@ -898,6 +941,19 @@ export function storeConformance(
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text));
 
+/**
+ * Reads until `read` returns `expected` (an index may lag its table for a moment), at most a
+ * few seconds, and returns the last value read for the caller to assert.
+ */
+async function eventually<T>(read: () => Promise<T>, expected: T): Promise<T> {
+  let value = await read();
+  for (let i = 0; i < 20 && !isDeepStrictEqual(value, expected); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    value = await read();
+  }
+  return value;
+}
+
 const will = (topic: string, payload: string, qos: 0 | 1 | 2 = 0) => ({
   topic,
   payload: bytes(payload),
@@ -928,6 +984,7 @@ const connectionKeys = [
   'keepAliveSeconds',
   'connectedAt',
   'lastSeen',
+  'keepAliveDue',
   'will',
   'connectFrameId',
   'user',
