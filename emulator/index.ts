@@ -186,10 +186,8 @@ async function initWarmInstances(
  * await emulator.stop();
  */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  const emulatorLog = createLog(
-    options.logLevel ?? 'warn',
-    options.log ?? ((line: string) => process.stderr.write(`${line}\n`)),
-  );
+  const sink = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const emulatorLog = createLog(options.logLevel ?? 'warn', sink);
   const log = (message: string) => emulatorLog.message('error', message);
   const meter = new Meter();
   const trafficMetrics = new TrafficMetrics();
@@ -426,7 +424,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       },
       stop() {
         stopping ??= stopAll().then(() => {
-          for (const line of formatBill(bill(meter.read())).split('\n')) log(line);
+          // A report for the person who ran it, at any log level: straight to the sink, unprefixed.
+          for (const line of formatBill(bill(meter.read())).split('\n')) sink(line);
         });
         return stopping;
       },
