@@ -68,14 +68,21 @@ const allowedProperties: Readonly<Record<string, ReadonlySet<string>>> = {
 const protocolError = (reason: string): PacketFault => ({ code: ReasonCode.ProtocolError, reason });
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
-/** The first property that is misplaced or repeated; mqtt-packet turns a repeated property into an array. */
+/**
+ * The first property that is misplaced or repeated; mqtt-packet turns a repeated property into an array.
+ * A property not defined for the packet is a Malformed Packet (5.0 §2.2.2.2), a repeated one a Protocol Error.
+ */
 function propertiesFault(
   properties: object | undefined,
   allowed: ReadonlySet<string> | undefined,
   where: string,
 ): PacketFault | undefined {
   for (const [name, value] of Object.entries(properties ?? {})) {
-    if (!allowed?.has(name)) return protocolError(`property ${name} is not allowed in ${where}`);
+    // [MQTT-3.3.4-6] a Subscription Identifier is a PUBLISH property only a server may send.
+    if (where === 'PUBLISH' && name === 'subscriptionIdentifier')
+      return protocolError('a client PUBLISH with a Subscription Identifier');
+    if (!allowed?.has(name))
+      return { code: ReasonCode.MalformedPacket, reason: `property ${name} is not allowed in ${where}` };
     // Only user properties may repeat, and mqtt-packet keeps those in an object, never an array.
     if (Array.isArray(value)) return protocolError(`property ${name} appears more than once in ${where}`);
   }
@@ -151,6 +158,14 @@ export function packetFault(
       if (!packet.messageId) return protocolError('SUBSCRIBE with packet identifier 0'); // [MQTT-2.3.1-1]
       if (packet.subscriptions.length === 0) return protocolError('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
       if (packet.properties?.subscriptionIdentifier === 0) return protocolError('Subscription Identifier 0');
+      return undefined;
+    case 'puback':
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+      // [MQTT-2.3.1-6] an acknowledgement carries the id of a PUBLISH, never 0 [MQTT-2.3.1-1]: a
+      // PUBREL 0 would otherwise be answered with a PUBCOMP 0.
+      if (!packet.messageId) return protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`);
       return undefined;
     case 'unsubscribe':
       if (!packet.messageId) return protocolError('UNSUBSCRIBE with packet identifier 0'); // [MQTT-2.3.1-1]
