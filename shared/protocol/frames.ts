@@ -29,6 +29,15 @@ interface ParserInternals {
 class ProtocolErrorValue extends Error {}
 
 /**
+ * mqtt-packet's refusals of values the specification calls a Protocol Error rather than malformed:
+ * a subscription's Maximum QoS 3 or Retain Handling 3 (5.0 §3.8.3.1).
+ */
+const PROTOCOL_ERROR_MESSAGES = new Set([
+  'Invalid subscribe QoS, must be <= 2',
+  'Invalid retain handling, must be <= 2',
+]);
+
+/**
  * Makes the parser refuse ill-formed UTF-8 in every string it reads [MQTT-1.5.3-1] (5.0:
  * [MQTT-1.5.4-1]); U+0000 is well-formed and left to the checks of each field, which answer it
  * with a reason code where there is one (a client id's CONNACK 2). mqtt-packet decodes strings with
@@ -112,7 +121,8 @@ export function decodeFrame(
     failure = `malformed packet: ${error.message}`;
     // [MQTT-3.1.2-2] an unknown level is answered with a CONNACK, not only a close.
     if (error.message === 'Invalid protocol version' && packets.length === 0) kind = 'protocol-level';
-    if (error instanceof ProtocolErrorValue) kind = 'protocol-error';
+    if (error instanceof ProtocolErrorValue || PROTOCOL_ERROR_MESSAGES.has(error.message))
+      kind = 'protocol-error';
   });
   const leftover = parser.parse(bytes);
   if (lengths) failure ??= `malformed packet: ${lengths.reason}`;
