@@ -19,9 +19,11 @@ import {
   testContext,
 } from './support/broker-context.js';
 import {
+  mqttString,
   properties,
   property,
   rawConnect,
+  rawPacket,
   rawPublish,
   rawSubscribe,
   rawUnsubscribe,
@@ -279,6 +281,25 @@ describe('packets the spec refuses', () => {
     }
   });
 
+  test('[MQTT-1.5.3-2] [MQTT-1.5.4-2] U+0000 in a topic, a filter or an UNSUBSCRIBE filter closes the connection (5.0 DISCONNECT 0x81)', async () => {
+    const nul = Buffer.from([0x61, 0x00, 0x61]);
+    for (const version of [4, 5] as const) {
+      const props = version === 5 ? properties() : undefined;
+      const packets = [
+        rawPublish({ topic: nul, payload: 'x', props }),
+        rawSubscribe(1, [nul], props),
+        rawPacket(0xa2, Buffer.from([0, 1]), props ?? Buffer.alloc(0), mqttString(nul)),
+      ];
+      for (const bytes of packets) {
+        const broker = await connected(version);
+        await sendBytes(broker, 'c1', bytes, version);
+        assertViolation(broker, version, 0x81);
+        assert.deepEqual(broker.store.accepted, []);
+        assert.deepEqual(await broker.store.subscriptionsMatching('a\u0000a'), []);
+      }
+    }
+  });
+
   test('[MQTT-1.5.3-1] an encoded surrogate (ED A0 80) in a filter is ill-formed, though it decodes to as many bytes', async () => {
     const broker = await connected();
     await sendBytes(broker, 'c1', rawSubscribe(1, [Buffer.from([0x61, 0xed, 0xa0, 0x80])]));
@@ -299,6 +320,14 @@ describe('MQTT 5 properties', () => {
     );
     assert.equal((onlyPacket(broker, 'c1', 'connack') as IConnackPacket).reasonCode, 0x82);
     assert.equal(await broker.store.getSession('p5'), undefined);
+  });
+
+  test('a property given twice whose first value is 0 (Payload Format Indicator 0, 1) is a Protocol Error: DISCONNECT 0x82', async () => {
+    const broker = await connected(5);
+    const props = properties(property.payloadFormatIndicator(0), property.payloadFormatIndicator(1));
+    await sendBytes(broker, 'c1', rawPublish({ topic: 't', payload: 'x', props }), 5);
+    assertViolation(broker, 5, 0x82);
+    assert.deepEqual(broker.store.accepted, []);
   });
 
   test('Receive Maximum 0 and Maximum Packet Size 0 in CONNECT: CONNACK 0x82', async () => {

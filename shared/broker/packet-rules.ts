@@ -89,7 +89,21 @@ function propertiesFault(
   return undefined;
 }
 
+/** Whether a string anywhere in a decoded packet (binary data aside) holds U+0000. */
+function holdsNull(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNull);
+  if (value && typeof value === 'object' && !(value instanceof Uint8Array))
+    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || holdsNull(v));
+  return false;
+}
+
+// [MQTT-1.5.3-2] (5.0 [MQTT-1.5.4-2]) U+0000 in a string makes the packet malformed; mqtt-packet reads it as is.
+const nullInString: PacketFault = { code: ReasonCode.MalformedPacket, reason: 'a string holds U+0000' };
+
 function connectFault(packet: IConnectPacket, limits: BrokerLimits): PacketFault | undefined {
+  // The client id is left to its own check, which answers CONNACK 2 (0x85) [MQTT-3.1.3-9].
+  if (holdsNull([packet.username, packet.will, packet.properties])) return nullInString;
   if (bytes(packet.clientId) > limits.maxClientIdBytes) {
     // [MQTT-3.1.3-5] the server may restrict client ids; refused before any key is built from it.
     return {
@@ -130,6 +144,7 @@ export function packetFault(
   limits: BrokerLimits,
 ): PacketFault | undefined {
   if (packet.cmd === 'connect') return connectFault(packet, limits);
+  if (holdsNull(packet)) return nullInString;
   if (version === 5) {
     const fault = propertiesFault(
       (packet as { properties?: object }).properties,

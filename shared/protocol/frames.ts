@@ -22,6 +22,7 @@ interface ParserInternals {
   _list: { length: number; slice(start: number, end: number): Buffer; readUInt8(at: number): number };
   _parseString(): string | null;
   _parseByType(type: string): unknown;
+  _parseProperties(): unknown;
   _emitError(error: Error): void;
 }
 
@@ -62,11 +63,24 @@ function checkValues(parser: unknown): void {
   };
   // MQTT 5 Byte properties (Payload Format Indicator, Request Problem/Response Information, …) are 0
   // or 1, any other value a Protocol Error (5.0 §3.1.2.11.7); mqtt-packet reads them as `value !== 0`.
+  // A repeated property is a Protocol Error (5.0 §2.2.2.2). mqtt-packet keeps one as an array, which
+  // packet-rules refuses, unless its first value is falsy (0, false): then the second overwrites it.
+  let firstValues = new Map<number, unknown>();
+  const readProperties = reader._parseProperties;
+  reader._parseProperties = function (this: ParserInternals) {
+    firstValues = new Map();
+    return readProperties.call(this);
+  };
   const readByType = reader._parseByType;
   reader._parseByType = function (this: ParserInternals, type: string) {
+    // Called only by _parseProperties, just after it read the property identifier.
+    const id = this._list.readUInt8(this._pos - 1);
     const raw = type === 'byte' && this._pos < this._list.length ? this._list.readUInt8(this._pos) : 0;
     const value = readByType.call(this, type);
     if (raw > 1) this._emitError(new ProtocolErrorValue(`property value ${raw} where 0 or 1 is allowed`));
+    if (firstValues.has(id) && !firstValues.get(id))
+      this._emitError(new ProtocolErrorValue(`property 0x${id.toString(16)} appears more than once`));
+    if (!firstValues.has(id)) firstValues.set(id, value);
     return value;
   };
 }
