@@ -19,9 +19,11 @@ import {
   testContext,
 } from './support/broker-context.js';
 import {
+  mqttString,
   properties,
   property,
   rawConnect,
+  rawPacket,
   rawPublish,
   rawSubscribe,
   rawUnsubscribe,
@@ -218,6 +220,24 @@ describe('packets the spec refuses', () => {
     assertViolation(broker, 5, 0x82);
   });
 
+  test('[MQTT-2.3.1-1] [MQTT-2.3.1-6] packet identifier 0 on PUBACK, PUBREC, PUBREL or PUBCOMP closes the connection; no PUBCOMP 0', async () => {
+    for (const version of [4, 5] as const) {
+      for (const first of [0x40, 0x50, 0x62, 0x70]) {
+        const broker = await connected(version);
+        await sendBytes(broker, 'c1', Buffer.from([first, 2, 0, 0]), version);
+        assertViolation(broker, version, 0x82);
+      }
+    }
+  });
+
+  test('[MQTT-3.1.0-2] a CONNECT at an unknown level on an open connection is a second CONNECT: DISCONNECT 0x82, no CONNACK', async () => {
+    for (const version of [4, 5] as const) {
+      const broker = await connected(version);
+      await sendBytes(broker, 'c1', rawConnect({ level: 6 }), version);
+      assertViolation(broker, version, 0x82);
+    }
+  });
+
   test('[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH closes the connection', async () => {
     const broker = await connected(5);
     await sendBytes(
@@ -261,6 +281,25 @@ describe('packets the spec refuses', () => {
     }
   });
 
+  test('[MQTT-1.5.3-2] [MQTT-1.5.4-2] U+0000 in a topic, a filter or an UNSUBSCRIBE filter closes the connection (5.0 DISCONNECT 0x81)', async () => {
+    const nul = Buffer.from([0x61, 0x00, 0x61]);
+    for (const version of [4, 5] as const) {
+      const props = version === 5 ? properties() : undefined;
+      const packets = [
+        rawPublish({ topic: nul, payload: 'x', props }),
+        rawSubscribe(1, [nul], props),
+        rawPacket(0xa2, Buffer.from([0, 1]), props ?? Buffer.alloc(0), mqttString(nul)),
+      ];
+      for (const bytes of packets) {
+        const broker = await connected(version);
+        await sendBytes(broker, 'c1', bytes, version);
+        assertViolation(broker, version, 0x81);
+        assert.deepEqual(broker.store.accepted, []);
+        assert.deepEqual(await broker.store.subscriptionsMatching('a\u0000a'), []);
+      }
+    }
+  });
+
   test('[MQTT-1.5.3-1] an encoded surrogate (ED A0 80) in a filter is ill-formed, though it decodes to as many bytes', async () => {
     const broker = await connected();
     await sendBytes(broker, 'c1', rawSubscribe(1, [Buffer.from([0x61, 0xed, 0xa0, 0x80])]));
@@ -283,6 +322,14 @@ describe('MQTT 5 properties', () => {
     assert.equal(await broker.store.getSession('p5'), undefined);
   });
 
+  test('a property given twice whose first value is 0 (Payload Format Indicator 0, 1) is a Protocol Error: DISCONNECT 0x82', async () => {
+    const broker = await connected(5);
+    const props = properties(property.payloadFormatIndicator(0), property.payloadFormatIndicator(1));
+    await sendBytes(broker, 'c1', rawPublish({ topic: 't', payload: 'x', props }), 5);
+    assertViolation(broker, 5, 0x82);
+    assert.deepEqual(broker.store.accepted, []);
+  });
+
   test('Receive Maximum 0 and Maximum Packet Size 0 in CONNECT: CONNACK 0x82', async () => {
     for (const bad of [property.receiveMaximum(0), property.maximumPacketSize(0)]) {
       const broker = testContext();
@@ -291,11 +338,35 @@ describe('MQTT 5 properties', () => {
     }
   });
 
-  test('a property misplaced in SUBSCRIBE (a Topic Alias) closes with DISCONNECT 0x82', async () => {
+  test('a property not defined for the packet (a Topic Alias in SUBSCRIBE) is malformed (§2.2.2.2): DISCONNECT 0x81', async () => {
     const broker = await connected(5);
     await sendBytes(broker, 'c1', rawSubscribe(1, ['t'], properties(property.topicAlias(1))), 5);
-    assertViolation(broker, 5, 0x82);
+    assertViolation(broker, 5, 0x81);
     assert.deepEqual(await broker.store.subscriptionsMatching('t'), []);
+  });
+
+  test('a Session Expiry Interval in PUBLISH is malformed (§2.2.2.2): DISCONNECT 0x81, nothing published', async () => {
+    const broker = await connected(5);
+    const props = properties(property.sessionExpiryInterval(1));
+    await sendBytes(broker, 'c1', rawPublish({ topic: 't', payload: 'x', props }), 5);
+    assertViolation(broker, 5, 0x81);
+    assert.deepEqual(broker.store.accepted, []);
+  });
+
+  test('a Payload Format Indicator of 7 is a Protocol Error (§3.3.2.3.2: 0 or 1): DISCONNECT 0x82, nothing published', async () => {
+    const broker = await connected(5);
+    const props = properties(property.payloadFormatIndicator(7));
+    await sendBytes(broker, 'c1', rawPublish({ topic: 't', payload: 'x', props }), 5);
+    assertViolation(broker, 5, 0x82);
+    assert.deepEqual(broker.store.accepted, []);
+  });
+
+  test('Request Problem Information 2 in CONNECT is a Protocol Error (§3.1.2.11.7): closed, no session', async () => {
+    const broker = testContext();
+    await sendBytes(broker, 'c1', connect5(properties(property.requestProblemInformation(2))), 5);
+    assert.deepEqual(broker.gateway.closed, ['c1']);
+    assert.ok(!broker.gateway.packetsTo('c1').some((p) => p.cmd === 'connack' && p.reasonCode === 0));
+    assert.equal(await broker.store.getSession('p5'), undefined);
   });
 
   test('[MQTT-3.3.4-6] a Subscription Identifier in a client PUBLISH closes with DISCONNECT 0x82', async () => {

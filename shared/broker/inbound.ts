@@ -153,7 +153,17 @@ export async function handleFrame(
     if (invocation.closeReason) break;
   }
   if (!decoded.ok && !invocation.closeReason) {
-    if (decoded.fault === 'protocol-level') {
+    // A frame opening with CONNECT skipped the lookup; one at an unknown level is still a second
+    // CONNECT on an open connection [MQTT-3.1.0-2], answered as such rather than with a CONNACK.
+    if (decoded.fault === 'protocol-level') invocation.record ??= await loadConnection(ctx, connectionId);
+    if (decoded.fault === 'protocol-level' && invocation.record) {
+      protocolViolation(
+        invocation,
+        invocation.record.protocolVersion,
+        ReasonCode.ProtocolError,
+        'second CONNECT',
+      );
+    } else if (decoded.fault === 'protocol-level') {
       // [MQTT-3.1.2-2] an unknown protocol level: CONNACK 1, in the 3.1.1 form every level reads.
       invocation.protocolVersion = 4;
       invocation.outbox.push({
@@ -164,7 +174,12 @@ export async function handleFrame(
       invocation.closeReason = decoded.reason;
     } else {
       // [MQTT-4.8.0-1] a malformed packet closes the connection.
-      const code = decoded.fault === 'too-large' ? ReasonCode.PacketTooLarge : ReasonCode.MalformedPacket;
+      const code =
+        decoded.fault === 'too-large'
+          ? ReasonCode.PacketTooLarge
+          : decoded.fault === 'protocol-error'
+            ? ReasonCode.ProtocolError
+            : ReasonCode.MalformedPacket;
       protocolViolation(invocation, invocation.record?.protocolVersion, code, decoded.reason);
     }
   }

@@ -68,21 +68,42 @@ const allowedProperties: Readonly<Record<string, ReadonlySet<string>>> = {
 const protocolError = (reason: string): PacketFault => ({ code: ReasonCode.ProtocolError, reason });
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
-/** The first property that is misplaced or repeated; mqtt-packet turns a repeated property into an array. */
+/**
+ * The first property that is misplaced or repeated; mqtt-packet turns a repeated property into an array.
+ * A property not defined for the packet is a Malformed Packet (5.0 §2.2.2.2), a repeated one a Protocol Error.
+ */
 function propertiesFault(
   properties: object | undefined,
   allowed: ReadonlySet<string> | undefined,
   where: string,
 ): PacketFault | undefined {
   for (const [name, value] of Object.entries(properties ?? {})) {
-    if (!allowed?.has(name)) return protocolError(`property ${name} is not allowed in ${where}`);
+    // [MQTT-3.3.4-6] a Subscription Identifier is a PUBLISH property only a server may send.
+    if (where === 'PUBLISH' && name === 'subscriptionIdentifier')
+      return protocolError('a client PUBLISH with a Subscription Identifier');
+    if (!allowed?.has(name))
+      return { code: ReasonCode.MalformedPacket, reason: `property ${name} is not allowed in ${where}` };
     // Only user properties may repeat, and mqtt-packet keeps those in an object, never an array.
     if (Array.isArray(value)) return protocolError(`property ${name} appears more than once in ${where}`);
   }
   return undefined;
 }
 
+/** Whether a string anywhere in a decoded packet (binary data aside) holds U+0000. */
+function holdsNull(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNull);
+  if (value && typeof value === 'object' && !(value instanceof Uint8Array))
+    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || holdsNull(v));
+  return false;
+}
+
+// [MQTT-1.5.3-2] (5.0 [MQTT-1.5.4-2]) U+0000 in a string makes the packet malformed; mqtt-packet reads it as is.
+const nullInString: PacketFault = { code: ReasonCode.MalformedPacket, reason: 'a string holds U+0000' };
+
 function connectFault(packet: IConnectPacket, limits: BrokerLimits): PacketFault | undefined {
+  // The client id is left to its own check, which answers CONNACK 2 (0x85) [MQTT-3.1.3-9].
+  if (holdsNull([packet.username, packet.will, packet.properties])) return nullInString;
   if (bytes(packet.clientId) > limits.maxClientIdBytes) {
     // [MQTT-3.1.3-5] the server may restrict client ids; refused before any key is built from it.
     return {
@@ -123,6 +144,7 @@ export function packetFault(
   limits: BrokerLimits,
 ): PacketFault | undefined {
   if (packet.cmd === 'connect') return connectFault(packet, limits);
+  if (holdsNull(packet)) return nullInString;
   if (version === 5) {
     const fault = propertiesFault(
       (packet as { properties?: object }).properties,
@@ -151,6 +173,14 @@ export function packetFault(
       if (!packet.messageId) return protocolError('SUBSCRIBE with packet identifier 0'); // [MQTT-2.3.1-1]
       if (packet.subscriptions.length === 0) return protocolError('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
       if (packet.properties?.subscriptionIdentifier === 0) return protocolError('Subscription Identifier 0');
+      return undefined;
+    case 'puback':
+    case 'pubrec':
+    case 'pubrel':
+    case 'pubcomp':
+      // [MQTT-2.3.1-6] an acknowledgement carries the id of a PUBLISH, never 0 [MQTT-2.3.1-1]: a
+      // PUBREL 0 would otherwise be answered with a PUBCOMP 0.
+      if (!packet.messageId) return protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`);
       return undefined;
     case 'unsubscribe':
       if (!packet.messageId) return protocolError('UNSUBSCRIBE with packet identifier 0'); // [MQTT-2.3.1-1]

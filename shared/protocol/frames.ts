@@ -4,8 +4,11 @@ import { frameTextFault, packetSize } from './wire.js';
 /** Protocol levels the broker speaks: 3.1.1 and 5.0 (3.1 "MQIsdp" is refused at CONNECT). */
 export type ProtocolVersion = 4 | 5;
 
-/** What was wrong with a frame: too large a packet, an unknown protocol level in CONNECT, or anything else malformed. */
-export type DecodeFault = 'too-large' | 'protocol-level' | 'malformed';
+/**
+ * What was wrong with a frame: too large a packet, an unknown protocol level in CONNECT, a value the
+ * specification calls a Protocol Error (5.0 reason code 0x82), or anything else malformed.
+ */
+export type DecodeFault = 'too-large' | 'protocol-level' | 'protocol-error' | 'malformed';
 
 export type DecodeResult =
   | { readonly ok: true; readonly packets: Packet[] }
@@ -13,25 +16,40 @@ export type DecodeResult =
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The parser's internals `checkStrings` reaches into; mqtt-packet 9 reads every UTF-8 string in `_parseString`. */
-interface StringReader {
+/** The parser's internals `checkValues` reaches into: mqtt-packet 9 reads every UTF-8 string in `_parseString`, every property value in `_parseByType`. */
+interface ParserInternals {
   _pos: number;
-  _list: { slice(start: number, end: number): Buffer };
+  _list: { length: number; slice(start: number, end: number): Buffer; readUInt8(at: number): number };
   _parseString(): string | null;
+  _parseByType(type: string): unknown;
+  _parseProperties(): unknown;
   _emitError(error: Error): void;
 }
+
+/** A value the parser read that the specification calls a Protocol Error rather than malformed. */
+class ProtocolErrorValue extends Error {}
+
+/**
+ * mqtt-packet's refusals of values the specification calls a Protocol Error rather than malformed:
+ * a subscription's Maximum QoS 3 or Retain Handling 3 (5.0 §3.8.3.1).
+ */
+const PROTOCOL_ERROR_MESSAGES = new Set([
+  'Invalid subscribe QoS, must be <= 2',
+  'Invalid retain handling, must be <= 2',
+]);
 
 /**
  * Makes the parser refuse ill-formed UTF-8 in every string it reads [MQTT-1.5.3-1] (5.0:
  * [MQTT-1.5.4-1]); U+0000 is well-formed and left to the checks of each field, which answer it
  * with a reason code where there is one (a client id's CONNACK 2). mqtt-packet decodes strings with
  * `toString('utf8')`, which silently turns bad bytes into U+FFFD, and exposes no raw bytes; its
- * one string reader is wrapped here instead, so the check sees exactly the bytes of each string.
+ * one string reader is wrapped here instead, so the check sees exactly the bytes of each string;
+ * its property reader too, for the values it reads as booleans.
  */
-function checkStrings(parser: unknown): void {
-  const reader = parser as StringReader;
+function checkValues(parser: unknown): void {
+  const reader = parser as ParserInternals;
   const readString = reader._parseString;
-  reader._parseString = function (this: StringReader) {
+  reader._parseString = function (this: ParserInternals) {
     const start = this._pos + 2;
     const text = readString.call(this);
     if (text === null) return null;
@@ -42,6 +60,28 @@ function checkStrings(parser: unknown): void {
       return null;
     }
     return text;
+  };
+  // MQTT 5 Byte properties (Payload Format Indicator, Request Problem/Response Information, …) are 0
+  // or 1, any other value a Protocol Error (5.0 §3.1.2.11.7); mqtt-packet reads them as `value !== 0`.
+  // A repeated property is a Protocol Error (5.0 §2.2.2.2). mqtt-packet keeps one as an array, which
+  // packet-rules refuses, unless its first value is falsy (0, false): then the second overwrites it.
+  let firstValues = new Map<number, unknown>();
+  const readProperties = reader._parseProperties;
+  reader._parseProperties = function (this: ParserInternals) {
+    firstValues = new Map();
+    return readProperties.call(this);
+  };
+  const readByType = reader._parseByType;
+  reader._parseByType = function (this: ParserInternals, type: string) {
+    // Called only by _parseProperties, just after it read the property identifier.
+    const id = this._list.readUInt8(this._pos - 1);
+    const raw = type === 'byte' && this._pos < this._list.length ? this._list.readUInt8(this._pos) : 0;
+    const value = readByType.call(this, type);
+    if (raw > 1) this._emitError(new ProtocolErrorValue(`property value ${raw} where 0 or 1 is allowed`));
+    if (firstValues.has(id) && !firstValues.get(id))
+      this._emitError(new ProtocolErrorValue(`property 0x${id.toString(16)} appears more than once`));
+    if (!firstValues.has(id)) firstValues.set(id, value);
+    return value;
   };
 }
 
@@ -71,7 +111,7 @@ export function decodeFrame(
   const settings = { protocolVersion: protocolVersion ?? 4 };
   // The parser reads this object for each packet; a CONNECT switches it to its own version.
   const parser = mqttPacket.parser(settings);
-  checkStrings(parser);
+  checkValues(parser);
   const packets: Packet[] = [];
   let failure: string | undefined;
   let kind: DecodeFault = 'malformed';
@@ -95,6 +135,8 @@ export function decodeFrame(
     failure = `malformed packet: ${error.message}`;
     // [MQTT-3.1.2-2] an unknown level is answered with a CONNACK, not only a close.
     if (error.message === 'Invalid protocol version' && packets.length === 0) kind = 'protocol-level';
+    if (error instanceof ProtocolErrorValue || PROTOCOL_ERROR_MESSAGES.has(error.message))
+      kind = 'protocol-error';
   });
   const leftover = parser.parse(bytes);
   if (lengths) failure ??= `malformed packet: ${lengths.reason}`;

@@ -5,8 +5,7 @@
  * to replay it.
  *
  * Environment: FUZZ_SCALE multiplies the cases (default 1); FUZZ_ONLY runs the properties whose
- * name contains it; FUZZ_SEED and FUZZ_PATH replay a failure; FUZZ_INCLUDE_KNOWN=1 also generates
- * the inputs of faults known and being fixed.
+ * name contains it; FUZZ_SEED and FUZZ_PATH replay a failure.
  */
 import fc from 'fast-check';
 import { fuzzProperties } from '../support/fuzz-properties.js';
@@ -15,15 +14,14 @@ const scale = Number(process.env.FUZZ_SCALE ?? 1);
 const only = process.env.FUZZ_ONLY;
 const replaySeed = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 const replayPath = process.env.FUZZ_PATH;
-const includeKnown = process.env.FUZZ_INCLUDE_KNOWN === '1';
 /** A property that keeps failing is stopped after this many distinct failures. */
 const maxFailuresPerProperty = 3;
 
 let totalCases = 0;
 let totalFailures = 0;
 const started = Date.now();
-console.log(`fuzz: ${includeKnown ? 'including' : 'excluding'} known faults, scale ${scale}`);
-for (const prop of fuzzProperties({ excludeKnown: !includeKnown })) {
+console.log(`fuzz: scale ${scale}`);
+for (const prop of fuzzProperties()) {
   if (only && !prop.name.includes(only)) continue;
   const target = Math.max(1, Math.round(prop.runs * scale));
   let cases = 0;

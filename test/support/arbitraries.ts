@@ -4,12 +4,12 @@
  * frame texts of the wire contract, and sequences of frames for one connection.
  *
  * Every mutation says whether the result is a packet the specification calls malformed or a
- * protocol error (the broker must close the connection) and, when the broker is known not to
- * refuse it yet, which known fault it hits, so a sample can leave those out until they are fixed.
+ * protocol error (the broker must close the connection) and, where the specification names one,
+ * the MQTT 5 reason code of the refusal.
  */
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { decodeFrame, type ProtocolVersion } from '../../shared/protocol/frames.js';
+import type { ProtocolVersion } from '../../shared/protocol/frames.js';
 
 /** Topics under this prefix belong to the victims of the handler properties; the attacker never picks them. */
 export const VICTIM_PREFIX = 'victim';
@@ -348,19 +348,6 @@ export { connect as connectPacketArb, publish as publishPacketArb };
 // ---------------------------------------------------------------------------------------------
 // Hostile mutations
 
-/** Faults the broker is known not to handle yet; a sample leaves them out until they are fixed. */
-export type KnownFault =
-  | 'invalid UTF-8 accepted'
-  | 'packet id 0 accepted'
-  | 'DUP on QoS 0 accepted'
-  | 'SUBSCRIBE with no filters throws'
-  | 'empty UNSUBSCRIBE accepted'
-  | 'MQTT 5 duplicated properties accepted'
-  | 'protocol level 6 closed without CONNACK'
-  // found: by this fuzzing, not fixed yet (a property table belongs with the duplicated-property check)
-  | 'MQTT 5 misplaced property accepted'
-  | 'MQTT 5 property value out of range accepted';
-
 export interface Mutation {
   /** What was done to the packet. */
   readonly kind: string;
@@ -369,8 +356,15 @@ export interface Mutation {
   readonly mustClose: boolean;
   /** Whether the packet is a CONNECT (must-close cases then may answer CONNACK instead of DISCONNECT). */
   readonly isConnect: boolean;
-  readonly known?: KnownFault;
+  /**
+   * The MQTT 5 reason code of the refusal, where the specification names one: 0x81 Malformed Packet,
+   * 0x82 Protocol Error (§4.13); in a DISCONNECT, or in a CONNACK for a CONNECT.
+   */
+  readonly reasonCode?: number;
 }
+
+const MALFORMED = 0x81;
+const PROTOCOL_ERROR = 0x82;
 
 /** A Variable Byte Integer (§1.5.5), minimal unless `extra` bytes of zero continuation are asked for. */
 function varint(value: number, extra = 0): number[] {
@@ -382,61 +376,6 @@ function varint(value: number, extra = 0): number[] {
   } while (n > 0);
   for (let i = 0; i < extra; i++) bytes.push(0);
   return bytes.map((b, i) => (i < bytes.length - 1 ? b | 0x80 : b));
-}
-
-const SINGLE_VALUED_PROPERTY_ARRAYS_ALLOWED = new Set(['userProperties', 'subscriptionIdentifier']);
-
-/**
- * The known faults a decoded packet hits, for inputs made by chance (bit flips, random bytes) rather
- * than by a mutation that names its fault.
- */
-export function knownFaultsOf(packet: Packet): KnownFault[] {
-  const faults: KnownFault[] = [];
-  const strings: unknown[] = [];
-  const p = packet as Partial<{
-    topic: unknown;
-    clientId: unknown;
-    username: unknown;
-    messageId: number;
-    qos: number;
-    dup: boolean;
-    subscriptions: Array<{ topic: string }>;
-    unsubscriptions: string[];
-    will: { topic: string };
-    properties: Record<string, unknown>;
-  }>;
-  strings.push(
-    p.topic,
-    p.clientId,
-    p.username,
-    p.will?.topic,
-    ...(p.subscriptions ?? []).map((s) => s.topic),
-    ...(p.unsubscriptions ?? []),
-  );
-  for (const value of Object.values(p.properties ?? {})) if (typeof value === 'string') strings.push(value);
-  // known: invalid UTF-8 accepted (mqtt-packet reads bad bytes as U+FFFD) and U+0000 accepted
-  if (strings.some((s) => typeof s === 'string' && (s.includes('\uFFFD') || s.includes('\u0000'))))
-    faults.push('invalid UTF-8 accepted');
-  const hasId =
-    packet.cmd === 'publish'
-      ? (p.qos ?? 0) > 0
-      : ['puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'unsubscribe'].includes(packet.cmd);
-  // known: packet id 0 accepted
-  if (hasId && p.messageId === 0) faults.push('packet id 0 accepted');
-  // known: DUP on QoS 0 accepted
-  if (packet.cmd === 'publish' && p.qos === 0 && p.dup) faults.push('DUP on QoS 0 accepted');
-  // known: SUBSCRIBE with no filters throws
-  if (packet.cmd === 'subscribe' && (p.subscriptions ?? []).length === 0)
-    faults.push('SUBSCRIBE with no filters throws');
-  // known: empty UNSUBSCRIBE accepted
-  if (packet.cmd === 'unsubscribe' && (p.unsubscriptions ?? []).length === 0)
-    faults.push('empty UNSUBSCRIBE accepted');
-  // known: MQTT 5 duplicated properties accepted (mqtt-packet turns a repeated property into an array)
-  const repeated = Object.entries(p.properties ?? {}).some(
-    ([name, value]) => Array.isArray(value) && !SINGLE_VALUED_PROPERTY_ARRAYS_ALLOWED.has(name),
-  );
-  if (repeated) faults.push('MQTT 5 duplicated properties accepted');
-  return faults;
 }
 
 /** A packet from its first byte and the rest, with a minimal Remaining Length. */
@@ -473,17 +412,17 @@ const connectBytes = (
 
 /** Mutations the specification calls malformed or a protocol error, built byte by byte. */
 const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
-  const m = (kind: string, bytes: Buffer, known?: KnownFault, isConnect = false): Mutation => ({
+  const m = (kind: string, bytes: Buffer, reasonCode?: number, isConnect = false): Mutation => ({
     kind,
     bytes,
     mustClose: true,
     isConnect,
-    ...(known ? { known } : {}),
+    ...(reasonCode !== undefined ? { reasonCode } : {}),
   });
   const ascii = [...Buffer.from('a')];
   const all: fc.Arbitrary<Mutation>[] = [
-    // [MQTT-1.5.3-1] invalid UTF-8 in a topic name, a filter, a client id.
-    // known: invalid UTF-8 accepted
+    // [MQTT-1.5.3-1] [MQTT-1.5.3-2] ill-formed UTF-8 or U+0000 in a topic name, a filter, a client id:
+    // malformed (5.0 [MQTT-1.5.4-1], [MQTT-1.5.4-2]).
     fc
       .tuple(badUtf8, fc.constantFrom('publish', 'subscribe', 'unsubscribe', 'connect'))
       .map(([bad, where]) => {
@@ -496,10 +435,11 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
               : where === 'unsubscribe'
                 ? rawPacket(0xa2, [...u16Bytes(1), ...props(version), ...utf8(s)])
                 : connectBytes(version, s);
-        return m(`invalid UTF-8 in ${where}`, bytes, 'invalid UTF-8 accepted', where === 'connect');
+        return where === 'connect'
+          ? m('invalid UTF-8 in connect', bytes, undefined, true)
+          : m(`invalid UTF-8 in ${where}`, bytes, MALFORMED);
       }),
-    // [MQTT-2.3.1-1] packet identifier 0.
-    // known: packet id 0 accepted
+    // [MQTT-2.3.1-1] packet identifier 0; an acknowledgement names a PUBLISH's, never 0 [MQTT-2.3.1-6].
     fc
       .constantFrom(
         rawPacket(0x32, [...text('t'), 0, 0, ...props(version)]),
@@ -511,7 +451,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
         rawPacket(0x62, [0, 0]),
         rawPacket(0x70, [0, 0]),
       )
-      .map((bytes) => m(`packet id 0 in 0x${bytes[0].toString(16)}`, bytes, 'packet id 0 accepted')),
+      .map((bytes) => m(`packet id 0 in 0x${bytes[0].toString(16)}`, bytes, PROTOCOL_ERROR)),
     // [MQTT-2.3.1-1] no packet identifier where one is required: cut short after the topic or the type.
     fc
       .constantFrom(
@@ -521,42 +461,28 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
         rawPacket(0x62, []),
         rawPacket(0x70, [0x00]),
       )
-      .map((bytes) => m(`no packet id in 0x${bytes[0].toString(16)}`, bytes)),
+      .map((bytes) => m(`no packet id in 0x${bytes[0].toString(16)}`, bytes, MALFORMED)),
     // [MQTT-3.3.1-2] DUP set on QoS 0.
-    // known: DUP on QoS 0 accepted
-    fc.constant(
-      m('DUP on QoS 0', rawPacket(0x38, [...text('t'), ...props(version), 0x78]), 'DUP on QoS 0 accepted'),
-    ),
-    // [MQTT-3.3.1-4] QoS 3.
-    fc.constant(m('PUBLISH QoS 3', rawPacket(0x36, [...text('t'), 0, 1, ...props(version)]))),
-    // [MQTT-3.8.3-3] SUBSCRIBE without filters; [MQTT-3.10.3-2] UNSUBSCRIBE without filters.
-    // known: SUBSCRIBE with no filters throws; known: empty UNSUBSCRIBE accepted
-    fc.constant(
-      m(
-        'SUBSCRIBE with no filters',
-        rawPacket(0x82, [0, 1, ...props(version)]),
-        'SUBSCRIBE with no filters throws',
-      ),
-    ),
-    fc.constant(
-      m(
-        'UNSUBSCRIBE with no filters',
-        rawPacket(0xa2, [0, 1, ...props(version)]),
-        'empty UNSUBSCRIBE accepted',
-      ),
-    ),
-    // [MQTT-3.8.3-4] subscription options: QoS 3, reserved bits set.
+    fc.constant(m('DUP on QoS 0', rawPacket(0x38, [...text('t'), ...props(version), 0x78]), PROTOCOL_ERROR)),
+    // [MQTT-3.3.1-4] QoS 3 is a Malformed Packet.
+    fc.constant(m('PUBLISH QoS 3', rawPacket(0x36, [...text('t'), 0, 1, ...props(version)]), MALFORMED)),
+    // [MQTT-3.8.3-3] SUBSCRIBE without filters; [MQTT-3.10.3-2] UNSUBSCRIBE without filters: protocol errors.
+    fc.constant(m('SUBSCRIBE with no filters', rawPacket(0x82, [0, 1, ...props(version)]), PROTOCOL_ERROR)),
+    fc.constant(m('UNSUBSCRIBE with no filters', rawPacket(0xa2, [0, 1, ...props(version)]), PROTOCOL_ERROR)),
+    // [MQTT-3.8.3-4] subscription options: QoS 3 and Retain Handling 3 are protocol errors (§3.8.3.1),
+    // reserved bits set malformed [MQTT-3.8.3-5].
     fc
-      .constantFrom(
-        0x03,
-        version === 5 ? 0x40 : 0x04,
-        version === 5 ? 0x80 : 0x10,
-        ...(version === 5 ? [0x30] : []),
+      .constantFrom<[number, number]>(
+        [0x03, PROTOCOL_ERROR],
+        [version === 5 ? 0x40 : 0x04, MALFORMED],
+        [version === 5 ? 0x80 : 0x10, MALFORMED],
+        ...(version === 5 ? [[0x30, PROTOCOL_ERROR] as [number, number]] : []),
       )
-      .map((options) =>
+      .map(([options, code]) =>
         m(
           `SUBSCRIBE options 0x${options.toString(16)}`,
           rawPacket(0x82, [0, 1, ...props(version), ...text('a'), options]),
+          code,
         ),
       ),
     // [MQTT-3.1.2-3] CONNECT reserved flag; [MQTT-3.1.2-11] will QoS without will flag; [MQTT-3.1.2-14] will QoS 3.
@@ -570,21 +496,14 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
       m('CONNECT protocol name MQTX', connectBytes(version, ascii, 0x02, version, 'MQTX'), undefined, true),
     ),
     // [MQTT-3.1.2-2] an unsupported protocol level: CONNACK 0x01 (3.1.1) or 0x84 (5.0), then close.
-    // known: protocol level 6 closed without CONNACK
     fc
       .constantFrom(0, 1, 2, 6, 7, 255)
       .map((level) =>
-        m(
-          `CONNECT protocol level ${level}`,
-          connectBytes(version, ascii, 0x02, level),
-          'protocol level 6 closed without CONNACK',
-          true,
-        ),
+        m(`CONNECT protocol level ${level}`, connectBytes(version, ascii, 0x02, level), undefined, true),
       ),
   ];
   if (version === 5) {
     // [MQTT-2.2.2-2] a property that appears twice where it may appear once is a protocol error (§2.2.2.2).
-    // known: MQTT 5 duplicated properties accepted
     all.push(
       fc
         .constantFrom(
@@ -594,18 +513,10 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
           connectBytes5WithProps([0x11, ...u32Bytes(1), 0x11, ...u32Bytes(2)]),
         )
         .map((bytes) =>
-          m(
-            `duplicated property in 0x${bytes[0].toString(16)}`,
-            bytes,
-            'MQTT 5 duplicated properties accepted',
-            bytes[0] === 0x10,
-          ),
+          m(`duplicated property in 0x${bytes[0].toString(16)}`, bytes, PROTOCOL_ERROR, bytes[0] === 0x10),
         ),
     );
-  }
-  if (version === 5) {
     // §2.2.2.2: a property not defined for the packet type is a Malformed Packet.
-    // found: MQTT 5 misplaced property accepted
     all.push(
       fc
         .constantFrom(
@@ -614,16 +525,10 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
           connectBytes5WithProps([0x24, 1]), // Maximum QoS (a CONNACK property) in CONNECT
         )
         .map((bytes) =>
-          m(
-            `misplaced property in 0x${bytes[0].toString(16)}`,
-            bytes,
-            'MQTT 5 misplaced property accepted',
-            bytes[0] === 0x10,
-          ),
+          m(`misplaced property in 0x${bytes[0].toString(16)}`, bytes, MALFORMED, bytes[0] === 0x10),
         ),
     );
     // §3.3.2.3.2 Payload Format Indicator 0 or 1; §3.1.2.11.3 Receive Maximum not 0: protocol errors.
-    // found: MQTT 5 property value out of range accepted
     all.push(
       fc
         .constantFrom(rawPacket(0x30, [...text('t'), 2, 0x01, 0x07]), connectBytes5WithProps([0x21, 0, 0]))
@@ -631,7 +536,7 @@ const structuralMutation = byVersion((version): fc.Arbitrary<Mutation> => {
           m(
             `property value out of range in 0x${bytes[0].toString(16)}`,
             bytes,
-            'MQTT 5 property value out of range accepted',
+            PROTOCOL_ERROR,
             bytes[0] === 0x10,
           ),
         ),
@@ -666,6 +571,8 @@ const byteMutation = byVersion(
       .map(([packet, n, k, kind]): Mutation => {
         const bytes = Buffer.from(bytesOf(packet, version));
         const isConnect = packet.cmd === 'connect';
+        // Each must-close case here is malformed; a broken CONNECT may be closed without a CONNACK.
+        const malformed = isConnect ? {} : { reasonCode: MALFORMED };
         const headerLength = 1 + (bytes.subarray(1).findIndex((b) => (b & 0x80) === 0) + 1);
         const body = bytes.subarray(headerLength);
         switch (kind) {
@@ -685,6 +592,7 @@ const byteMutation = byVersion(
               bytes: bytes.subarray(0, 1 + (n % (bytes.length - 1))),
               mustClose: true,
               isConnect,
+              ...malformed,
             };
           case 'longer length':
             // Remaining Length claims more bytes than the frame holds.
@@ -693,6 +601,7 @@ const byteMutation = byVersion(
               bytes: rawPacketWithLength(bytes[0], body.length + 1 + (n % 300), body),
               mustClose: true,
               isConnect,
+              ...malformed,
             };
           case 'shorter length':
             // The packet ends early; its tail is read as whatever comes next.
@@ -710,6 +619,7 @@ const byteMutation = byVersion(
               bytes: Buffer.concat([Buffer.from([bytes[0], ...varint(body.length, 1)]), body]),
               mustClose: true,
               isConnect,
+              ...malformed,
             };
           case 'five-byte length':
             return {
@@ -717,6 +627,7 @@ const byteMutation = byVersion(
               bytes: Buffer.concat([Buffer.from([bytes[0], 0xff, 0xff, 0xff, 0xff, 0x7f]), body]),
               mustClose: true,
               isConnect,
+              ...malformed,
             };
           default: {
             // [MQTT-2.2.2-2] reserved flags of a fixed header that are not as specified.
@@ -727,11 +638,12 @@ const byteMutation = byVersion(
                 bytes: Buffer.from([bytes[0] | 0x06, ...bytes.subarray(1)]),
                 mustClose: true,
                 isConnect,
+                ...malformed,
               };
             const required = type === 6 || type === 8 || type === 10 ? 0x02 : 0x00;
             const flags = (required + 1 + (n % 15)) % 16;
             bytes[0] = (type << 4) | flags;
-            return { kind, bytes, mustClose: true, isConnect };
+            return { kind, bytes, mustClose: true, isConnect, ...malformed };
           }
         }
       }),
@@ -795,19 +707,13 @@ export type FrameItem =
   | { readonly kind: 'mutation'; readonly mutation: Mutation }
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array };
 
-export const frameItem = (
-  version: ProtocolVersion,
-  options: { excludeKnown: boolean },
-): fc.Arbitrary<FrameItem> =>
+export const frameItem = (version: ProtocolVersion): fc.Arbitrary<FrameItem> =>
   fc.oneof(
     { weight: 6, arbitrary: clientPacket(version).map((packet): FrameItem => ({ kind: 'packet', packet })) },
     { weight: 1, arbitrary: serverPacket(version).map((packet): FrameItem => ({ kind: 'packet', packet })) },
     {
       weight: 3,
-      arbitrary: mutation(version)
-        // known: every KnownFault a mutation names is left out while excludeKnown
-        .filter((m) => !(options.excludeKnown && m.known))
-        .map((m): FrameItem => ({ kind: 'mutation', mutation: m })),
+      arbitrary: mutation(version).map((m): FrameItem => ({ kind: 'mutation', mutation: m })),
     },
     {
       weight: 1,
@@ -837,14 +743,8 @@ export interface ConnectionScript {
   readonly frames: readonly ScriptFrame[];
 }
 
-/**
- * Sequences of frames for one connection, CONNECT first or not. Known faults are left out when
- * `excludeKnown` (a sample that must pass while they are being fixed).
- */
-export const connectionScript = (options: {
-  excludeKnown: boolean;
-  maxFrames?: number;
-}): fc.Arbitrary<ConnectionScript> => {
+/** Sequences of frames for one connection, CONNECT first or not. */
+export const connectionScript = (options: { maxFrames?: number } = {}): fc.Arbitrary<ConnectionScript> => {
   const forVersion = (version: ProtocolVersion) =>
     fc.record({
       version: fc.constant(version),
@@ -855,7 +755,7 @@ export const connectionScript = (options: {
           {
             weight: 5,
             arbitrary: fc
-              .array(frameItem(version, options), { minLength: 1, maxLength: 3 })
+              .array(frameItem(version), { minLength: 1, maxLength: 3 })
               .map((items): ScriptFrame => ({ kind: 'items', items })),
           },
           { weight: 1, arbitrary: frameText.map((frame): ScriptFrame => ({ kind: 'text', frame })) },
@@ -863,22 +763,8 @@ export const connectionScript = (options: {
         { minLength: 1, maxLength: options.maxFrames ?? 5 },
       ),
     });
-  const scripts = fc.oneof(forVersion(4), forVersion(5));
-  // known: every KnownFault, however made (bit flips, random bytes), is left out while excludeKnown
-  return options.excludeKnown ? scripts.filter((script) => !scriptHitsKnownFault(script)) : scripts;
+  return fc.oneof(forVersion(4), forVersion(5));
 };
-
-/** Whether any frame of the script, read as the broker may read it, holds a packet with a known fault. */
-function scriptHitsKnownFault(script: ConnectionScript): boolean {
-  return script.frames.some((frame) => {
-    const text = scriptFrameText(frame, script.version);
-    return [undefined, script.version].some((version) =>
-      decodeFrame(text, version, Number.MAX_SAFE_INTEGER).packets.some(
-        (packet) => knownFaultsOf(packet).length > 0,
-      ),
-    );
-  });
-}
 
 /** The text of a script frame. */
 export const scriptFrameText = (frame: ScriptFrame, version: ProtocolVersion): string =>

@@ -43,14 +43,6 @@ export interface FuzzProperty {
   check(params: { numRuns: number; seed?: number; path?: string }): Promise<fc.RunDetails<unknown>>;
 }
 
-export interface FuzzOptions {
-  /**
-   * Leave out inputs that hit faults known and being fixed (each marked `// known:` in
-   * arbitraries.ts), so what fails is news.
-   */
-  readonly excludeKnown: boolean;
-}
-
 const BIG = 1 << 30;
 const versions = fc.constantFrom<ProtocolVersion>(4, 5);
 /** Values of the arbitrary built for 3.1.1 or for 5.0 (built once each, unlike `chain`). */
@@ -376,11 +368,11 @@ async function attack(broker: TestBroker, text: string, frameId: string): Promis
   return outcome.closed !== undefined;
 }
 
-const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
+const handlerProperties = (): FuzzProperty[] => [
   property(
     'handler: a hostile connection never makes handleFrame throw, gets well-formed replies, and leaves victims as they were',
     12_000,
-    connectionScript(options),
+    connectionScript(),
     async (script) => {
       const broker = testContext();
       await setUpVictims(broker);
@@ -425,8 +417,7 @@ const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
           clientPacket(version).filter((p) => p.cmd !== 'disconnect'),
           { maxLength: 2 },
         ),
-        // known: every KnownFault a mutation names is left out while excludeKnown
-        hostile: mutation(version).filter((m) => m.mustClose && !(options.excludeKnown && m.known)),
+        hostile: mutation(version).filter((m) => m.mustClose),
       }),
     ),
     async ({ version, before, hostile }) => {
@@ -456,6 +447,14 @@ const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
           const bytes = Buffer.from(reply.frame, 'base64');
           assert.ok(bytes[0] !== 0x20 || bytes[3] !== 0, 'a malformed CONNECT was accepted');
         }
+        if (version === 5 && hostile.reasonCode !== undefined) {
+          const connack = replies.flatMap((r) => r.packets).find((p) => p.cmd === 'connack');
+          assert.equal(
+            (connack as { reasonCode?: number } | undefined)?.reasonCode,
+            hostile.reasonCode,
+            `CONNACK refusing a ${hostile.kind}`,
+          );
+        }
         if (hostile.kind.startsWith('CONNECT protocol level')) {
           // [MQTT-3.1.2-2] CONNACK 0x01 (3.1.1) or 0x84 Unsupported Protocol Version (5.0), then close.
           const bytes = Buffer.from(replies[0]?.frame ?? '', 'base64');
@@ -467,10 +466,11 @@ const handlerProperties = (options: FuzzOptions): FuzzProperty[] => [
       } else if (version === 5) {
         const last = replies.flatMap((r) => r.packets).at(-1);
         assert.equal(last?.cmd, 'disconnect', 'a 5.0 client gets a DISCONNECT before the close');
-        assert.ok(
-          (last as { reasonCode?: number }).reasonCode !== undefined &&
-            (last as { reasonCode: number }).reasonCode >= 0x80,
-        );
+        const code = (last as { reasonCode?: number }).reasonCode;
+        // §4.13: 0x81 Malformed Packet or 0x82 Protocol Error, as the specification names the fault.
+        if (hostile.reasonCode !== undefined)
+          assert.equal(code, hostile.reasonCode, `the DISCONNECT reason code for a ${hostile.kind}`);
+        else assert.ok(code !== undefined && code >= 0x80);
       }
     },
   ),
@@ -574,8 +574,8 @@ function matches(filter: string, topic: string): boolean {
  * Every fuzz property.
  *
  * @example
- * for (const p of fuzzProperties({ excludeKnown: true })) await p.check({ numRuns: 200 });
+ * for (const p of fuzzProperties()) await p.check({ numRuns: 200 });
  */
-export function fuzzProperties(options: FuzzOptions): FuzzProperty[] {
-  return [...codecProperties(), ...handlerProperties(options)];
+export function fuzzProperties(): FuzzProperty[] {
+  return [...codecProperties(), ...handlerProperties()];
 }

@@ -125,4 +125,12 @@ export const property = {
     return b;
   },
   subscriptionIdentifier: (n: number) => Buffer.concat([Buffer.from([0x0b]), varint(n)]),
+  payloadFormatIndicator: (n: number) => Buffer.from([0x01, n]),
+  requestProblemInformation: (n: number) => Buffer.from([0x17, n]),
+  sessionExpiryInterval: (n: number) => {
+    const b = Buffer.alloc(5);
+    b[0] = 0x11;
+    b.writeUInt32BE(n, 1);
+    return b;
+  },
 };
