@@ -28,6 +28,8 @@ export interface ConnectionRecord {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The publish rate bucket, once the client has used half its burst (shared/broker/publish-rate.ts). */
+  readonly publishBucket?: { readonly tokens: number; readonly at: number };
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -178,6 +180,8 @@ export interface BrokerStore {
 
   /** Notes that the connection is alive, for the keep-alive sweep. */
   touchConnection(connectionId: string, now: number): Promise<void>;
+  /** Keeps the connection's publish rate bucket on its record; a gone connection stays gone. */
+  savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void>;
   /**
    * Removes the connection's will and returns it, to exactly one caller: a
    * DISCONNECT discards it [MQTT-3.1.2-10], an abnormal end publishes it once

@@ -5,6 +5,7 @@ import type { BrokerLimits } from '../limits.js';
 import type { LoginThrottle } from '../login-throttle.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
+import type { RateMemory } from './publish-rate.js';
 
 /** What the broker logic needs from its surroundings: the two ports, limits, a clock, ids, a way to wait and who may connect. */
 export interface BrokerContext {
@@ -25,6 +26,8 @@ export interface BrokerContext {
   readonly authorizer?: Authorizer;
   /** Slows repeated failed logins per user name and source address; absent: no throttling. */
   readonly loginThrottle?: LoginThrottle;
+  /** Publish rate buckets this instance remembers; absent: each one above half is written every frame. */
+  readonly publishRates?: RateMemory;
 }
 
 /**

@@ -161,6 +161,10 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.touchConnection(connectionId, now);
   }
 
+  savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    return this.sessions.savePublishBucket(connectionId, bucket);
+  }
+
   takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {
     return this.sessions.takeWill(connectionId);
   }

@@ -338,6 +338,11 @@ export class MemoryStore implements BrokerStore {
     if (connection) this.connections.set(connectionId, { ...connection, lastSeen: now });
   }
 
+  async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.connections.set(connectionId, { ...connection, publishBucket: { ...bucket } });
+  }
+
   async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {
     const connection = this.connections.get(connectionId);
     if (!connection?.will) return undefined; // no will, or another caller took it

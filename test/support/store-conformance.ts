@@ -116,6 +116,27 @@ export function storeConformance(
       );
 
       test(
+        'savePublishBucket keeps the bucket on the record and changes nothing else',
+        withStore(async (store) => {
+          const record = connection('c1', { lastSeen: 10, will: will('w', 'x') });
+          await store.putConnection(record);
+          await store.savePublishBucket('c1', { tokens: 12.5, at: 1000 });
+          await store.savePublishBucket('c1', { tokens: 3.25, at: 2000 });
+          const stored = await store.getConnection('c1');
+          assert.deepEqual(connectionFields(stored), record);
+          assert.deepEqual(stored?.publishBucket, { tokens: 3.25, at: 2000 });
+        }),
+      );
+
+      test(
+        'savePublishBucket of a gone connection does not bring it back',
+        withStore(async (store) => {
+          await store.savePublishBucket('gone', { tokens: 1, at: 1 });
+          assert.equal(await store.getConnection('gone'), undefined);
+        }),
+      );
+
+      test(
         'touchConnection of a gone connection does not bring it back',
         withStore(async (store) => {
           await store.touchConnection('gone', 99);

@@ -14,6 +14,7 @@ type ConnectionsAndSessionsPort = Pick<
   | 'putConnection'
   | 'deleteConnection'
   | 'touchConnection'
+  | 'savePublishBucket'
   | 'takeWill'
   | 'scanConnections'
   | 'getSession'
@@ -86,6 +87,22 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
           UpdateExpression: 'SET lastSeen = :now',
           ConditionExpression: 'attribute_exists(connectionId)',
           ExpressionAttributeValues: { ':now': now },
+        }),
+      ),
+    );
+  }
+
+  async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    const { db, tables } = this.database;
+    // The same item the frame already read: one write unit, and a gone connection stays gone.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'SET publishBucket = :bucket',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: { ':bucket': { tokens: bucket.tokens, at: bucket.at } },
         }),
       ),
     );
