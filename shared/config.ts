@@ -28,6 +28,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxPacketsPerFrame: 'NIMBUS_MAX_PACKETS_PER_FRAME',
   maxPublishesPerSecond: 'NIMBUS_MAX_PUBLISHES_PER_SECOND',
   publishBurst: 'NIMBUS_PUBLISH_BURST',
+  maxConnectionsPerUser: 'NIMBUS_MAX_CONNECTIONS_PER_USER',
 };
 
 /**

@@ -30,6 +30,11 @@ export interface BrokerLimits {
   readonly maxPublishesPerSecond: number;
   /** PUBLISH packets a connection may send at once above that rate (the token bucket's size). */
   readonly publishBurst: number;
+  /**
+   * Simultaneous connections of one authenticated user; the next CONNECT is refused (3.1.1:
+   * CONNACK 3, 5.0: CONNACK 0x97 Quota exceeded). 0: no limit. Anonymous clients are not counted.
+   */
+  readonly maxConnectionsPerUser: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -62,10 +67,15 @@ export const defaultLimits: BrokerLimits = {
   // Far above a sensor's or a chat's rate; a client above it for seconds is a loop or a flood.
   maxPublishesPerSecond: 100,
   publishBurst: 200,
+  // A fleet shares device users rarely above this; a leaked password cannot open thousands.
+  maxConnectionsPerUser: 100,
 };
 
 /** Quotas where 0 means no limit. */
-const switchable: ReadonlySet<keyof BrokerLimits> = new Set(['maxPublishesPerSecond']);
+const switchable: ReadonlySet<keyof BrokerLimits> = new Set([
+  'maxPublishesPerSecond',
+  'maxConnectionsPerUser',
+]);
 
 /**
  * Why these limits would let a client make a key DynamoDB refuses, or

@@ -188,6 +188,16 @@ export interface BrokerStore {
    * however many instances notice the end.
    */
   takeWill(connectionId: string): Promise<ApplicationMessage | undefined>;
+  /**
+   * Counts the connection among the user's live ones unless `max` are counted already,
+   * not counting `replacing` (the connection a takeover ends); true when counted. Counting
+   * an id twice counts it once.
+   */
+  addUserConnection(user: string, connectionId: string, max: number, replacing?: string): Promise<boolean>;
+  /** The connection no longer counts among the user's; harmless when it did not. */
+  removeUserConnection(user: string, connectionId: string): Promise<void>;
+  /** The connection ids counted for the user. */
+  userConnections(user: string): Promise<string[]>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
 }

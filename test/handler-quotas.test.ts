@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { IDisconnectPacket } from 'mqtt-packet';
+import type { IConnackPacket, IConnectPacket, IDisconnectPacket } from 'mqtt-packet';
+import type { Authenticator } from '../shared/auth.js';
+import { connectionGone } from '../shared/broker/lifecycle.js';
 import {
   connectAs,
   publishPacket,
@@ -138,5 +140,106 @@ describe('publish rate per connection', () => {
     await sendPackets(broker, 'c1', [publishPacket('t', 'x')], 4, 'f2', undefined, 0);
     assert.deepEqual(broker.gateway.closed, []);
     assert.equal(broker.store.accepted.length, 1);
+  });
+});
+
+// Any password equal to the user name is right; the user is the user name.
+const passwordIsName: Authenticator = {
+  async authenticate({ username, password }) {
+    return username !== undefined && Buffer.from(password ?? []).toString() === username
+      ? { ok: true, user: username }
+      : { ok: false, reason: 'bad-credentials' };
+  },
+};
+
+function usersBroker(maxConnectionsPerUser = 2) {
+  return testContext({ authenticator: passwordIsName, limits: { maxConnectionsPerUser } });
+}
+
+async function login(
+  broker: TestBroker,
+  connectionId: string,
+  clientId: string,
+  user: string,
+  version: 4 | 5,
+) {
+  const packets = await connectAs(broker, connectionId, clientId, {
+    protocolVersion: version,
+    username: user,
+    password: Buffer.from(user),
+  });
+  return packets[0] as IConnackPacket;
+}
+
+const accepted = (connack: IConnackPacket) => (connack.reasonCode ?? connack.returnCode) === 0;
+
+describe('connections per user', () => {
+  test("a user's connection past the quota is refused: 3.1.1 CONNACK 3, 5.0 CONNACK 0x97, nothing of its session touched", async () => {
+    for (const version of [4, 5] as const) {
+      const broker = usersBroker();
+      assert.ok(accepted(await login(broker, 'a1', 'alice-1', 'alice', version)));
+      assert.ok(accepted(await login(broker, 'a2', 'alice-2', 'alice', version)));
+      const refused = await login(broker, 'a3', 'alice-3', 'alice', version);
+      assert.equal(version === 5 ? refused.reasonCode : refused.returnCode, version === 5 ? 0x97 : 3);
+      assert.deepEqual(broker.gateway.closed, ['a3']);
+      assert.equal(await broker.store.getSession('alice-3'), undefined);
+      assert.equal(await broker.store.getConnection('a3'), undefined);
+      // Other users have their own count.
+      assert.ok(accepted(await login(broker, 'b1', 'bob-1', 'bob', version)));
+    }
+  });
+
+  test('when one of the connections ends, the next one connects; a second notice of the end counts nothing', async () => {
+    const broker = usersBroker();
+    await login(broker, 'a1', 'alice-1', 'alice', 5);
+    await login(broker, 'a2', 'alice-2', 'alice', 5);
+    await connectionGone(broker.ctx, 'a1');
+    await connectionGone(broker.ctx, 'a1');
+    assert.ok(accepted(await login(broker, 'a3', 'alice-3', 'alice', 5)));
+    assert.equal((await login(broker, 'a4', 'alice-4', 'alice', 5)).reasonCode, 0x97);
+  });
+
+  test("[MQTT-3.1.4-2] a takeover of one of the user's client ids does not count twice", async () => {
+    const broker = usersBroker();
+    await login(broker, 'a1', 'alice-1', 'alice', 4);
+    await login(broker, 'a2', 'alice-2', 'alice', 4);
+    assert.ok(accepted(await login(broker, 'a3', 'alice-1', 'alice', 4)));
+    assert.ok(broker.gateway.closed.includes('a1'));
+    await connectionGone(broker.ctx, 'a1');
+    assert.deepEqual((await broker.store.userConnections('alice')).sort(), ['a2', 'a3']);
+  });
+
+  test('a retried CONNECT frame counts its connection once', async () => {
+    const broker = usersBroker(1);
+    const connect: IConnectPacket = {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: 'alice-1',
+      clean: true,
+      keepalive: 60,
+      username: 'alice',
+      password: Buffer.from('alice'),
+    };
+    await sendPackets(broker, 'a1', [connect], 4, 'frame-1');
+    broker.gateway.clear();
+    await sendPackets(broker, 'a1', [connect], 4, 'frame-1');
+    assert.equal((broker.gateway.packetsTo('a1')[0] as IConnackPacket).returnCode, 0);
+  });
+
+  test('a connection whose end was never reported does not lock its user out', async () => {
+    const broker = usersBroker(1);
+    await login(broker, 'a1', 'alice-1', 'alice', 5);
+    await broker.store.deleteConnection('a1'); // expired, its $disconnect lost
+    assert.ok(accepted(await login(broker, 'a2', 'alice-2', 'alice', 5)));
+    assert.deepEqual(await broker.store.userConnections('alice'), ['a2']);
+  });
+
+  test('0 switches the quota off; anonymous clients are not counted', async () => {
+    const off = usersBroker(0);
+    for (let i = 0; i < 5; i++) assert.ok(accepted(await login(off, `a${i}`, `alice-${i}`, 'alice', 5)));
+    const anonymous = testContext({ limits: { maxConnectionsPerUser: 1 } });
+    for (let i = 0; i < 3; i++)
+      assert.ok(accepted((await connectAs(anonymous, `c${i}`, `x-${i}`))[0] as IConnackPacket));
   });
 });

@@ -129,6 +129,27 @@ export function storeConformance(
       );
 
       test(
+        'addUserConnection counts up to max, each id once, and a takeover replaces without counting twice',
+        withStore(async (store) => {
+          assert.equal(await store.addUserConnection('alice', 'c1', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c1', 2), true); // a retried CONNECT
+          assert.equal(await store.addUserConnection('alice', 'c2', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c3', 2), false);
+          assert.equal(await store.addUserConnection('bob', 'c4', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c5', 2, 'c2'), true);
+          assert.deepEqual((await store.userConnections('alice')).sort(), ['c1', 'c2', 'c5']);
+          await store.removeUserConnection('alice', 'c2');
+          await store.removeUserConnection('alice', 'c2'); // a second instance noticing the same end
+          await store.removeUserConnection('carol', 'c9');
+          assert.deepEqual((await store.userConnections('alice')).sort(), ['c1', 'c5']);
+          assert.equal(await store.addUserConnection('alice', 'c6', 2), false);
+          await store.removeUserConnection('alice', 'c1');
+          assert.equal(await store.addUserConnection('alice', 'c6', 2), true);
+          assert.deepEqual(await store.userConnections('nobody'), []);
+        }),
+      );
+
+      test(
         'savePublishBucket of a gone connection does not bring it back',
         withStore(async (store) => {
           await store.savePublishBucket('gone', { tokens: 1, at: 1 });
