@@ -44,7 +44,7 @@ export function spendPublish(allowance: PublishAllowance): boolean {
 /**
  * Remembers the bucket after the frame and writes it to the connection record only once
  * the client has used half its burst: at most one write per frame, none for a client
- * sending below its rate (docs/adr/0016-publish-rate-quota.md).
+ * sending below its rate (docs/adr/0016-publish-and-connection-quotas.md).
  */
 export async function keepAllowance(ctx: BrokerContext, allowance: PublishAllowance): Promise<void> {
   if (!allowance.spent) return;

@@ -1,5 +1,5 @@
 /**
- * The publish rate quota of one connection: a token bucket (docs/adr/0016-publish-rate-quota.md).
+ * The publish rate quota of one connection: a token bucket (docs/adr/0016-publish-and-connection-quotas.md).
  * Pure arithmetic on times in milliseconds; where the bucket is kept is the store's affair.
  */
 
