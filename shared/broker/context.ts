@@ -13,7 +13,7 @@ export interface BrokerContext {
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
-  /** Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts). */
+  /** Quotas on client ids, topics, filters, SUBSCRIBE sizes, publish rate and connections per user (shared/limits.ts). */
   readonly limits: BrokerLimits;
   readonly now: () => number;
   /** A fresh unique id (session ids, assigned client ids, message ids). */
