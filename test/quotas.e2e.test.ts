@@ -29,6 +29,22 @@ const as = (user: string, clientId: string) => ({
 });
 
 describe('quotas end to end', () => {
+  test('a client below its rate adds no DynamoDB write: one write unit per publish of < 1 KB', async () => {
+    const client = await connectClient(emulator.url, as('bob', 'slow-publisher'));
+    await emulator.settle();
+    const before = emulator.meter().dynamodb;
+    const count = 12; // above the burst of 10: the bucket must refill between publishes
+    for (let i = 0; i < count; i++) {
+      await client.publishAsync('load/slow', `m${i}`, { qos: 0 });
+      await new Promise((r) => setTimeout(r, 250)); // 4/s against 5/s
+    }
+    await emulator.settle();
+    const after = emulator.meter().dynamodb;
+    assert.ok(client.connected, 'still connected');
+    assert.equal(after.writeUnits - before.writeUnits, count, 'only the Messages writes');
+    await client.endAsync();
+  });
+
   test('a client publishing faster than the rate gets DISCONNECT 0x96 Message rate too high', async () => {
     const client = await connectClient(emulator.url, as('bob', 'fast-publisher'));
     const disconnect = new Promise<IDisconnectPacket>((resolve) => client.once('disconnect', resolve));
