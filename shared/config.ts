@@ -26,6 +26,9 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxFiltersPerSubscribe: 'NIMBUS_MAX_FILTERS_PER_SUBSCRIBE',
   maxSubscriptionsPerSession: 'NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION',
   maxPacketsPerFrame: 'NIMBUS_MAX_PACKETS_PER_FRAME',
+  maxPublishesPerSecond: 'NIMBUS_MAX_PUBLISHES_PER_SECOND',
+  publishBurst: 'NIMBUS_PUBLISH_BURST',
+  maxConnectionsPerUser: 'NIMBUS_MAX_CONNECTIONS_PER_USER',
 };
 
 /**

@@ -43,7 +43,7 @@ export interface FunctionEnvironmentOptions {
    */
   readonly maxQueuedPerSession?: number;
   /**
-   * Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts); checked here
+   * Quotas on client ids, topics, filters, SUBSCRIBE sizes, publish rate and connections per user (shared/limits.ts); checked here
    * against DynamoDB's key limits, so a quota no key can hold fails before any function runs.
    * @default defaultLimits
    */

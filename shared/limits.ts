@@ -23,6 +23,18 @@ export interface BrokerLimits {
   readonly maxSubscriptionsPerSession: number;
   /** Most filters one SUBSCRIBE may carry; the rest are refused in the SUBACK, so the packet fits the function timeout. */
   readonly maxFiltersPerSubscribe: number;
+  /**
+   * Sustained PUBLISH packets per second one connection may send, measured by when the queue
+   * received its frames; faster closes it (5.0: DISCONNECT 0x96 Message rate too high). 0: no limit.
+   */
+  readonly maxPublishesPerSecond: number;
+  /** PUBLISH packets a connection may send at once above that rate (the token bucket's size). */
+  readonly publishBurst: number;
+  /**
+   * Simultaneous connections of one authenticated user; the next CONNECT is refused (3.1.1:
+   * CONNACK 3, 5.0: CONNACK 0x97 Quota exceeded). 0: no limit. Anonymous clients are not counted.
+   */
+  readonly maxConnectionsPerUser: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -52,7 +64,18 @@ export const defaultLimits: BrokerLimits = {
   maxPacketsPerFrame: 1000,
   // Each subscription is an item, and the quota check reads the session's list on every SUBSCRIBE.
   maxSubscriptionsPerSession: 1000,
+  // Far above a sensor's or a chat's rate; a client above it for seconds is a loop or a flood.
+  maxPublishesPerSecond: 100,
+  publishBurst: 200,
+  // A fleet shares device users rarely above this; a leaked password cannot open thousands.
+  maxConnectionsPerUser: 100,
 };
+
+/** Quotas where 0 means no limit. */
+const switchable: ReadonlySet<keyof BrokerLimits> = new Set([
+  'maxPublishesPerSecond',
+  'maxConnectionsPerUser',
+]);
 
 /**
  * Why these limits would let a client make a key DynamoDB refuses, or
@@ -63,9 +86,11 @@ export const defaultLimits: BrokerLimits = {
  */
 export function limitsFault(limits: BrokerLimits): string | undefined {
   const { maxClientIdBytes, maxTopicBytes, maxFilterBytes, maxFiltersPerSubscribe } = limits;
-  // A quota of 0 would refuse everything: each is at least 1.
+  // A quota of 0 would refuse everything: each is at least 1, but those 0 switches off.
   for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < 1) return `${name} must be a positive integer, not ${value}`;
+    const off = switchable.has(name as keyof BrokerLimits);
+    if (!Number.isInteger(value) || value < (off ? 0 : 1))
+      return `${name} must be a positive integer${off ? ' or 0 (no limit)' : ''}, not ${value}`;
   }
   if (maxClientIdBytes + qos2MarkerOverheadBytes > dynamoSortKeyLimit)
     return `client ids of ${maxClientIdBytes} bytes do not fit a Deliveries sort key: at most ${dynamoSortKeyLimit - qos2MarkerOverheadBytes}`;

@@ -33,6 +33,8 @@ export interface ConnectionRecord {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The publish rate bucket, once the client has used half its burst (shared/broker/publish-rate.ts). */
+  readonly publishBucket?: { readonly tokens: number; readonly at: number };
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -189,12 +191,24 @@ export interface BrokerStore {
    * may lag the records briefly (an index), so callers re-read the record.
    */
   connectionsDue(now: number): Promise<string[]>;
+  /** Keeps the connection's publish rate bucket on its record; a gone connection stays gone. */
+  savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void>;
   /**
    * Removes the connection's will and returns it, to exactly one caller: a
    * DISCONNECT discards it [MQTT-3.1.2-10], an abnormal end publishes it once
    * however many instances notice the end.
    */
   takeWill(connectionId: string): Promise<ApplicationMessage | undefined>;
+  /**
+   * Counts the connection among the user's live ones unless `max` are counted already,
+   * not counting `replacing` (the connection a takeover ends); true when counted. Counting
+   * an id twice counts it once.
+   */
+  addUserConnection(user: string, connectionId: string, max: number, replacing?: string): Promise<boolean>;
+  /** The connection no longer counts among the user's; harmless when it did not. */
+  removeUserConnection(user: string, connectionId: string): Promise<void>;
+  /** The connection ids counted for the user. */
+  userConnections(user: string): Promise<string[]>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { BrokerContext } from './broker/context.js';
+import { RateMemory } from './broker/publish-rate.js';
 import { type BrokerConfig, configFromEnv } from './config.js';
 import { ManagementApiGateway } from './gateway/management-api.js';
 import { securityFromConfig } from './security.js';
@@ -28,6 +29,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
     limits: config.limits,
+    publishRates: new RateMemory(),
     now: Date.now,
     newId: randomUUID,
     sleep: (ms) => delay(ms),

@@ -137,7 +137,8 @@ export const retainedTable: TableDefinition = {
 /**
  * Failed-login counters, one item per user name (`user#…`) or source address (`ip#…`), shared by
  * every message function instance; TTL forgets them once their window and block have passed
- * (shared/login-throttle.ts, docs/adr/0008-authorization.md).
+ * (shared/login-throttle.ts, docs/adr/0008-authorization.md). Also each authenticated user's live
+ * connection ids (`connections#…`, no expiry), for the connections-per-user quota (ADR 0016).
  */
 export const loginAttemptsTable: TableDefinition = {
   id: 'LoginAttempts',

@@ -39,3 +39,13 @@ test('a frame carries the source address the route put next to the connection id
   });
   assert.equal(frameFromRecord(record({ connectionId: 'conn=' })).sourceIp, undefined);
 });
+
+test("a frame carries the queue's SentTimestamp as sentAt, the publish rate quota's clock", () => {
+  const sent = record({ connectionId: 'conn=' });
+  assert.equal(
+    frameFromRecord({ ...sent, attributes: { ...sent.attributes, SentTimestamp: '1767225600123' } }).sentAt,
+    1767225600123,
+  );
+  // No usable time: the handler falls back to its own clock.
+  assert.equal(frameFromRecord(sent).sentAt, undefined);
+});

@@ -23,6 +23,15 @@ test('quotas that would let a key overflow are refused, saying which key', () =>
   assert.match(limitsFault({ ...defaultLimits, maxPacketsPerFrame: 0 }) ?? '', /positive integer/);
 });
 
+test('a publish rate of 0 switches the quota off; a burst of 0 or a negative rate is refused', () => {
+  assert.equal(limitsFault({ ...defaultLimits, maxPublishesPerSecond: 0 }), undefined);
+  assert.match(limitsFault({ ...defaultLimits, maxPublishesPerSecond: -1 }) ?? '', /or 0 \(no limit\)/);
+  assert.match(
+    limitsFault({ ...defaultLimits, publishBurst: 0 }) ?? '',
+    /publishBurst must be a positive integer/,
+  );
+});
+
 test('the function environment carries the quotas set, and the functions read them back', () => {
   const env = functionEnvironment('message', {
     tables: {

@@ -16,6 +16,8 @@ export interface InboundFrame {
   readonly frameId?: string;
   /** The client's address as API Gateway saw it. */
   readonly sourceIp?: string;
+  /** When the queue received the frame (SQS SentTimestamp, ms): the client's sending time. */
+  readonly sentAt?: number;
 }
 
 /** A frame queue message: the frame is the body, the connection an attribute. */
@@ -27,5 +29,12 @@ export function frameFromRecord(record: SQSRecord): InboundFrame {
     return { connectionId, frame: '', disconnected: true };
   }
   const sourceIp = record.messageAttributes[sourceIpAttribute]?.stringValue;
-  return { connectionId, frame: record.body, frameId: record.messageId, ...(sourceIp ? { sourceIp } : {}) };
+  const sentAt = Number(record.attributes.SentTimestamp);
+  return {
+    connectionId,
+    frame: record.body,
+    frameId: record.messageId,
+    ...(sourceIp ? { sourceIp } : {}),
+    ...(Number.isFinite(sentAt) && sentAt > 0 ? { sentAt } : {}),
+  };
 }

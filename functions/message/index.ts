@@ -13,12 +13,19 @@ const broker = brokerFromEnv(process.env);
 const processor = new SqsFifoPartialProcessorAsync();
 const metrics = functionMetrics();
 
-async function handle({ connectionId, frame, disconnected, frameId, sourceIp }: InboundFrame): Promise<void> {
+async function handle({
+  connectionId,
+  frame,
+  disconnected,
+  frameId,
+  sourceIp,
+  sentAt,
+}: InboundFrame): Promise<void> {
   if (disconnected) {
     await connectionGone(broker, connectionId);
     return;
   }
-  const outcome = await handleFrame(broker, connectionId, frame, frameId, sourceIp);
+  const outcome = await handleFrame(broker, connectionId, frame, frameId, sourceIp, sentAt);
   // A PUBLISH that closed the connection was refused, not accepted.
   const refused = outcome.closed !== undefined && outcome.handled.at(-1) === 'publish';
   const publishes = outcome.handled.filter((cmd) => cmd === 'publish').length - (refused ? 1 : 0);

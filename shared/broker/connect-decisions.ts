@@ -151,6 +151,20 @@ export function throttledRefusal(version: ProtocolVersion): ConnectRefusal {
 }
 
 /**
+ * The refusal of a user's connection past the connections-per-user quota: 5.0 says
+ * "quota exceeded" (0x97); 3.1.1 has no such code, and "server unavailable" (3) tells the
+ * client to try later, as the quota frees when another of the user's connections ends.
+ */
+export function userConnectionsRefusal(version: ProtocolVersion, max: number): ConnectRefusal {
+  return refusal(
+    version,
+    ConnackReturnCode.ServerUnavailable,
+    ReasonCode.QuotaExceeded,
+    `the user already has ${max} connections`,
+  );
+}
+
+/**
  * Whether `user` may take the client id's stored session: a session belongs to the user who
  * started it, and no other user may connect with its client id (ADR 0008). A session started
  * without authentication has no owner and goes to whoever connects.

@@ -5,6 +5,7 @@ import type { BrokerLimits } from '../limits.js';
 import type { LoginThrottle } from '../login-throttle.js';
 import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
+import type { RateMemory } from './publish-rate.js';
 
 /** What the broker logic needs from its surroundings: the two ports, limits, a clock, ids, a way to wait and who may connect. */
 export interface BrokerContext {
@@ -12,7 +13,7 @@ export interface BrokerContext {
   readonly gateway: ClientGateway;
   readonly maxPacketSize: number;
   readonly maxQueuedPerSession: number;
-  /** Quotas on client ids, topics, filters and SUBSCRIBE sizes (shared/limits.ts). */
+  /** Quotas on client ids, topics, filters, SUBSCRIBE sizes, publish rate and connections per user (shared/limits.ts). */
   readonly limits: BrokerLimits;
   readonly now: () => number;
   /** A fresh unique id (session ids, assigned client ids, message ids). */
@@ -25,6 +26,8 @@ export interface BrokerContext {
   readonly authorizer?: Authorizer;
   /** Slows repeated failed logins per user name and source address; absent: no throttling. */
   readonly loginThrottle?: LoginThrottle;
+  /** Publish rate buckets this instance remembers; absent: each one above half is written every frame. */
+  readonly publishRates?: RateMemory;
 }
 
 /**

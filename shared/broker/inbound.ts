@@ -10,6 +10,7 @@ import { protocolViolation } from './handlers/violation.js';
 import { keepAliveDue, shouldTouch } from './keepalive.js';
 import { flushOutbox } from './outbox.js';
 import { packetFault, refusePacket } from './packet-rules.js';
+import { keepAllowance, openAllowance, type PublishAllowance, spendPublish } from './publish-quota.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 
 export interface FrameOutcome {
@@ -105,7 +106,8 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
 /**
  * Handles one inbound WebSocket frame: decodes its packets, handles them in
  * order, sends the replies in one frame, and closes the connection when the
- * client broke the protocol.
+ * client broke the protocol or its quotas. `sentAt` is when the queue received the
+ * frame (SQS `SentTimestamp`), the clock of the publish rate quota; absent, now.
  *
  * @example
  * const outcome = await handleFrame(ctx, event.requestContext.connectionId, event.body);
@@ -116,6 +118,7 @@ export async function handleFrame(
   frame: string,
   frameId?: string,
   sourceIp?: string,
+  sentAt?: number,
 ): Promise<FrameOutcome> {
   const invocation: Invocation = { connectionId, frameId, sourceIp, outbox: [] };
   // A frame opening with CONNECT needs no lookup; anything else needs the
@@ -147,11 +150,27 @@ export async function handleFrame(
     );
     decoded = { ok: true, packets: [] };
   }
+  let allowance: PublishAllowance | undefined;
   for (const packet of decoded.packets) {
+    if (packet.cmd === 'publish' && invocation.record) {
+      allowance ??= openAllowance(ctx, invocation.record, sentAt ?? ctx.now());
+      if (allowance && !spendPublish(allowance)) {
+        // The packets before it were handled; this one and the rest are not.
+        const { maxPublishesPerSecond, publishBurst } = ctx.limits;
+        protocolViolation(
+          invocation,
+          invocation.record.protocolVersion,
+          ReasonCode.MessageRateTooHigh,
+          `PUBLISH rate above ${maxPublishesPerSecond}/s (burst ${publishBurst})`,
+        );
+        break;
+      }
+    }
     failure = await dispatchOrRefuse(ctx, invocation, packet);
     handled.push(packet.cmd);
     if (invocation.closeReason) break;
   }
+  if (allowance && !invocation.closeReason) await keepAllowance(ctx, allowance);
   if (!decoded.ok && !invocation.closeReason) {
     // A frame opening with CONNECT skipped the lookup; one at an unknown level is still a second
     // CONNECT on an open connection [MQTT-3.1.0-2], answered as such rather than with a CONNACK.

@@ -31,5 +31,7 @@ export async function connectionGone(
     await ctx.store.deleteStaleSubscriptions(owner.clientId);
     await ctx.store.deleteDeliveries(owner.clientId);
   }
+  // Before the record goes, so a retry still knows the user; a second removal removes nothing.
+  if (record?.user !== undefined) await ctx.store.removeUserConnection(record.user, connectionId);
   if (record) await ctx.store.deleteConnection(connectionId);
 }

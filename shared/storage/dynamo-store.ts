@@ -16,6 +16,7 @@ import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
 import { Deliveries } from './dynamo/deliveries.js';
 import { Retained } from './dynamo/retained.js';
 import { Subscriptions } from './dynamo/subscriptions.js';
+import { UserConnections } from './dynamo/user-connections.js';
 
 /** The SDK client functions share per module instance, so connections are reused across invocations. */
 export function createDocumentClient(config: Pick<BrokerConfig, 'dynamoEndpoint'>): DynamoDBDocumentClient {
@@ -37,6 +38,7 @@ export class DynamoStore implements BrokerStore {
   private readonly subscriptions: Subscriptions;
   private readonly deliveries: Deliveries;
   private readonly retained: Retained;
+  private readonly userConnectionSets: UserConnections;
 
   constructor(
     db: DynamoDBDocumentClient,
@@ -48,6 +50,7 @@ export class DynamoStore implements BrokerStore {
     this.subscriptions = new Subscriptions(database);
     this.deliveries = new Deliveries(database);
     this.retained = new Retained(database);
+    this.userConnectionSets = new UserConnections(database);
   }
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -163,6 +166,22 @@ export class DynamoStore implements BrokerStore {
 
   connectionsDue(now: number): Promise<string[]> {
     return this.sessions.connectionsDue(now);
+  }
+
+  addUserConnection(user: string, connectionId: string, max: number, replacing?: string): Promise<boolean> {
+    return this.userConnectionSets.addUserConnection(user, connectionId, max, replacing);
+  }
+
+  removeUserConnection(user: string, connectionId: string): Promise<void> {
+    return this.userConnectionSets.removeUserConnection(user, connectionId);
+  }
+
+  userConnections(user: string): Promise<string[]> {
+    return this.userConnectionSets.userConnections(user);
+  }
+
+  savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    return this.sessions.savePublishBucket(connectionId, bucket);
   }
 
   takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {

@@ -77,6 +77,8 @@ export class MemoryStore implements BrokerStore {
   private readonly deliveries = new Map<string, Deliveries>();
   /** Retained messages by first-level partition, then by topic. */
   private readonly retained = new Map<string, Map<string, RetainedMessage>>();
+  /** Each user's live connection ids. */
+  private readonly userConnectionSets = new Map<string, Set<string>>();
 
   constructor(options: { now: () => number }) {
     this.now = options.now;
@@ -347,6 +349,33 @@ export class MemoryStore implements BrokerStore {
     return [...this.connections.values()]
       .filter((c) => c.keepAliveDue !== undefined && c.keepAliveDue <= now)
       .map((c) => c.connectionId);
+  }
+
+  async addUserConnection(
+    user: string,
+    connectionId: string,
+    max: number,
+    replacing?: string,
+  ): Promise<boolean> {
+    const ids = this.userConnectionSets.get(user) ?? new Set<string>();
+    const counted = ids.has(connectionId) || (replacing !== undefined && ids.has(replacing));
+    if (!counted && ids.size >= max) return false;
+    ids.add(connectionId);
+    this.userConnectionSets.set(user, ids);
+    return true;
+  }
+
+  async removeUserConnection(user: string, connectionId: string): Promise<void> {
+    this.userConnectionSets.get(user)?.delete(connectionId);
+  }
+
+  async userConnections(user: string): Promise<string[]> {
+    return [...(this.userConnectionSets.get(user) ?? [])];
+  }
+
+  async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.connections.set(connectionId, { ...connection, publishBucket: { ...bucket } });
   }
 
   async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {

@@ -4,6 +4,7 @@ import type { Authenticator } from '../../shared/auth.js';
 import type { BrokerContext } from '../../shared/broker/context.js';
 import { fanOut } from '../../shared/broker/fanout.js';
 import { type FrameOutcome, handleFrame } from '../../shared/broker/inbound.js';
+import { RateMemory } from '../../shared/broker/publish-rate.js';
 import { type BrokerLimits, defaultLimits } from '../../shared/limits.js';
 import type { LoginThrottle } from '../../shared/login-throttle.js';
 import type { StoredMessage } from '../../shared/ports.js';
@@ -71,6 +72,7 @@ export function testContext(
     now: clock.now,
     newId: () => `id-${++ids}`,
     sleep: async () => {},
+    publishRates: new RateMemory(),
     ...(options.authenticator ? { authenticator: options.authenticator } : {}),
     ...(options.authorizer ? { authorizer: options.authorizer } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
@@ -100,9 +102,10 @@ export async function sendPackets(
   version: 4 | 5 = 4,
   frameId?: string,
   sourceIp?: string,
+  sentAt?: number,
 ): Promise<FrameOutcome> {
   broker.gateway.speaks(connectionId, version);
-  return handleFrame(broker.ctx, connectionId, frameOf(packets, version), frameId, sourceIp);
+  return handleFrame(broker.ctx, connectionId, frameOf(packets, version), frameId, sourceIp, sentAt);
 }
 
 /**

@@ -131,6 +131,19 @@ export function storeConformance(
       );
 
       test(
+        'savePublishBucket keeps the bucket on the record and changes nothing else',
+        withStore(async (store) => {
+          const record = connection('c1', { lastSeen: 10, will: will('w', 'x') });
+          await store.putConnection(record);
+          await store.savePublishBucket('c1', { tokens: 12.5, at: 1000 });
+          await store.savePublishBucket('c1', { tokens: 3.25, at: 2000 });
+          const stored = await store.getConnection('c1');
+          assert.deepEqual(connectionFields(stored), record);
+          assert.deepEqual(stored?.publishBucket, { tokens: 3.25, at: 2000 });
+        }),
+      );
+
+      test(
         'connectionsDue lists the connections whose deadline has come, not the others nor keep-alive 0',
         withStore(async (store) => {
           // Enough connections to land in every partition a backend may spread them over.
@@ -147,6 +160,27 @@ export function storeConformance(
       );
 
       test(
+        'addUserConnection counts up to max, each id once, and a takeover replaces without counting twice',
+        withStore(async (store) => {
+          assert.equal(await store.addUserConnection('alice', 'c1', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c1', 2), true); // a retried CONNECT
+          assert.equal(await store.addUserConnection('alice', 'c2', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c3', 2), false);
+          assert.equal(await store.addUserConnection('bob', 'c4', 2), true);
+          assert.equal(await store.addUserConnection('alice', 'c5', 2, 'c2'), true);
+          assert.deepEqual((await store.userConnections('alice')).sort(), ['c1', 'c2', 'c5']);
+          await store.removeUserConnection('alice', 'c2');
+          await store.removeUserConnection('alice', 'c2'); // a second instance noticing the same end
+          await store.removeUserConnection('carol', 'c9');
+          assert.deepEqual((await store.userConnections('alice')).sort(), ['c1', 'c5']);
+          assert.equal(await store.addUserConnection('alice', 'c6', 2), false);
+          await store.removeUserConnection('alice', 'c1');
+          assert.equal(await store.addUserConnection('alice', 'c6', 2), true);
+          assert.deepEqual(await store.userConnections('nobody'), []);
+        }),
+      );
+
+      test(
         'connectionsDue follows a touch that moves the deadline, and forgets a deleted connection',
         withStore(async (store) => {
           await store.claimConnection(connection('moved', { keepAliveDue: 1_000 }));
@@ -155,6 +189,14 @@ export function storeConformance(
           await store.deleteConnection('gone');
           assert.deepEqual(await eventually(() => store.connectionsDue(2_000), []), []);
           assert.deepEqual(await eventually(() => store.connectionsDue(8_000), ['moved']), ['moved']);
+        }),
+      );
+
+      test(
+        'savePublishBucket of a gone connection does not bring it back',
+        withStore(async (store) => {
+          await store.savePublishBucket('gone', { tokens: 1, at: 1 });
+          assert.equal(await store.getConnection('gone'), undefined);
         }),
       );
 

@@ -12,11 +12,13 @@ import {
   resumeOutbox,
   sessionRecord,
   throttledRefusal,
+  userConnectionsRefusal,
   validateConnect,
   willRefusal,
 } from '../connect-decisions.js';
 import type { BrokerContext, Invocation } from '../context.js';
 import { ReasonCode } from '../reason-codes.js';
+import { countUserConnection } from '../user-connections.js';
 import { protocolViolation } from './violation.js';
 
 type SessionPlan = ReturnType<typeof planSession>;
@@ -41,6 +43,9 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   const previous = await ctx.store.getSession(connect.clientId);
   // Another user's session: refused before anything of it is read further or changed.
   if (!ownsSession(previous, connect.user)) return refuse(invocation, clientIdTakenRefusal(connect.version));
+  // Counted before the connection is claimed or the session touched; a takeover counts once.
+  if (!(await countUserConnection(ctx, connect.user, invocation.connectionId, previous?.connectionId)))
+    return refuse(invocation, userConnectionsRefusal(connect.version, ctx.limits.maxConnectionsPerUser));
   const plan = planSession(previous, connect.clean, ctx.newId);
   const record = connectionRecord(connect, invocation, plan.sessionId, ctx.now());
   if (!(await claimConnection(ctx, invocation, record))) return;

@@ -15,6 +15,7 @@ type ConnectionsAndSessionsPort = Pick<
   | 'deleteConnection'
   | 'touchConnection'
   | 'connectionsDue'
+  | 'savePublishBucket'
   | 'takeWill'
   | 'scanConnections'
   | 'getSession'
@@ -109,6 +110,22 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
       }),
     );
     return (await Promise.all(shards)).flat().map((item) => item.connectionId as string);
+  }
+
+  async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
+    const { db, tables } = this.database;
+    // The same item the frame already read: one write unit, and a gone connection stays gone.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'SET publishBucket = :bucket',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: { ':bucket': { tokens: bucket.tokens, at: bucket.at } },
+        }),
+      ),
+    );
   }
 
   async takeWill(connectionId: string): Promise<ApplicationMessage | undefined> {

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { IDisconnectPacket } from 'mqtt-packet';
+import type { Emulator } from '../emulator/index.js';
+import { hashPassword } from '../shared/auth.js';
+import { connectClient, eventually, inbox, startTestEmulator } from './support/emulator.js';
+
+// The publish rate and connections-per-user quotas through the whole path: MQTT.js, the
+// gateway, the FIFO queue (whose SentTimestamp is the rate's clock), the message function.
+let emulator: Emulator & { logs: string[] };
+const users = { alice: hashPassword('alice-pw'), bob: hashPassword('bob-pw') };
+
+before(async () => {
+  emulator = await startTestEmulator({
+    users,
+    brokerLimits: { maxPublishesPerSecond: 5, publishBurst: 10, maxConnectionsPerUser: 2 },
+  });
+});
+after(async () => {
+  await emulator?.settle();
+  await emulator?.stop();
+});
+
+const as = (user: string, clientId: string) => ({
+  clientId,
+  protocolVersion: 5 as const,
+  username: user,
+  password: `${user}-pw`,
+});
+
+describe('quotas end to end', () => {
+  test('a client below its rate adds no DynamoDB write: one write unit per publish of < 1 KB', async () => {
+    const client = await connectClient(emulator.url, as('bob', 'slow-publisher'));
+    await emulator.settle();
+    const before = emulator.meter().dynamodb;
+    const count = 12; // above the burst of 10: the bucket must refill between publishes
+    for (let i = 0; i < count; i++) {
+      await client.publishAsync('load/slow', `m${i}`, { qos: 0 });
+      await new Promise((r) => setTimeout(r, 250)); // 4/s against 5/s
+    }
+    await emulator.settle();
+    const after = emulator.meter().dynamodb;
+    assert.ok(client.connected, 'still connected');
+    assert.equal(after.writeUnits - before.writeUnits, count, 'only the Messages writes');
+    await client.endAsync();
+  });
+
+  test('a client publishing faster than the rate gets DISCONNECT 0x96 Message rate too high', async () => {
+    const client = await connectClient(emulator.url, as('bob', 'fast-publisher'));
+    const disconnect = new Promise<IDisconnectPacket>((resolve) => client.once('disconnect', resolve));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    for (let i = 0; i < 60; i++) {
+      if (client.disconnected || client.disconnecting) break;
+      client.publish('load/fast', `m${i}`, { qos: 0 });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal((await disconnect).reasonCode, 0x96);
+    await closed;
+  });
+
+  test("a user's third connection with a quota of 2 gets CONNACK 0x97; the first two keep working; after one ends the next connects", async () => {
+    const first = await connectClient(emulator.url, as('alice', 'alice-1'));
+    const second = await connectClient(emulator.url, as('alice', 'alice-2'));
+    await assert.rejects(
+      connectClient(emulator.url, as('alice', 'alice-3')),
+      (error: Error & { code?: number }) => {
+        assert.equal(error.code, 0x97);
+        return true;
+      },
+    );
+    const received = inbox(first);
+    await first.subscribeAsync('alice/news', { qos: 1 });
+    await second.publishAsync('alice/news', 'still here', { qos: 1 });
+    await eventually('the message between the first two', () => received.length === 1);
+    await first.endAsync();
+    await emulator.settle();
+    const fourth = await connectClient(emulator.url, as('alice', 'alice-4'));
+    assert.ok(fourth.connected);
+    await Promise.all([second.endAsync(), fourth.endAsync()]);
+  });
+});
