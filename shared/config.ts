@@ -1,3 +1,4 @@
+import { type AuthSettings, authSettingsFromEnv } from './auth/settings.js';
 import { type PasswordDocument, parsePasswordDocument } from './auth.js';
 import { MAX_FRAME_BYTES } from './protocol/wire.js';
 import { type TableId, tableDefinitions } from './tables.js';
@@ -26,6 +27,8 @@ export interface BrokerConfig {
   readonly maxQueuedPerSession: number;
   /** Who may connect; absent: no authentication. */
   readonly authUsers?: PasswordDocument;
+  /** The users table, tokens and the authorizer function. */
+  readonly auth: AuthSettings;
 }
 
 /**
@@ -62,6 +65,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     maxPacketSize,
     maxQueuedPerSession,
     ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
+    auth: authSettingsFromEnv(env),
   };
 }
 

@@ -2,6 +2,8 @@
  * The environment each broker function runs with, built in one place for the CDK construct and the
  * emulator alike, so the two cannot drift apart. `configFromEnv` (shared/config.ts) reads it back.
  */
+
+import { type AuthSettings, authEnvironment } from './auth/settings.js';
 import { type PasswordHash, parsePasswordDocument } from './auth.js';
 import {
   authUsersEnv,
@@ -43,6 +45,12 @@ export interface FunctionEnvironmentOptions {
    * @default - no authentication: any client may connect
    */
   readonly authUsers?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * The users table, tokens and the authorizer function (shared/auth/settings.ts); for the message
+   * function only, like the users document.
+   * @default - none
+   */
+  readonly auth?: AuthSettings;
 }
 
 /**
@@ -57,7 +65,7 @@ export function functionEnvironment(
   fn: BrokerFunctionId,
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
-  const { dynamoEndpoint, maxPacketSize, authUsers } = options;
+  const { dynamoEndpoint, maxPacketSize, authUsers, auth } = options;
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
@@ -67,5 +75,6 @@ export function functionEnvironment(
     ...(authUsers && fn === 'message'
       ? { [authUsersEnv]: JSON.stringify(parsePasswordDocument({ users: authUsers })) }
       : {}),
+    ...(auth && fn === 'message' ? authEnvironment(auth) : {}),
   };
 }
