@@ -73,7 +73,7 @@ export function authSettingsFromEnv(env: NodeJS.ProcessEnv): AuthSettings {
   const tolerance = value(jwtClockToleranceEnv);
   const username = value(jwtUsernameEnv);
   const jwt: JwtSettings | undefined = issuer
-    ? {
+    ? defined({
         issuer,
         audience: split(jwtAudienceEnv),
         jwksUrl: value(jwtJwksUrlEnv),
@@ -81,14 +81,15 @@ export function authSettingsFromEnv(env: NodeJS.ProcessEnv): AuthSettings {
         algorithms: split(jwtAlgorithmsEnv),
         clockToleranceSeconds: tolerance === undefined ? undefined : Number(tolerance),
         username: username as JwtSettings['username'],
-      }
+      })
     : undefined;
   if (jwt) checkJwtSettings(jwt);
-  return {
-    usersTable: value(usersTableEnv),
-    jwt,
-    authorizerFunction: value(authorizerFunctionEnv),
-  };
+  return defined({ usersTable: value(usersTableEnv), jwt, authorizerFunction: value(authorizerFunctionEnv) });
+}
+
+/** `object` without its undefined properties, so settings read back compare equal to those written. */
+function defined<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Whether any source is configured. */
