@@ -9,17 +9,18 @@ import {
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate, type ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
 import type { Alarm, Dashboard } from 'aws-cdk-lib/aws-cloudwatch';
-import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Role } from 'aws-cdk-lib/aws-iam';
-import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { type IFunction, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { JwtSettings } from '../shared/auth/jwt-authenticator.js';
 import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource } from '../shared/event-source.js';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
@@ -29,7 +30,7 @@ import { addFrameQueue } from './frame-queue.js';
 import { type BrokerLogLevel, createBrokerFunctions } from './functions.js';
 import { createBrokerAlarms, createBrokerDashboard } from './monitoring.js';
 import { createBrokerStage } from './stage.js';
-import { createBrokerTables, grantBrokerTableAccess, streamedTable } from './tables.js';
+import { createBrokerTables, createUsersTable, grantBrokerTableAccess, streamedTable } from './tables.js';
 
 /** A custom domain in front of the WebSocket API. */
 export interface NimbusCustomDomain {
@@ -39,15 +40,40 @@ export interface NimbusCustomDomain {
   readonly certificate: string | ICertificate;
 }
 
-/** Who may connect: MQTT CONNECT username/password, checked against salted SHA-256 hashes. */
+/**
+ * Who may connect. Each source given is asked in turn (the users document, tokens, the users table,
+ * the authorizer function); the first that accepts the CONNECT wins.
+ */
 export interface NimbusAuthentication {
   /**
    * Users by name, each with the entry `npx nimbus hash-password <password>` prints: the hex
    * SHA-256 of the salt followed by the password, and the salt. Passwords themselves are never
    * stored. The document travels in the message function's environment, which Lambda caps at
    * 4 KB in all: a few dozen users (docs/adr/0005-authentication.md).
+   * @default - no users document
    */
-  readonly users: Readonly<Record<string, PasswordHash>>;
+  readonly users?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * A DynamoDB table of users for any number of them, managed with `npx nimbus users add|remove|list`
+   * (docs/adr/0009-authentication-at-scale.md): `true` creates one (`usersTable` in shared/tables.ts,
+   * the `usersTable` property, the stack output `UsersTableName`); or give a table you manage, keyed
+   * by the string `username`. Only the message function may read it.
+   * @default - no users table
+   */
+  readonly usersTable?: boolean | ITable;
+  /**
+   * JSON Web Tokens in the CONNECT password, verified against the issuer's JWKS, e.g. a Cognito user
+   * pool: `{ issuer: 'https://cognito-idp.<region>.amazonaws.com/<pool id>', userClaim: 'username' }`.
+   * @default - tokens are not accepted
+   */
+  readonly jwt?: JwtSettings;
+  /**
+   * A Lambda function asked about each CONNECT the other sources refuse: it receives
+   * `{ clientId, username?, password? (base64), sourceIp? }` and answers `{ allow, user? }`. Only the
+   * message function may invoke it.
+   * @default - no authorizer function
+   */
+  readonly authorizerFunction?: IFunction;
 }
 
 export interface NimbusBrokerProps {
@@ -161,6 +187,8 @@ export class NimbusBroker extends Construct {
   readonly frameQueueSendRole: Role;
   /** The custom domain, when one was configured: point a DNS record at its `regionalDomainName`. */
   readonly domainName?: DomainName;
+  /** The users table, when `authentication.usersTable` asked for one. */
+  readonly usersTable?: ITable;
   readonly alarms: readonly Alarm[];
   readonly dashboard: Dashboard;
 
@@ -171,6 +199,10 @@ export class NimbusBroker extends Construct {
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
 
     this.tables = createBrokerTables(this, { removalPolicy });
+    const authentication = props.authentication;
+    const wantsTable = authentication?.usersTable;
+    this.usersTable =
+      wantsTable === true ? createUsersTable(this, { removalPolicy }) : wantsTable || undefined;
 
     this.api = new WebSocketApi(this, 'Api', {
       description: 'Nimbus MQTT: MQTT 3.1.1/5.0 over WebSocket text frames',
@@ -186,7 +218,12 @@ export class NimbusBroker extends Construct {
         managementEndpoint: this.managementEndpoint,
         maxPacketSize: props.maxPacketSize,
         maxQueuedPerSession: props.maxQueuedMessagesPerSession,
-        authUsers: props.authentication?.users,
+        authUsers: authentication?.users,
+        auth: {
+          usersTable: this.usersTable?.tableName,
+          jwt: authentication?.jwt,
+          authorizerFunction: authentication?.authorizerFunction?.functionArn,
+        },
       },
       logLevel: props.logLevel,
       memorySize: props.memorySize,
@@ -194,6 +231,9 @@ export class NimbusBroker extends Construct {
       removalPolicy,
     });
     grantBrokerTableAccess(this.tables, this.functions);
+    // Only the message function handles CONNECT.
+    this.usersTable?.grantReadData(this.functions.message);
+    authentication?.authorizerFunction?.grantInvoke(this.functions.message);
 
     const { connect, message, fanout, sweeper } = this.functions;
     this.api.addRoute('$connect', {

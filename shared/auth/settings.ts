@@ -97,10 +97,15 @@ export function hasAuthSources(settings: AuthSettings): boolean {
   return Boolean(settings.usersTable || settings.jwt || settings.authorizerFunction);
 }
 
+/**
+ * A URL, or a value CDK fills in at deploy (a Cognito pool's provider URL is `${Token[…]}` at synth).
+ */
+const urlOrToken = (value: string) => /^https?:\/\/\S+$/.test(value) || value.includes('${Token[');
+
 function checkJwtSettings(jwt: JwtSettings): void {
   const problems: string[] = [];
-  if (!/^https?:\/\/\S+$/.test(jwt.issuer)) problems.push(`the issuer must be a URL, not "${jwt.issuer}"`);
-  if (jwt.jwksUrl !== undefined && !/^https?:\/\/\S+$/.test(jwt.jwksUrl)) {
+  if (!urlOrToken(jwt.issuer)) problems.push(`the issuer must be a URL, not "${jwt.issuer}"`);
+  if (jwt.jwksUrl !== undefined && !urlOrToken(jwt.jwksUrl)) {
     problems.push(`the JWKS URL must be a URL, not "${jwt.jwksUrl}"`);
   }
   const tolerance = jwt.clockToleranceSeconds;
