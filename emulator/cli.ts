@@ -1,16 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { authEnvironment } from '../shared/auth/settings.js';
 import { parsePasswordDocument } from '../shared/auth.js';
 import { startEmulator } from './index.js';
 
 const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--users FILE.json]
+                    [--users-table] [--jwt-issuer URL [--jwks-url URL] [--jwt-user-claim CLAIM]]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
   --jitter MS      delay each function invocation by 0..MS ms   default 0
   --users FILE     require CONNECT username/password: FILE holds { "users": { "<name>": <entry> } },
-                   each entry from \`npx nimbus hash-password <password>\`   default: anyone connects`;
+                   each entry from \`npx nimbus hash-password <password>\`   default: anyone connects
+  --users-table    also accept the users of the local users table nimbus-Users
+                   (npx nimbus users add NAME --table nimbus-Users --endpoint <the DynamoDB endpoint printed>)
+  --jwt-issuer URL also accept JSON Web Tokens of this issuer as passwords
+  --jwks-url URL   its signing keys        default: OpenID discovery, else URL/.well-known/jwks.json
+  --jwt-user-claim CLAIM   the claim naming the user                                        default sub`;
 
 function parse() {
   try {
@@ -20,6 +27,10 @@ function parse() {
         'data-dir': { type: 'string' },
         jitter: { type: 'string', default: '0' },
         users: { type: 'string' },
+        'users-table': { type: 'boolean' },
+        'jwt-issuer': { type: 'string' },
+        'jwks-url': { type: 'string' },
+        'jwt-user-claim': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -30,7 +41,16 @@ function parse() {
     if (!Number.isFinite(jitter) || jitter < 0)
       throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
     const users = values.users ? usersFrom(values.users) : undefined;
-    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users };
+    const issuer = values['jwt-issuer'];
+    if (!issuer && (values['jwks-url'] || values['jwt-user-claim'])) {
+      throw new Error('--jwks-url and --jwt-user-claim need --jwt-issuer');
+    }
+    const jwt = issuer
+      ? { issuer, jwksUrl: values['jwks-url'], userClaim: values['jwt-user-claim'] }
+      : undefined;
+    if (jwt) authEnvironment({ jwt });
+    const usersTable = values['users-table'] === true;
+    return { help: values.help === true, port, jitter, dataDir: values['data-dir'], users, usersTable, jwt };
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
     process.exit(2);
@@ -90,6 +110,8 @@ try {
     dataDir: args.dataDir,
     jitterMs: args.jitter,
     users: args.users,
+    usersTable: args.usersTable,
+    jwt: args.jwt,
   });
   process.stderr.write(
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
@@ -98,6 +120,12 @@ try {
   if (args.users) {
     process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
   }
+  if (args.usersTable) {
+    process.stderr.write(
+      `Users table on: npx nimbus users add NAME --table ${emulator.tables.Users} --endpoint ${emulator.dynamoEndpoint}\n`,
+    );
+  }
+  if (args.jwt) process.stderr.write(`JSON Web Tokens of ${args.jwt.issuer} accepted as passwords.\n`);
   process.stderr.write(
     `Management API: ${emulator.managementEndpoint}  DynamoDB: ${emulator.dynamoEndpoint}\nCtrl-C stops.\n`,
   );

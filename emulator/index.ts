@@ -12,6 +12,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
+import type { JwtSettings } from '../shared/auth/jwt-authenticator.js';
 import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
@@ -20,7 +21,7 @@ import {
   brokerFunctionIds,
   functionEnvironment,
 } from '../shared/function-environment.js';
-import { messagesTable, type TableId, tableDefinitions } from '../shared/tables.js';
+import { messagesTable, type TableId, tableDefinitions, usersTable } from '../shared/tables.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
@@ -61,6 +62,14 @@ export interface EmulatorOptions {
    * @default no authentication: any client may connect
    */
   users?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * Authenticate against the users table, as the CDK prop `authentication.usersTable`. The table
+   * (`nimbus-Users`) exists either way: `nimbus users add … --table nimbus-Users --endpoint <dynamoEndpoint>`.
+   * @default false
+   */
+  usersTable?: boolean;
+  /** Accept JSON Web Tokens as passwords, as the CDK prop `authentication.jwt`. @default not accepted */
+  jwt?: JwtSettings;
   /** Where emulator diagnostics go. @default stderr */
   log?: (message: string) => void;
 }
@@ -72,7 +81,7 @@ export interface Emulator {
   readonly managementEndpoint: string;
   /** DynamoDB (behind the metering proxy), for inspecting state. */
   readonly dynamoEndpoint: string;
-  /** Table names by table id. */
+  /** Table names by table id, the users table's (`Users`) among them. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
   readonly functions: Readonly<Record<BrokerFunctionId, FunctionPool>>;
@@ -165,7 +174,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       definition,
       tableName: tableName(definition.id),
     }));
-    const streams = await ensureTables(admin, tables);
+    const usersTableName = tableName(usersTable.id);
+    const streams = await ensureTables(admin, [
+      ...tables,
+      { definition: usersTable, tableName: usersTableName },
+    ]);
     admin.destroy();
     const metered = await startDynamoMeter(ddb.endpoint, meter);
     cleanups.push(() => metered.stop());
@@ -231,6 +244,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           managementEndpoint,
           dynamoEndpoint: metered.endpoint,
           authUsers: options.users,
+          auth: { usersTable: options.usersTable ? usersTableName : undefined, jwt: options.jwt },
         }),
         ...platform,
       };
@@ -308,7 +322,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       url: `ws://127.0.0.1:${port}`,
       managementEndpoint,
       dynamoEndpoint: metered.endpoint,
-      tables: tableNames,
+      tables: { ...tableNames, [usersTable.id]: usersTableName },
       gateway,
       functions: pools as Emulator['functions'],
       frameQueue,
