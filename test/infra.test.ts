@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { UserPool } from 'aws-cdk-lib/aws-cognito';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Code, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -741,4 +742,32 @@ test('authentication.authorizerFunction and a table of your own: invoke and read
     tableDefinitions.length,
     'no table created for a given one',
   );
+});
+
+test('authentication.jwt with a Cognito user pool: its provider URL (a deploy-time value) is the issuer', () => {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const cognito = new Stack(app, 'Cognito');
+  const pool = new UserPool(cognito, 'Devices');
+  const client = pool.addClient('Mqtt');
+  new NimbusBroker(cognito, 'Broker', {
+    authentication: {
+      jwt: {
+        issuer: pool.userPoolProviderUrl,
+        audience: [client.userPoolClientId],
+        userClaim: 'cognito:username',
+      },
+    },
+  });
+  Template.fromStack(cognito).hasResourceProperties('AWS::Lambda::Function', {
+    Description: Match.stringLikeRegexp('MQTT packets'),
+    Environment: {
+      Variables: Match.objectLike({
+        // ProviderURL is https://cognito-idp.<region>.amazonaws.com/<pool id>, the tokens' iss.
+        NIMBUS_JWT_ISSUER: {
+          'Fn::GetAtt': [cognito.resolve((pool.node.defaultChild as CfnElement).logicalId), 'ProviderURL'],
+        },
+        NIMBUS_JWT_AUDIENCE: { Ref: cognito.resolve((client.node.defaultChild as CfnElement).logicalId) },
+      }),
+    },
+  });
 });
