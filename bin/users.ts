@@ -9,6 +9,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoUserDirectory } from '../shared/auth/dynamo-user-directory.js';
 import { defaultHashIterations, hashMosquittoPassword } from '../shared/auth/mosquitto-hash.js';
+import { maxUsernameBytes } from '../shared/auth/table-authenticator.js';
 
 export const usersUsage = `Usage: nimbus users add <name> --table NAME [--region R] [--endpoint URL] [--iterations N]
        nimbus users remove <name> --table NAME [--region R] [--endpoint URL]
@@ -57,6 +58,9 @@ function parse(argv: string[]) {
     throw new UsageError(action === 'list' ? '"list" takes no user name' : `"${action}" takes one user name`);
   }
   if (!values.table) throw new UsageError('--table is required');
+  if (name !== undefined && Buffer.byteLength(name) > maxUsernameBytes) {
+    throw new UsageError(`user names are at most ${maxUsernameBytes} bytes`);
+  }
   const iterations = Number(values.iterations);
   if (!Number.isInteger(iterations) || iterations < 1) {
     throw new UsageError(`--iterations must be a whole number, not "${values.iterations}"`);

@@ -160,3 +160,27 @@ describe('CONNECT with the users table and tokens', () => {
     assert.equal(await connackFor('bob-2', 'bob', 'bob-pw'), 4);
   });
 });
+
+describe('emulator command line', () => {
+  const emulatorCli = fileURLToPath(new URL('../emulator/cli.ts', import.meta.url));
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', emulatorCli, ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk;
+      });
+      child.once('close', (code) => resolve({ code, stderr }));
+    });
+
+  test('--jwks-url without --jwt-issuer, or a bad issuer, is refused before anything starts', async () => {
+    const orphan = await run(['--jwks-url', 'http://127.0.0.1:1/keys']);
+    assert.equal(orphan.code, 2);
+    assert.match(orphan.stderr, /need --jwt-issuer/);
+    const bad = await run(['--jwt-issuer', 'issuer.example']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /issuer must be a URL/);
+  });
+});

@@ -110,6 +110,13 @@ describe('TableAuthenticator', () => {
     }
   });
 
+  test('a user name longer than a table key allows is refused without a lookup (it could only fail)', async () => {
+    const { auth, directory } = await setup();
+    const decision = await auth.authenticate({ clientId: 'c', username: 'é'.repeat(600), password: pw('x') });
+    assert.deepEqual(decision, { ok: false, reason: 'bad-credentials' });
+    assert.deepEqual(directory.lookups, []);
+  });
+
   test('no user name or no password: not-authorized, without a lookup', async () => {
     const { auth, directory } = await setup();
     const refused = { ok: false, reason: 'not-authorized' };

@@ -18,6 +18,12 @@ import type { UserDirectory } from './user-directory.js';
 const decoyHash = `$7$${defaultHashIterations}$${Buffer.alloc(12).toString('base64')}$${Buffer.alloc(64).toString('base64')}`;
 
 /**
+ * Longest user name looked up, in UTF-8 bytes: DynamoDB refuses keys over 2,048 bytes, and a refused
+ * GetItem would fail the CONNECT frame into the queue's retries instead of refusing it.
+ */
+export const maxUsernameBytes = 1024;
+
+/**
  * Authenticates CONNECT username/password against a {@link UserDirectory}. The user is the username.
  * No username or no password: `not-authorized`; an unknown user or a wrong password: `bad-credentials`,
  * after the same key derivation either way.
@@ -31,7 +37,8 @@ export class TableAuthenticator implements Authenticator {
 
   async authenticate({ username, password }: Credentials): Promise<AuthDecision> {
     if (username === undefined || username === '' || password === undefined) return notAuthorized;
-    const entry = await this.directory.find(username);
+    const lookable = Buffer.byteLength(username, 'utf8') <= maxUsernameBytes;
+    const entry = lookable ? await this.directory.find(username) : undefined;
     // An unknown user, or an unreadable stored hash, costs the decoy's derivation.
     const stored = entry && parseMosquittoHash(entry.passwordHash) ? entry.passwordHash : decoyHash;
     const matches = await verifyMosquittoHash(stored, password);
