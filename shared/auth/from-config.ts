@@ -4,7 +4,7 @@
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type Credentials as LegacyCredentials, type PasswordDocument, PasswordFile } from '../auth.js';
+import { type PasswordDocument, PasswordFile } from '../auth.js';
 import { HookAuthenticator } from './authorizer-hook.js';
 import { AuthenticatorChain } from './chain.js';
 import type { AuthErrorReporter, Authenticator } from './decision.js';
@@ -61,8 +61,7 @@ export function authenticatorFrom(
 function passwordFileAuthenticator(file: PasswordFile): Authenticator {
   return {
     async authenticate(credentials) {
-      if (await file.authenticate(credentials as LegacyCredentials))
-        return { ok: true, user: credentials.username };
+      if (await file.authenticate(credentials)) return { ok: true, user: credentials.username };
       return { ok: false, reason: credentials.username === undefined ? 'not-authorized' : 'bad-credentials' };
     },
   };

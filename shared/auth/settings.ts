@@ -92,11 +92,6 @@ function defined<T extends object>(object: T): T {
   return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** Whether any source is configured. */
-export function hasAuthSources(settings: AuthSettings): boolean {
-  return Boolean(settings.usersTable || settings.jwt || settings.authorizerFunction);
-}
-
 /**
  * A URL, or a value CDK fills in at deploy (a Cognito pool's provider URL is `${Token[…]}` at synth).
  */
