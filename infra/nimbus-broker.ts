@@ -189,6 +189,8 @@ export class NimbusBroker extends Construct {
   readonly domainName?: DomainName;
   /** The users table, when `authentication.usersTable` asked for one. */
   readonly usersTable?: ITable;
+  /** The function asked about each CONNECT, when `authentication.authorizerFunction` named one. */
+  readonly authorizerFunction?: IFunction;
   readonly alarms: readonly Alarm[];
   readonly dashboard: Dashboard;
 
@@ -233,7 +235,8 @@ export class NimbusBroker extends Construct {
     grantBrokerTableAccess(this.tables, this.functions);
     // Only the message function handles CONNECT.
     this.usersTable?.grantReadData(this.functions.message);
-    authentication?.authorizerFunction?.grantInvoke(this.functions.message);
+    this.authorizerFunction = authentication?.authorizerFunction;
+    this.authorizerFunction?.grantInvoke(this.functions.message);
 
     const { connect, message, fanout, sweeper } = this.functions;
     this.api.addRoute('$connect', {

@@ -726,6 +726,10 @@ test('authentication.authorizerFunction and a table of your own: invoke and read
     );
     assert.equal(reads.length > 0, fn === 'message', `${fn} may read my-users`);
   }
+  const findings = new AwsSolutionsChecks()
+    .validateScope(ownBroker)
+    .violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(' ')}`);
+  assert.deepEqual(findings, [], 'cdk-nag finds nothing unacknowledged in the broker');
   ownTemplate.hasResourceProperties('AWS::Lambda::Function', {
     Description: Match.stringLikeRegexp('MQTT packets'),
     Environment: {
