@@ -28,7 +28,7 @@ export interface BrokerConfig {
   /** Who may connect; absent: no authentication. */
   readonly authUsers?: PasswordDocument;
   /** The users table, tokens and the authorizer function. */
-  readonly auth: AuthSettings;
+  readonly auth?: AuthSettings;
 }
 
 /**

@@ -2,7 +2,6 @@
  * The environment each broker function runs with, built in one place for the CDK construct and the
  * emulator alike, so the two cannot drift apart. `configFromEnv` (shared/config.ts) reads it back.
  */
-
 import { type AuthSettings, authEnvironment } from './auth/settings.js';
 import { type PasswordHash, parsePasswordDocument } from './auth.js';
 import {
