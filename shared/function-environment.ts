@@ -2,6 +2,7 @@
  * The environment each broker function runs with, built in one place for the CDK construct and the
  * emulator alike, so the two cannot drift apart. `configFromEnv` (shared/config.ts) reads it back.
  */
+import { type AuthSettings, authEnvironment } from './auth/settings.js';
 import { type PasswordHash, parsePasswordDocument } from './auth.js';
 import {
   aclFileEnv,
@@ -61,6 +62,12 @@ export interface FunctionEnvironmentOptions {
    * @default defaultMetricsNamespace ('NimbusMQTT')
    */
   readonly metricsNamespace?: string;
+  /**
+   * The users table, tokens and the authorizer function (shared/auth/settings.ts); for the message
+   * function only, like the users document.
+   * @default - none
+   */
+  readonly auth?: AuthSettings;
 }
 
 /** The functions that decide on topics: CONNECT and PUBLISH (message), delivery (fanout), wills (message, sweeper). */
@@ -79,7 +86,7 @@ export function functionEnvironment(
   fn: BrokerFunctionId,
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
-  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile } = options;
+  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile, auth } = options;
   return {
     ...Object.fromEntries(tableDefinitions.map((t) => [t.envVar, options.tables[t.id]])),
     [managementEndpointEnv]: options.managementEndpoint,
@@ -94,5 +101,6 @@ export function functionEnvironment(
       : {}),
     ...(passwordFile && fn === 'message' ? { [passwordFileEnv]: passwordFile } : {}),
     ...(aclFile && aclFunctions.includes(fn) ? { [aclFileEnv]: aclFile } : {}),
+    ...(auth && fn === 'message' ? authEnvironment(auth) : {}),
   };
 }
