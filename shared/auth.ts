@@ -37,11 +37,12 @@ export const badCredentials: AuthDecision = { ok: false, reason: 'bad-credential
 export const notAuthorized: AuthDecision = { ok: false, reason: 'not-authorized' };
 
 /**
- * The usual refusal of a user name/password check: no user name is "not authorized", a wrong or
- * missing password "bad user name or password".
+ * The refusal of a user name/password check, the same for every authenticator that checks one: no
+ * (or an empty) user name is "not authorized"; a wrong or missing password, or an unknown user, is
+ * "bad user name or password".
  */
 export function passwordRefusal(username: string | undefined): AuthDecision {
-  return username === undefined ? notAuthorized : badCredentials;
+  return username === undefined || username === '' ? notAuthorized : badCredentials;
 }
 
 /** One user's stored secret: hex SHA-256 of the salt's text followed by the password's bytes. */

@@ -117,12 +117,15 @@ describe('TableAuthenticator', () => {
     assert.deepEqual(directory.lookups, []);
   });
 
-  test('no user name or no password: not-authorized, without a lookup', async () => {
+  test('no user name: not-authorized; no password: bad-credentials; neither looked up', async () => {
     const { auth, directory } = await setup();
     const refused = { ok: false, reason: 'not-authorized' };
     assert.deepEqual(await auth.authenticate({ clientId: 'c', password: pw('alice-pw') }), refused);
     assert.deepEqual(await auth.authenticate({ clientId: 'c', username: '', password: pw('x') }), refused);
-    assert.deepEqual(await auth.authenticate({ clientId: 'c', username: 'alice' }), refused);
+    assert.deepEqual(await auth.authenticate({ clientId: 'c', username: 'alice' }), {
+      ok: false,
+      reason: 'bad-credentials',
+    });
     assert.deepEqual(directory.lookups, []);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Mosquitto's `$7$` password hash: PBKDF2-HMAC-SHA512, written
  * `$7$<iterations>$<base64 salt>$<base64 64-byte hash>` as `mosquitto_passwd` writes it, so one
- * format serves a Mosquitto password file and the users table. No AWS types here.
+ * format serves the Mosquitto password file (shared/mosquitto-passwords.ts) and the users table.
+ * The one implementation of the scheme. No AWS types here.
  */
 import { pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -69,15 +70,19 @@ export async function hashMosquittoPassword(
 }
 
 /**
- * Whether `password` matches a `$7$` hash, comparing in constant time. A hash that does not parse
- * is `false`. Runs PBKDF2 on libuv's thread pool, so other work proceeds meanwhile.
+ * Whether `password` matches a `$7$` hash (its text, or as parsed), comparing in constant time. A
+ * hash that does not parse is `false`. Runs PBKDF2 on libuv's thread pool, so the function's other
+ * connections proceed meanwhile.
  *
  * @example
  * await verifyMosquittoHash(await hashMosquittoPassword('s3cret'), 's3cret'); // true
  */
-export async function verifyMosquittoHash(stored: string, password: string | Uint8Array): Promise<boolean> {
-  const parsed = parseMosquittoHash(stored);
-  if (!parsed) return false;
+export async function verifyMosquittoHash(
+  stored: string | MosquittoHash,
+  password: string | Uint8Array,
+): Promise<boolean> {
+  const parsed = typeof stored === 'string' ? parseMosquittoHash(stored) : stored;
+  if (!parsed || parsed.hash.length !== hashBytes) return false;
   const derived = await derive(bytesOf(password), parsed.salt, parsed.iterations, hashBytes, 'sha512');
   return timingSafeEqual(derived, parsed.hash);
 }

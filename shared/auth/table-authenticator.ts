@@ -1,21 +1,24 @@
 /**
  * CONNECT username/password against a directory of `$7$` hashes (the users table). No AWS types here.
  */
+import { type AuthDecision, type Authenticator, type Credentials, passwordRefusal } from '../auth.js';
 import {
-  type AuthDecision,
-  type Authenticator,
-  badCredentials,
-  type Credentials,
-  notAuthorized,
-} from '../auth.js';
-import { defaultHashIterations, parseMosquittoHash, verifyMosquittoHash } from './mosquitto-hash.js';
+  defaultHashIterations,
+  type MosquittoHash,
+  parseMosquittoHash,
+  verifyMosquittoHash,
+} from './mosquitto-hash.js';
 import type { UserDirectory } from './user-directory.js';
 
 /**
  * Verified against when the user is unknown (or its stored hash unreadable), at the default cost, so
  * a refusal takes as long whether or not the user exists. Its hash bytes match no password.
  */
-const decoyHash = `$7$${defaultHashIterations}$${Buffer.alloc(12).toString('base64')}$${Buffer.alloc(64).toString('base64')}`;
+const decoyHash: MosquittoHash = {
+  iterations: defaultHashIterations,
+  salt: Buffer.alloc(12),
+  hash: Buffer.alloc(64),
+};
 
 /**
  * Longest user name looked up, in UTF-8 bytes: DynamoDB refuses keys over 2,048 bytes, and a refused
@@ -25,8 +28,8 @@ export const maxUsernameBytes = 1024;
 
 /**
  * Authenticates CONNECT username/password against a {@link UserDirectory}. The user is the username.
- * No username or no password: `not-authorized`; an unknown user or a wrong password: `bad-credentials`,
- * after the same key derivation either way.
+ * Refuses as every password check does ({@link passwordRefusal}); an unknown user and a wrong
+ * password cost the same key derivation.
  *
  * @example
  * const auth = new TableAuthenticator(new MemoryUserDirectory([{ username: 'alice', passwordHash }]));
@@ -36,13 +39,12 @@ export class TableAuthenticator implements Authenticator {
   constructor(private readonly directory: UserDirectory) {}
 
   async authenticate({ username, password }: Credentials): Promise<AuthDecision> {
-    if (username === undefined || username === '' || password === undefined) return notAuthorized;
+    if (!username || password === undefined) return passwordRefusal(username);
     const lookable = Buffer.byteLength(username, 'utf8') <= maxUsernameBytes;
     const entry = lookable ? await this.directory.find(username) : undefined;
     // An unknown user, or an unreadable stored hash, costs the decoy's derivation.
-    const stored = entry && parseMosquittoHash(entry.passwordHash) ? entry.passwordHash : decoyHash;
-    const matches = await verifyMosquittoHash(stored, password);
-    if (!matches || stored === decoyHash) return badCredentials;
-    return { ok: true, user: username };
+    const parsed = entry && parseMosquittoHash(entry.passwordHash);
+    const matches = await verifyMosquittoHash(parsed || decoyHash, password);
+    return parsed && matches ? { ok: true, user: username } : passwordRefusal(username);
   }
 }
