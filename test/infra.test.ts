@@ -13,6 +13,7 @@ import type { IConstruct } from 'constructs';
 import {
   type BrokerFunctionId,
   brokerRuntime,
+  type NimbusAuthentication,
   NimbusBroker,
   NimbusStack,
   type NimbusStackProps,
@@ -630,6 +631,44 @@ test('who may connect is an explicit choice: without authentication or allowAnon
       new NimbusStack(app, 'Both', {
         allowAnonymous: true,
         authentication: { passwordFile: 'test/fixtures/mosquitto.passwd' },
+      }),
+    /not both/,
+  );
+});
+
+test('any authentication method alone is a choice; an authentication naming none is refused, listing them', () => {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const methods: Array<(scope: Stack) => NimbusAuthentication> = [
+    () => ({ passwordFile: 'test/fixtures/mosquitto.passwd' }),
+    () => ({ users: { alice: hashPassword('alice-pw') } }),
+    () => ({ usersTable: true }),
+    () => ({ jwt: { issuer: 'https://issuer.example' } }),
+    (scope) => ({
+      authorizerFunction: LambdaFunction.fromFunctionAttributes(scope, 'Authorizer', {
+        functionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:authorizer',
+        sameEnvironment: true,
+      }),
+    }),
+  ];
+  methods.forEach((method, i) => {
+    const scope = new Stack(app, `Method${i}`);
+    const authentication = method(scope);
+    assert.doesNotThrow(
+      () => new NimbusBroker(scope, 'Broker', { authentication }),
+      Object.keys(authentication)[0],
+    );
+  });
+  for (const [i, authentication] of [{}, { usersTable: false }].entries()) {
+    assert.throws(
+      () => new NimbusBroker(new Stack(app, `None${i}`), 'Broker', { authentication }),
+      /needs at least one method: passwordFile, users, usersTable, jwt, authorizerFunction/,
+    );
+  }
+  assert.throws(
+    () =>
+      new NimbusBroker(new Stack(app, 'JwtAndAnonymous'), 'Broker', {
+        allowAnonymous: true,
+        authentication: { jwt: { issuer: 'https://issuer.example' } },
       }),
     /not both/,
   );
