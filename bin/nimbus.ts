@@ -6,6 +6,7 @@
 import { runBridgeCli } from '../bridge/cli.js';
 import { hashPassword } from '../shared/auth.js';
 import { runPasswdCli } from './passwd.js';
+import { runUsersCli } from './users.js';
 
 const usage = `Usage: nimbus <command> [options]
 
@@ -16,6 +17,8 @@ Commands:
              add or replace USER in a Mosquitto password file (prompts for the password, or reads stdin)
   hash-password <password>
              print the users entry for a password: { "sha256": …, "salt": … } (see README, Authentication)
+  users add|remove|list --table NAME
+             manage the users table of a deployed broker or the emulator (see README, Authentication on AWS)
 
 nimbus <command> --help shows a command's options. Example:
   npx nimbus emulator &
@@ -40,6 +43,11 @@ switch (command) {
     process.stdout.write(`${JSON.stringify(hashPassword(password))}\n`);
     break;
   }
+  case 'users':
+    // The SDK's notice about Node 20 support would read like a problem with the command.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    process.exitCode = await runUsersCli(rest);
+    break;
   case 'emulator':
     // emulator/cli.ts parses process.argv on import: leave it only the words after "emulator".
     process.argv.splice(2, 1);

@@ -4,7 +4,8 @@
  * stdin; never from the command line, where other users and shell history would see it.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { hashMosquittoPassword, withPasswordEntry } from '../shared/mosquitto-passwords.js';
+import { hashMosquittoPassword } from '../shared/auth/mosquitto-hash.js';
+import { withPasswordEntry } from '../shared/mosquitto-passwords.js';
 
 const usage = `Usage: nimbus passwd FILE USER
 

@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseAcl } from '../shared/acl.js';
+import { authEnvironment } from '../shared/auth/settings.js';
 import { parsePasswordDocument } from '../shared/auth.js';
 import { MosquittoPasswordFile } from '../shared/mosquitto-passwords.js';
 import { startEmulator } from './index.js';
 import { isLogLevel, logLevels } from './log.js';
 
-const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--password-file FILE] [--acl-file FILE] [--users FILE.json] [--log-level L]
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--password-file FILE] [--acl-file FILE] [--users FILE.json]
+                     [--users-table] [--jwt-issuer URL [--jwks-url URL] [--jwt-user-claim CLAIM]] [--log-level L]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
@@ -18,6 +20,11 @@ const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--
                    (\`mosquitto_passwd\` or \`npx nimbus passwd FILE USER\`)   default: anyone connects
   --acl-file FILE  Mosquitto ACL file: clients publish, subscribe and receive only what it grants
                    default: everything but writing $ topics
+  --users-table    also accept the users of the local users table nimbus-Users
+                   (npx nimbus users add NAME --table nimbus-Users --endpoint <the DynamoDB endpoint printed>)
+  --jwt-issuer URL also accept JSON Web Tokens of this issuer as passwords
+  --jwks-url URL   its signing keys        default: OpenID discovery, else URL/.well-known/jwks.json
+  --jwt-user-claim CLAIM   the claim naming the user                                        default sub
   --log-level L    error | warn | info (connects, subscribes, refusals, disconnects)
                    | debug (also each publish and delivery)      default info`;
 
@@ -32,6 +39,10 @@ function parse() {
         'log-level': { type: 'string', default: 'info' },
         'password-file': { type: 'string' },
         'acl-file': { type: 'string' },
+        'users-table': { type: 'boolean' },
+        'jwt-issuer': { type: 'string' },
+        'jwks-url': { type: 'string' },
+        'jwt-user-claim': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -52,6 +63,14 @@ function parse() {
       ? checked(passwordFile, '--password-file', (t) => new MosquittoPasswordFile(t).size)
       : 0;
     if (aclFile) checked(aclFile, '--acl-file', parseAcl);
+    const issuer = values['jwt-issuer'];
+    if (!issuer && (values['jwks-url'] || values['jwt-user-claim'])) {
+      throw new Error('--jwks-url and --jwt-user-claim need --jwt-issuer');
+    }
+    const jwt = issuer
+      ? { issuer, jwksUrl: values['jwks-url'], userClaim: values['jwt-user-claim'] }
+      : undefined;
+    if (jwt) authEnvironment({ jwt });
     return {
       help: values.help === true,
       port,
@@ -61,6 +80,8 @@ function parse() {
       passwordFile,
       aclFile,
       userCount,
+      usersTable: values['users-table'] === true,
+      jwt,
       logLevel,
     };
   } catch (error) {
@@ -133,6 +154,8 @@ try {
     logLevel: args.logLevel,
     passwordFile: args.passwordFile,
     aclFile: args.aclFile,
+    usersTable: args.usersTable,
+    jwt: args.jwt,
   });
   process.stderr.write(
     `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s. Connect MQTT clients (subprotocol "mqtt", base64 text frames) to:\n`,
@@ -142,10 +165,22 @@ try {
     process.stderr.write(
       `Authentication on: ${args.userCount} user(s) of ${args.passwordFile} may connect.\n`,
     );
-  } else if (args.users) {
-    process.stderr.write(`Authentication on: ${Object.keys(args.users).length} user(s) may connect.\n`);
-  } else {
-    process.stderr.write('Anonymous clients allowed: no --password-file given, so anyone may connect.\n');
+  }
+  if (args.users) {
+    process.stderr.write(
+      `Authentication on: ${Object.keys(args.users).length} user(s) of the users document may connect.\n`,
+    );
+  }
+  if (args.usersTable) {
+    process.stderr.write(
+      `Users table on: npx nimbus users add NAME --table ${emulator.tables.Users} --endpoint ${emulator.dynamoEndpoint}\n`,
+    );
+  }
+  if (args.jwt) process.stderr.write(`JSON Web Tokens of ${args.jwt.issuer} accepted as passwords.\n`);
+  if (!args.passwordFile && !args.users && !args.usersTable && !args.jwt) {
+    process.stderr.write(
+      'Anonymous clients allowed: no --password-file, --users, --users-table or --jwt-issuer given, so anyone may connect.\n',
+    );
   }
   process.stderr.write(
     args.aclFile

@@ -156,7 +156,10 @@ export async function startDynamoDbLocal(options: { dataDir?: string } = {}): Pr
 }
 
 /** The CreateTable request for a shared table definition (the CDK construct builds the same table). */
-export function createTableInput(definition: TableDefinition, tableName: string): CreateTableCommandInput {
+export function createTableInput(
+  definition: TableDefinition<string>,
+  tableName: string,
+): CreateTableCommandInput {
   const keys = [
     definition.partitionKey,
     definition.sortKey,
@@ -192,7 +195,7 @@ export function createTableInput(definition: TableDefinition, tableName: string)
 /** Creates each table unless it exists (a `--data-dir` keeps them across restarts); returns stream ARNs by table name. */
 export async function ensureTables(
   client: DynamoDBClient,
-  tables: ReadonlyArray<{ definition: TableDefinition; tableName: string }>,
+  tables: ReadonlyArray<{ definition: TableDefinition<string>; tableName: string }>,
 ): Promise<Map<string, string>> {
   const streams = new Map<string, string>();
   for (const { definition, tableName } of tables) {

@@ -12,6 +12,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
+import type { JwtSettings } from '../shared/auth/jwt-authenticator.js';
 import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
@@ -22,7 +23,13 @@ import {
 } from '../shared/function-environment.js';
 import { defaultFunctionMemoryMb, functionSettings } from '../shared/function-settings.js';
 import type { BrokerLimits } from '../shared/limits.js';
-import { messagesTable, subscriptionsTable, type TableId, tableDefinitions } from '../shared/tables.js';
+import {
+  messagesTable,
+  subscriptionsTable,
+  type TableId,
+  tableDefinitions,
+  usersTable,
+} from '../shared/tables.js';
 import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
@@ -77,7 +84,7 @@ export interface EmulatorOptions {
   maxQueuedPerSession?: number;
   /**
    * A Mosquitto password file (`mosquitto_passwd`, `npx nimbus passwd`): clients must log in as
-   * one of its users. With neither this nor `users`, clients connect anonymously.
+   * one of its users. With none of this, `users`, `usersTable` and `jwt`, clients connect anonymously.
    */
   passwordFile?: string;
   /** A Mosquitto ACL file: clients may publish, subscribe and receive only what it grants. */
@@ -89,6 +96,14 @@ export interface EmulatorOptions {
   functionTimeoutsMs?: Partial<Record<BrokerFunctionId, number>>;
   /** The broker's quotas, as the CDK prop `limits` (shared/limits.ts). @default defaultLimits */
   brokerLimits?: Partial<BrokerLimits>;
+  /**
+   * Authenticate against the users table, as the CDK prop `authentication.usersTable`. The table
+   * (`nimbus-Users`) exists either way: `nimbus users add … --table nimbus-Users --endpoint <dynamoEndpoint>`.
+   * @default false
+   */
+  usersTable?: boolean;
+  /** Accept JSON Web Tokens as passwords, as the CDK prop `authentication.jwt`. @default not accepted */
+  jwt?: JwtSettings;
   /** Where emulator log lines go, one string a line. @default stderr */
   log?: (message: string) => void;
   /**
@@ -105,7 +120,7 @@ export interface Emulator {
   readonly managementEndpoint: string;
   /** DynamoDB (behind the metering proxy), for inspecting state. */
   readonly dynamoEndpoint: string;
-  /** Table names by table id. */
+  /** Table names by table id, the users table's (`Users`) among them. */
   readonly tables: Readonly<Record<string, string>>;
   readonly gateway: Gateway;
   /** The web console and its JSON endpoints: http://127.0.0.1:PORT/ */
@@ -204,7 +219,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       definition,
       tableName: tableName(definition.id),
     }));
-    const streams = await ensureTables(admin, tables);
+    const usersTableName = tableName(usersTable.id);
+    const streams = await ensureTables(admin, [
+      ...tables,
+      { definition: usersTable, tableName: usersTableName },
+    ]);
     // Kept for the subscriptions gauge: it talks to DynamoDB Local directly, so scrapes bill nothing.
     cleanups.push(async () => admin.destroy());
     const metered = await startDynamoMeter(ddb.endpoint, meter);
@@ -304,6 +323,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           passwordFile: options.passwordFile && resolve(options.passwordFile),
           aclFile: options.aclFile && resolve(options.aclFile),
           limits: options.brokerLimits,
+          auth: { usersTable: options.usersTable ? usersTableName : undefined, jwt: options.jwt },
         }),
         ...platform,
       };
@@ -405,7 +425,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       managementEndpoint,
       consoleUrl: `${managementEndpoint}/`,
       dynamoEndpoint: metered.endpoint,
-      tables: tableNames,
+      tables: { ...tableNames, [usersTable.id]: usersTableName },
       gateway,
       functions: pools as Emulator['functions'],
       frameQueue,

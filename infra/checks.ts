@@ -43,6 +43,14 @@ export function acknowledgeChecks(broker: NimbusBroker): void {
         "PostToConnection and DeleteConnection address connection ids that exist only at run time; the grant is limited to this stage's @connections/* path.",
     });
   }
+  const messageRole = broker.functions.message.role;
+  if (broker.authorizerFunction && messageRole) {
+    Validations.of(messageRole).acknowledge({
+      id: iam5(`${broker.authorizerFunction.functionArn}:*`),
+      reason:
+        "grantInvoke covers the authorizer function's versions and aliases (function:*), so a qualified ARN works too; the wildcard covers only that one function.",
+    });
+  }
   for (const route of ['$connect', '$default', '$disconnect']) {
     const resource = broker.api.node.tryFindChild(`${route}-Route`);
     if (!resource) continue;

@@ -9,17 +9,18 @@ import {
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { Certificate, type ICertificate } from 'aws-cdk-lib/aws-certificatemanager';
 import type { Alarm, Dashboard } from 'aws-cdk-lib/aws-cloudwatch';
-import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import type { ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Role } from 'aws-cdk-lib/aws-iam';
-import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { type IFunction, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { JwtSettings } from '../shared/auth/jwt-authenticator.js';
 import type { PasswordHash } from '../shared/auth.js';
 import { keepAliveSchedule } from '../shared/broker/keepalive.js';
 import { fanoutEventSource } from '../shared/event-source.js';
@@ -31,7 +32,7 @@ import { addFrameQueue } from './frame-queue.js';
 import { type BrokerLogLevel, createBrokerFunctions } from './functions.js';
 import { createBrokerAlarms, createBrokerDashboard } from './monitoring.js';
 import { createBrokerStage } from './stage.js';
-import { createBrokerTables, grantBrokerTableAccess, streamedTable } from './tables.js';
+import { createBrokerTables, createUsersTable, grantBrokerTableAccess, streamedTable } from './tables.js';
 
 /** A custom domain in front of the WebSocket API. */
 export interface NimbusCustomDomain {
@@ -42,15 +43,17 @@ export interface NimbusCustomDomain {
 }
 
 /**
- * Who may connect: MQTT CONNECT username/password, from a Mosquitto password file (preferred) or
- * a users document of salted SHA-256 hashes. Give one of the two.
+/**
+ * Who may connect. Give at least one method; each given is asked in turn, cheapest first (the users
+ * document, tokens, the password file, the users table, the authorizer function), and the first
+ * that accepts the CONNECT wins (shared/auth/from-config.ts).
  */
 export interface NimbusAuthentication {
   /**
    * A Mosquitto password file on the machine that synthesizes (`mosquitto_passwd` or
    * `npx nimbus passwd FILE USER`). It is bundled with the message function and read at cold
    * start, so it has no size limit (docs/adr/0008-authorization.md).
-   * @default - none: `users` is required
+   * @default - no password file
    */
   readonly passwordFile?: string;
   /**
@@ -58,8 +61,30 @@ export interface NimbusAuthentication {
    * SHA-256 of the salt followed by the password, and the salt. Passwords themselves are never
    * stored. The document travels in the message function's environment, which Lambda caps at
    * 4 KB in all: a few dozen users (docs/adr/0005-authentication.md).
+   * @default - no users document
    */
   readonly users?: Readonly<Record<string, PasswordHash>>;
+  /**
+   * A DynamoDB table of users for any number of them, managed with `npx nimbus users add|remove|list`
+   * (docs/adr/0009-authentication-at-scale.md): `true` creates one (`usersTable` in shared/tables.ts,
+   * the `usersTable` property, the stack output `UsersTableName`); or give a table you manage, keyed
+   * by the string `username`. Only the message function may read it.
+   * @default - no users table
+   */
+  readonly usersTable?: boolean | ITable;
+  /**
+   * JSON Web Tokens in the CONNECT password, verified against the issuer's JWKS, e.g. a Cognito user
+   * pool: `{ issuer: 'https://cognito-idp.<region>.amazonaws.com/<pool id>', userClaim: 'username' }`.
+   * @default - tokens are not accepted
+   */
+  readonly jwt?: JwtSettings;
+  /**
+   * A Lambda function asked about each CONNECT the other sources refuse: it receives
+   * `{ clientId, username?, password? (base64), sourceIp? }` and answers `{ allow, user? }`. Only the
+   * message function may invoke it.
+   * @default - no authorizer function
+   */
+  readonly authorizerFunction?: IFunction;
 }
 
 export interface NimbusBrokerProps {
@@ -143,10 +168,9 @@ export interface NimbusBrokerProps {
    */
   readonly configureApiGatewayAccountRole?: boolean;
   /**
-   * Username/password authentication of MQTT CONNECT: clients must present a listed username and
-   * its password, or are refused (CONNACK 4/5, MQTT 5 reason 0x86/0x87). Passed to the message
-   * function only, as `NIMBUS_AUTH_USERS`.
-   * @default - no authentication: any client may connect
+   * Authentication of MQTT CONNECT: clients must pass one of the methods given, or are refused
+   * (CONNACK 4/5, MQTT 5 reason 0x86/0x87). Only the message function sees it.
+   * @default - none: `allowAnonymous: true` is then required
    */
   readonly authentication?: NimbusAuthentication;
   /**
@@ -167,18 +191,23 @@ export interface NimbusBrokerProps {
 const bundledPasswordFile = 'nimbus.passwd';
 const bundledAclFile = 'nimbus.acl';
 
+/** The ways `authentication` can let a client in; any one of them is a choice. */
+const authenticationMethods = ['passwordFile', 'users', 'usersTable', 'jwt', 'authorizerFunction'] as const;
+
 /** Who may connect is a decision the deployer makes, never a default. */
 function checkAccessChoice(props: NimbusBrokerProps): void {
   const auth = props.authentication;
-  if (auth && !auth.passwordFile && !auth.users) {
-    throw new Error('NimbusBroker: authentication needs passwordFile (a Mosquitto password file) or users.');
+  if (auth && !authenticationMethods.some((method) => auth[method] !== undefined && auth[method] !== false)) {
+    throw new Error(
+      `NimbusBroker: authentication needs at least one method: ${authenticationMethods.join(', ')}.`,
+    );
   }
   if (auth && props.allowAnonymous) {
     throw new Error('NimbusBroker: give either authentication or allowAnonymous: true, not both.');
   }
   if (!auth && props.allowAnonymous !== true) {
     throw new Error(
-      "NimbusBroker: say who may connect. Add authentication: { passwordFile: 'path/to/passwd' } (a Mosquitto password file; `npx nimbus passwd FILE USER` writes one), or allowAnonymous: true to let any client connect (CDK CLI: -c passwordFile=FILE or -c allowAnonymous=true).",
+      "NimbusBroker: say who may connect. Add authentication with at least one of passwordFile: 'path/to/passwd' (a Mosquitto password file; `npx nimbus passwd FILE USER` writes one), users (a users document), usersTable: true (a DynamoDB users table; `npx nimbus users add`), jwt: { issuer } (JSON Web Tokens, e.g. a Cognito user pool) or authorizerFunction (a Lambda asked about each CONNECT); or allowAnonymous: true to let any client connect (CDK CLI: -c passwordFile=FILE or -c allowAnonymous=true).",
     );
   }
 }
@@ -220,6 +249,10 @@ export class NimbusBroker extends Construct {
   readonly frameQueueSendRole: Role;
   /** The custom domain, when one was configured: point a DNS record at its `regionalDomainName`. */
   readonly domainName?: DomainName;
+  /** The users table, when `authentication.usersTable` asked for one. */
+  readonly usersTable?: ITable;
+  /** The function asked about each CONNECT, when `authentication.authorizerFunction` named one. */
+  readonly authorizerFunction?: IFunction;
   readonly alarms: readonly Alarm[];
   readonly dashboard: Dashboard;
 
@@ -231,6 +264,10 @@ export class NimbusBroker extends Construct {
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
 
     this.tables = createBrokerTables(this, { removalPolicy });
+    const authentication = props.authentication;
+    const wantsTable = authentication?.usersTable;
+    this.usersTable =
+      wantsTable === true ? createUsersTable(this, { removalPolicy }) : wantsTable || undefined;
 
     this.api = new WebSocketApi(this, 'Api', {
       description: 'Nimbus MQTT: MQTT 3.1.1/5.0 over WebSocket text frames',
@@ -247,15 +284,18 @@ export class NimbusBroker extends Construct {
         maxPacketSize: props.maxPacketSize,
         maxQueuedPerSession: props.maxQueuedMessagesPerSession,
         limits: props.limits,
-        authUsers: props.authentication?.users,
-        passwordFile: props.authentication?.passwordFile && bundledPasswordFile,
+        authUsers: authentication?.users,
+        passwordFile: authentication?.passwordFile && bundledPasswordFile,
         aclFile: props.aclFile && bundledAclFile,
         metricsNamespace: props.metricsNamespace,
+        auth: {
+          usersTable: this.usersTable?.tableName,
+          jwt: authentication?.jwt,
+          authorizerFunction: authentication?.authorizerFunction?.functionArn,
+        },
       },
       bundledFiles: {
-        ...(props.authentication?.passwordFile
-          ? { [bundledPasswordFile]: props.authentication.passwordFile }
-          : {}),
+        ...(authentication?.passwordFile ? { [bundledPasswordFile]: authentication.passwordFile } : {}),
         ...(props.aclFile ? { [bundledAclFile]: props.aclFile } : {}),
       },
       logLevel: props.logLevel,
@@ -264,6 +304,10 @@ export class NimbusBroker extends Construct {
       removalPolicy,
     });
     grantBrokerTableAccess(this.tables, this.functions);
+    // Only the message function handles CONNECT.
+    this.usersTable?.grantReadData(this.functions.message);
+    this.authorizerFunction = authentication?.authorizerFunction;
+    this.authorizerFunction?.grantInvoke(this.functions.message);
 
     const { connect, message, fanout, sweeper } = this.functions;
     this.api.addRoute('$connect', {

@@ -19,6 +19,12 @@ export class NimbusStack extends Stack {
       value: this.broker.managementEndpoint,
       description: 'API Gateway Management API endpoint of the stage',
     });
+    if (this.broker.usersTable) {
+      new CfnOutput(this, 'UsersTableName', {
+        value: this.broker.usersTable.tableName,
+        description: 'Manage users with: npx nimbus users add <name> --table <this> --region <region>',
+      });
+    }
     if (this.broker.domainName) {
       new CfnOutput(this, 'CustomDomainTarget', {
         value: this.broker.domainName.regionalDomainName,

@@ -10,7 +10,13 @@ import {
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
-import { type KeyDefinition, type TableId, tableDefinitions } from '../shared/tables.js';
+import {
+  type KeyDefinition,
+  type TableDefinition,
+  type TableId,
+  tableDefinitions,
+  usersTable,
+} from '../shared/tables.js';
 
 /** The broker's tables, by table id. */
 export type BrokerTables = Readonly<Record<TableId, TableV2>>;
@@ -30,29 +36,43 @@ export interface BrokerTablesProps {
  * tables.Messages.tableName;
  */
 export function createBrokerTables(scope: Construct, props: BrokerTablesProps): BrokerTables {
+  const entries = tableDefinitions.map(
+    (definition) => [definition.id, tableFrom(scope, definition, props)] as const,
+  );
+  return Object.fromEntries(entries) as Record<TableId, TableV2>;
+}
+
+/**
+ * The users table (`usersTable` in shared/tables.ts), id `UsersTable`: on demand, with point-in-time
+ * recovery, since it holds the only copy of the users' password hashes.
+ *
+ * @example
+ * createUsersTable(this, { removalPolicy: RemovalPolicy.RETAIN }).grantReadData(message);
+ */
+export function createUsersTable(scope: Construct, props: BrokerTablesProps): TableV2 {
+  return tableFrom(scope, usersTable, props);
+}
+
+function tableFrom(scope: Construct, definition: TableDefinition<string>, props: BrokerTablesProps): TableV2 {
   const attribute = (key: KeyDefinition) => ({
     name: key.name,
     type: key.type === 'S' ? AttributeType.STRING : AttributeType.NUMBER,
   });
-  const entries = tableDefinitions.map((definition) => {
-    const table = new TableV2(scope, `${definition.id}Table`, {
-      partitionKey: attribute(definition.partitionKey),
-      sortKey: definition.sortKey && attribute(definition.sortKey),
-      globalSecondaryIndexes: definition.globalIndexes.map((index) => ({
-        indexName: index.indexName,
-        partitionKey: attribute(index.partitionKey),
-        sortKey: index.sortKey && attribute(index.sortKey),
-        projectionType: index.projection === 'ALL' ? ProjectionType.ALL : ProjectionType.KEYS_ONLY,
-      })),
-      billing: Billing.onDemand(),
-      timeToLiveAttribute: definition.timeToLiveAttribute,
-      dynamoStream: definition.stream === 'NEW_IMAGE' ? StreamViewType.NEW_IMAGE : undefined,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      removalPolicy: props.removalPolicy,
-    });
-    return [definition.id, table] as const;
+  return new TableV2(scope, `${definition.id}Table`, {
+    partitionKey: attribute(definition.partitionKey),
+    sortKey: definition.sortKey && attribute(definition.sortKey),
+    globalSecondaryIndexes: definition.globalIndexes.map((index) => ({
+      indexName: index.indexName,
+      partitionKey: attribute(index.partitionKey),
+      sortKey: index.sortKey && attribute(index.sortKey),
+      projectionType: index.projection === 'ALL' ? ProjectionType.ALL : ProjectionType.KEYS_ONLY,
+    })),
+    billing: Billing.onDemand(),
+    timeToLiveAttribute: definition.timeToLiveAttribute,
+    dynamoStream: definition.stream === 'NEW_IMAGE' ? StreamViewType.NEW_IMAGE : undefined,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    removalPolicy: props.removalPolicy,
   });
-  return Object.fromEntries(entries) as Record<TableId, TableV2>;
 }
 
 /** The one table whose stream feeds the fan-out. */

@@ -28,12 +28,21 @@ export interface Authenticator {
   authenticate(credentials: Credentials): Promise<AuthDecision>;
 }
 
+/** Called with failures of the services an authenticator depends on (a JWKS, a Lambda hook). */
+export type AuthErrorReporter = (message: string, error: unknown) => void;
+
+/** Credentials were presented and did not hold: CONNACK 4 / 0x86. */
+export const badCredentials: AuthDecision = { ok: false, reason: 'bad-credentials' };
+/** Nothing usable was presented, or the identity may not connect: CONNACK 5 / 0x87. */
+export const notAuthorized: AuthDecision = { ok: false, reason: 'not-authorized' };
+
 /**
- * The usual refusal of a user name/password check: no user name is "not authorized", a wrong or
- * missing password "bad user name or password".
+ * The refusal of a user name/password check, the same for every authenticator that checks one: no
+ * (or an empty) user name is "not authorized"; a wrong or missing password, or an unknown user, is
+ * "bad user name or password".
  */
 export function passwordRefusal(username: string | undefined): AuthDecision {
-  return { ok: false, reason: username === undefined ? 'not-authorized' : 'bad-credentials' };
+  return username === undefined || username === '' ? notAuthorized : badCredentials;
 }
 
 /** One user's stored secret: hex SHA-256 of the salt's text followed by the password's bytes. */

@@ -1,3 +1,4 @@
+import { type AuthSettings, authSettingsFromEnv } from './auth/settings.js';
 import { type PasswordDocument, parsePasswordDocument } from './auth.js';
 import { type BrokerLimits, defaultLimits, limitsFault } from './limits.js';
 import { MAX_FRAME_BYTES } from './protocol/wire.js';
@@ -52,6 +53,8 @@ export interface BrokerConfig {
   readonly passwordFile?: string;
   /** Where the Mosquitto ACL file is; absent: no topic authorization. */
   readonly aclFile?: string;
+  /** The users table, tokens and the authorizer function. */
+  readonly auth?: AuthSettings;
 }
 
 /**
@@ -92,6 +95,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
     ...(env[passwordFileEnv] ? { passwordFile: env[passwordFileEnv] } : {}),
     ...(env[aclFileEnv] ? { aclFile: env[aclFileEnv] } : {}),
+    auth: authSettingsFromEnv(env),
   };
 }
 

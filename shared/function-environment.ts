@@ -2,6 +2,7 @@
  * The environment each broker function runs with, built in one place for the CDK construct and the
  * emulator alike, so the two cannot drift apart. `configFromEnv` (shared/config.ts) reads it back.
  */
+import { type AuthSettings, authEnvironment } from './auth/settings.js';
 import { type PasswordHash, parsePasswordDocument } from './auth.js';
 import {
   aclFileEnv,
@@ -69,6 +70,12 @@ export interface FunctionEnvironmentOptions {
    * @default defaultMetricsNamespace ('NimbusMQTT')
    */
   readonly metricsNamespace?: string;
+  /**
+   * The users table, tokens and the authorizer function (shared/auth/settings.ts); for the message
+   * function only, like the users document.
+   * @default - none
+   */
+  readonly auth?: AuthSettings;
 }
 
 /** The functions that decide on topics: CONNECT and PUBLISH (message), delivery (fanout), wills (message, sweeper). */
@@ -87,7 +94,7 @@ export function functionEnvironment(
   fn: BrokerFunctionId,
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
-  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile } = options;
+  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile, auth } = options;
   const limits = { ...defaultLimits, ...options.limits };
   const fault = limitsFault(limits);
   if (fault) throw new Error(`Broker limits refused: ${fault}.`);
@@ -111,5 +118,6 @@ export function functionEnvironment(
       : {}),
     ...(passwordFile && fn === 'message' ? { [passwordFileEnv]: passwordFile } : {}),
     ...(aclFile && aclFunctions.includes(fn) ? { [aclFileEnv]: aclFile } : {}),
+    ...(auth && fn === 'message' ? authEnvironment(auth) : {}),
   };
 }

@@ -4,8 +4,14 @@
  * `mosquitto_passwd` 2.x writes) or `$6$<salt>$<hash>` (SHA-512 of the password then the salt,
  * Mosquitto 1.x and `-H sha512`), salt and hash in standard base64. No I/O, no AWS types.
  */
-import { createHash, pbkdf2, randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
+import { createHash } from 'node:crypto';
+import {
+  defaultHashIterations,
+  type MosquittoHash,
+  maxHashIterations,
+  parseMosquittoHash,
+  verifyMosquittoHash,
+} from './auth/mosquitto-hash.js';
 import {
   type AuthDecision,
   type Authenticator,
@@ -14,22 +20,11 @@ import {
   passwordRefusal,
 } from './auth.js';
 
-const pbkdf2Async = promisify(pbkdf2);
-
-/** One user's stored secret. */
-export type MosquittoHash =
-  | {
-      readonly kind: 'pbkdf2-sha512';
-      readonly iterations: number;
-      readonly salt: Buffer;
-      readonly hash: Buffer;
-    }
+/** One user's stored secret: a `$7$` hash (shared/auth/mosquitto-hash.ts) or a legacy `$6$` one. */
+export type PasswordEntry =
+  | ({ readonly kind: 'pbkdf2-sha512' } & MosquittoHash)
   | { readonly kind: 'sha512'; readonly salt: Buffer; readonly hash: Buffer };
 
-/** PBKDF2 rounds `nimbus passwd` writes (mosquitto_passwd 2.0 writes 101; more costs an attacker more). */
-export const defaultIterations = 1000;
-/** More rounds than this is a damaged file, or one that would make every CONNECT a CPU burner. */
-const maxIterations = 10_000_000;
 const base64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function decode(field: string | undefined, what: string, line: number): Buffer {
@@ -39,7 +34,7 @@ function decode(field: string | undefined, what: string, line: number): Buffer {
 }
 
 /** Reads one hash field (`$7$…` or `$6$…`); `line` is for the message. */
-export function parseMosquittoHash(text: string, line = 1): MosquittoHash {
+export function parsePasswordEntry(text: string, line = 1): PasswordEntry {
   const fields = text.split('$');
   if (fields[0] !== '' || (fields[1] !== '7' && fields[1] !== '6')) {
     throw new Error(
@@ -50,16 +45,13 @@ export function parseMosquittoHash(text: string, line = 1): MosquittoHash {
     if (fields.length !== 4) throw new Error(`password file line ${line}: expected $6$<salt>$<hash>`);
     return { kind: 'sha512', salt: decode(fields[2], 'salt', line), hash: decode(fields[3], 'hash', line) };
   }
-  const iterations = Number(fields[2]);
-  if (fields.length !== 5 || !Number.isInteger(iterations) || iterations < 1 || iterations > maxIterations) {
-    throw new Error(`password file line ${line}: expected $7$<iterations 1..${maxIterations}>$<salt>$<hash>`);
+  const parsed = parseMosquittoHash(text);
+  if (!parsed) {
+    throw new Error(
+      `password file line ${line}: expected $7$<iterations 1..${maxHashIterations}>$<base64 salt>$<base64 64-byte hash>`,
+    );
   }
-  return {
-    kind: 'pbkdf2-sha512',
-    iterations,
-    salt: decode(fields[3], 'salt', line),
-    hash: decode(fields[4], 'hash', line),
-  };
+  return { kind: 'pbkdf2-sha512', ...parsed };
 }
 
 /**
@@ -69,47 +61,28 @@ export function parseMosquittoHash(text: string, line = 1): MosquittoHash {
  * @example
  * parseMosquittoPasswords('alice:$7$101$mo7x…$92az…==\n').get('alice')?.kind; // 'pbkdf2-sha512'
  */
-export function parseMosquittoPasswords(text: string): Map<string, MosquittoHash> {
-  const users = new Map<string, MosquittoHash>();
+export function parseMosquittoPasswords(text: string): Map<string, PasswordEntry> {
+  const users = new Map<string, PasswordEntry>();
   text.split(/\r?\n/).forEach((raw, index) => {
     const line = index + 1;
     if (raw.trim() === '' || raw.startsWith('#')) return;
     const colon = raw.indexOf(':');
     if (colon <= 0) throw new Error(`password file line ${line}: expected <user>:<hash>`);
-    users.set(raw.slice(0, colon), parseMosquittoHash(raw.slice(colon + 1).trim(), line));
+    users.set(raw.slice(0, colon), parsePasswordEntry(raw.slice(colon + 1).trim(), line));
   });
   return users;
 }
 
-async function digestOf(stored: MosquittoHash, password: Uint8Array): Promise<Buffer> {
-  if (stored.kind === 'sha512') return createHash('sha512').update(password).update(stored.salt).digest();
-  return pbkdf2Async(password, stored.salt, stored.iterations, stored.hash.length, 'sha512');
-}
-
 /**
- * Whether a password matches a stored hash, compared in constant time.
+ * Whether a password matches a stored entry, compared in constant time; `$7$` through the one
+ * PBKDF2 implementation (shared/auth/mosquitto-hash.ts), off the main thread.
  *
  * @example
- * await verifyMosquittoHash(parseMosquittoHash('$6$c2mG…$LTvg…=='), Buffer.from('legacy-pass')); // true
+ * await verifyPasswordEntry(parsePasswordEntry('$6$c2mG…$LTvg…=='), Buffer.from('legacy-pass')); // true
  */
-export async function verifyMosquittoHash(stored: MosquittoHash, password: Uint8Array): Promise<boolean> {
-  return constantTimeEqual(await digestOf(stored, password), stored.hash);
-}
-
-/**
- * A `$7$` entry for a password, as `mosquitto_passwd` writes it: 12 random salt bytes, a 64-byte
- * PBKDF2-HMAC-SHA512 hash.
- *
- * @example
- * await hashMosquittoPassword('s3cret'); // '$7$1000$mo7xE6SSwWzxiENQ$92az…=='
- */
-export async function hashMosquittoPassword(
-  password: string | Uint8Array,
-  iterations = defaultIterations,
-  salt: Buffer = randomBytes(12),
-): Promise<string> {
-  const hash = await pbkdf2Async(password, salt, iterations, 64, 'sha512');
-  return `$7$${iterations}$${salt.toString('base64')}$${hash.toString('base64')}`;
+export async function verifyPasswordEntry(stored: PasswordEntry, password: Uint8Array): Promise<boolean> {
+  if (stored.kind === 'pbkdf2-sha512') return verifyMosquittoHash(stored, password);
+  return constantTimeEqual(createHash('sha512').update(password).update(stored.salt).digest(), stored.hash);
 }
 
 /**
@@ -130,12 +103,13 @@ export function withPasswordEntry(text: string, user: string, entry: string): st
 }
 
 /** Compared against when the user is unknown, so unknown and known users cost the same. */
-const decoy: MosquittoHash = {
-  kind: 'pbkdf2-sha512',
-  iterations: defaultIterations,
-  salt: Buffer.alloc(12),
-  hash: Buffer.alloc(64),
-};
+function decoyFor(users: ReadonlyMap<string, PasswordEntry>): PasswordEntry {
+  // As dear as the file's dearest entry (mosquitto_passwd writes 101 rounds, `nimbus passwd` more),
+  // so an unknown user is not told apart by a quicker refusal.
+  const counts = [...users.values()].map((entry) => (entry.kind === 'pbkdf2-sha512' ? entry.iterations : 1));
+  const iterations = counts.length > 0 ? Math.max(...counts) : defaultHashIterations;
+  return { kind: 'pbkdf2-sha512', iterations, salt: Buffer.alloc(12), hash: Buffer.alloc(64) };
+}
 
 /**
  * Username/password authentication against a Mosquitto password file. The user is the CONNECT
@@ -147,10 +121,13 @@ const decoy: MosquittoHash = {
  * await auth.authenticate({ clientId: 'c', username: 'alice', password: Buffer.from('alice-pass') }); // { ok: true, user: 'alice' }
  */
 export class MosquittoPasswordFile implements Authenticator {
-  private readonly users: ReadonlyMap<string, MosquittoHash>;
+  private readonly users: ReadonlyMap<string, PasswordEntry>;
+  /** Verified against for an unknown user. */
+  private readonly decoy: PasswordEntry;
 
   constructor(text: string) {
     this.users = parseMosquittoPasswords(text);
+    this.decoy = decoyFor(this.users);
   }
 
   /** How many users the file lists. */
@@ -161,7 +138,7 @@ export class MosquittoPasswordFile implements Authenticator {
   async authenticate({ username, password }: Credentials): Promise<AuthDecision> {
     if (username === undefined || password === undefined) return passwordRefusal(username);
     const stored = this.users.get(username);
-    const matches = await verifyMosquittoHash(stored ?? decoy, password);
+    const matches = await verifyPasswordEntry(stored ?? this.decoy, password);
     return stored && matches ? { ok: true, user: username } : passwordRefusal(username);
   }
 }

@@ -33,6 +33,8 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
     now: Date.now,
     newId: randomUUID,
     sleep: (ms) => delay(ms),
-    ...securityFromConfig(config, db, Date.now),
+    ...securityFromConfig(config, db, Date.now, {
+      onError: (message, error) => console.error(message, error),
+    }),
   };
 }

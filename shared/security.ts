@@ -1,6 +1,6 @@
 /**
- * Who may connect and what they may do, from a function's configuration: the authenticator (a
- * Mosquitto password file or the users document), the ACL, and the login throttle. Files are read
+ * Who may connect and what they may do, from a function's configuration: the authenticator chain
+ * (shared/auth/from-config.ts), the ACL, and the login throttle in front of the whole chain. Files are read
  * once, at cold start; a file that cannot be read or parsed stops the function there
  * (docs/adr/0008-authorization.md).
  */
@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AclAuthorizer, type Authorizer, parseAcl } from './acl.js';
-import { type Authenticator, PasswordFile } from './auth.js';
+import { authenticatorFrom } from './auth/from-config.js';
+import type { AuthErrorReporter, Authenticator } from './auth.js';
 import type { BrokerConfig } from './config.js';
 import { type LoginThrottle, StoredLoginThrottle } from './login-throttle.js';
 import { MosquittoPasswordFile } from './mosquitto-passwords.js';
@@ -45,14 +46,17 @@ export function securityFromConfig(
   config: BrokerConfig,
   db: DynamoDBDocumentClient,
   now: () => number,
+  options: { readonly onError?: AuthErrorReporter } = {},
 ): BrokerSecurity {
-  let authenticator: Authenticator | undefined;
-  if (config.passwordFile) {
-    const text = readConfigured(config.passwordFile, 'password file', (t) => new MosquittoPasswordFile(t));
-    authenticator = new MosquittoPasswordFile(text);
-  } else if (config.authUsers) {
-    authenticator = new PasswordFile(config.authUsers);
-  }
+  const passwordFile = config.passwordFile
+    ? new MosquittoPasswordFile(
+        readConfigured(config.passwordFile, 'password file', (t) => new MosquittoPasswordFile(t)),
+      )
+    : undefined;
+  const authenticator = authenticatorFrom(
+    { ...config, passwordFile },
+    { db: () => db, onError: options.onError },
+  );
   const authorizer = config.aclFile
     ? new AclAuthorizer(parseAcl(readConfigured(config.aclFile, 'ACL file', parseAcl)))
     : undefined;

@@ -20,9 +20,9 @@ export interface IndexDefinition {
   readonly projection: 'KEYS_ONLY' | 'ALL';
 }
 
-export interface TableDefinition {
+export interface TableDefinition<Id extends string = TableId> {
   /** Logical name: the CDK construct id and the emulator's table name suffix. */
-  readonly id: TableId;
+  readonly id: Id;
   readonly partitionKey: KeyDefinition;
   readonly sortKey?: KeyDefinition;
   readonly globalIndexes: readonly IndexDefinition[];
@@ -157,3 +157,16 @@ export const tableDefinitions: readonly TableDefinition[] = [
   retainedTable,
   loginAttemptsTable,
 ];
+
+/**
+ * Users who may connect with a user name and password, for user bases too large for the message
+ * function's environment: one item per user, `{ username, passwordHash: '$7$…', updatedAt }`
+ * (shared/auth/dynamo-user-directory.ts). Not one of the broker's own tables: it exists only when
+ * authentication uses it, and only the message function reads it.
+ */
+export const usersTable: TableDefinition<'Users'> = {
+  id: 'Users',
+  partitionKey: str('username'),
+  globalIndexes: [],
+  envVar: 'NIMBUS_USERS_TABLE',
+};

@@ -3,13 +3,17 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { UserPool } from 'aws-cdk-lib/aws-cognito';
+import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Code, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import {
   type BrokerFunctionId,
   brokerRuntime,
+  type NimbusAuthentication,
   NimbusBroker,
   NimbusStack,
   type NimbusStackProps,
@@ -20,7 +24,7 @@ import { authUsersEnv, managementEndpointEnv, maxQueuedPerSessionEnv } from '../
 import { fanoutEventSource } from '../shared/event-source.js';
 import { frameQueueSettings } from '../shared/frame-queue.js';
 import { brokerMetricNames, defaultMetricsNamespace } from '../shared/metric-names.js';
-import { type TableId, tableDefinitions } from '../shared/tables.js';
+import { type TableId, tableDefinitions, usersTable } from '../shared/tables.js';
 
 // The context `cdk synth` uses, minus bundling: an empty bundling-stacks list makes CDK skip
 // esbuild, so the suite synthesises in seconds and needs no function code to compile.
@@ -649,13 +653,51 @@ test('who may connect is an explicit choice: without authentication or allowAnon
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   assert.throws(
     () => new NimbusStack(app, 'Undecided'),
-    /authentication: \{ passwordFile: .*allowAnonymous: true/,
+    /passwordFile: .*users .*usersTable: true .*jwt: \{ issuer \} .*authorizerFunction .*allowAnonymous: true/,
   );
   assert.throws(
     () =>
       new NimbusStack(app, 'Both', {
         allowAnonymous: true,
         authentication: { passwordFile: 'test/fixtures/mosquitto.passwd' },
+      }),
+    /not both/,
+  );
+});
+
+test('any authentication method alone is a choice; an authentication naming none is refused, listing them', () => {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const methods: Array<(scope: Stack) => NimbusAuthentication> = [
+    () => ({ passwordFile: 'test/fixtures/mosquitto.passwd' }),
+    () => ({ users: { alice: hashPassword('alice-pw') } }),
+    () => ({ usersTable: true }),
+    () => ({ jwt: { issuer: 'https://issuer.example' } }),
+    (scope) => ({
+      authorizerFunction: LambdaFunction.fromFunctionAttributes(scope, 'Authorizer', {
+        functionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:authorizer',
+        sameEnvironment: true,
+      }),
+    }),
+  ];
+  methods.forEach((method, i) => {
+    const scope = new Stack(app, `Method${i}`);
+    const authentication = method(scope);
+    assert.doesNotThrow(
+      () => new NimbusBroker(scope, 'Broker', { authentication }),
+      Object.keys(authentication)[0],
+    );
+  });
+  for (const [i, authentication] of [{}, { usersTable: false }].entries()) {
+    assert.throws(
+      () => new NimbusBroker(new Stack(app, `None${i}`), 'Broker', { authentication }),
+      /needs at least one method: passwordFile, users, usersTable, jwt, authorizerFunction/,
+    );
+  }
+  assert.throws(
+    () =>
+      new NimbusBroker(new Stack(app, 'JwtAndAnonymous'), 'Broker', {
+        allowAnonymous: true,
+        authentication: { jwt: { issuer: 'https://issuer.example' } },
       }),
     /not both/,
   );
@@ -696,5 +738,172 @@ test("the dashboard graphs the functions' own metrics in the namespace the funct
   assert.ok(body(renamed).includes('\\"Broker/Staging\\"'));
   renamed.allResourcesProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({ POWERTOOLS_METRICS_NAMESPACE: 'Broker/Staging' }) },
+  });
+});
+
+test('authentication.usersTable: a users table keyed by username, read (never written) by the message function only', () => {
+  const secured = synth({ authentication: { usersTable: true } });
+  const users = secured.stack.broker.usersTable;
+  assert.ok(users);
+  const usersId = secured.stack.resolve((users.node.defaultChild as CfnElement).logicalId) as string;
+  assert.match(usersId, /^BrokerUsersTable[0-9A-F]{8}$/);
+  secured.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+    KeySchema: [{ AttributeName: 'username', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'username', AttributeType: 'S' }],
+    BillingMode: 'PAY_PER_REQUEST',
+    Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
+  });
+  const envOf = (fn: BrokerFunctionId) =>
+    secured.template.toJSON().Resources[
+      secured.stack.resolve((secured.stack.broker.functions[fn].node.defaultChild as CfnElement).logicalId)
+    ].Properties.Environment.Variables as Record<string, unknown>;
+  assert.deepEqual(envOf('message')[usersTable.envVar], { Ref: usersId });
+  const arn = JSON.stringify({ 'Fn::GetAtt': [usersId, 'Arn'] });
+  for (const fn of Object.keys(access) as BrokerFunctionId[]) {
+    const statements = statementsOf(fn, secured.template, secured.stack).filter((s) =>
+      resourcesOf(s).some((r) => JSON.stringify(r) === arn),
+    );
+    const actions = new Set(statements.flatMap(actionsOf));
+    assert.equal(actions.has('dynamodb:GetItem'), fn === 'message', `${fn} reads the users table`);
+    assert.equal(
+      actions.has('dynamodb:PutItem') || actions.has('dynamodb:DeleteItem'),
+      false,
+      `${fn} writes it`,
+    );
+    if (fn !== 'message') assert.equal(envOf(fn)[usersTable.envVar], undefined);
+  }
+  secured.template.hasOutput('UsersTableName', { Value: { Ref: usersId } });
+  assert.equal(
+    template.findOutputs('UsersTableName') && Object.keys(template.findOutputs('UsersTableName')).length,
+    0,
+  );
+  assert.equal(broker.usersTable, undefined, 'no users table without the prop');
+});
+
+test('authentication.jwt: the token settings reach the message function only; bad ones fail at synth', () => {
+  const jwt = {
+    issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf',
+    audience: ['client-a'],
+    userClaim: 'cognito:username',
+    username: 'match' as const,
+  };
+  const secured = synth({ authentication: { jwt } });
+  const message = secured.stack.broker.functions.message;
+  secured.template.hasResourceProperties('AWS::Lambda::Function', {
+    FunctionName: Match.absent(),
+    Description: Match.stringLikeRegexp('MQTT packets'),
+    Environment: {
+      Variables: Match.objectLike({
+        NIMBUS_JWT_ISSUER: jwt.issuer,
+        NIMBUS_JWT_AUDIENCE: 'client-a',
+        NIMBUS_JWT_USER_CLAIM: 'cognito:username',
+        NIMBUS_JWT_USERNAME: 'match',
+      }),
+    },
+  });
+  assert.ok(message);
+  const others = Object.values(secured.template.findResources('AWS::Lambda::Function')).filter(
+    (f) =>
+      !String((f as { Properties: { Description?: string } }).Properties.Description).includes(
+        'MQTT packets',
+      ),
+  );
+  for (const f of others) assert.doesNotMatch(JSON.stringify(f), /NIMBUS_JWT/);
+  assert.throws(() => synth({ authentication: { jwt: { issuer: 'not a url' } } }), /issuer must be a URL/);
+  assert.throws(
+    () => synth({ authentication: { jwt: { issuer: 'https://i.example', algorithms: ['HS256'] } } }),
+    /HMAC/,
+  );
+});
+
+test('authentication.authorizerFunction and a table of your own: invoke and read granted to the message function only', () => {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const own = new Stack(app, 'Own');
+  const authorizer = new LambdaFunction(own, 'Authorizer', {
+    runtime: brokerRuntime,
+    handler: 'index.handler',
+    code: Code.fromInline('exports.handler = async () => ({ allow: false });'),
+  });
+  const table = Table.fromTableName(own, 'Users', 'my-users');
+  const ownBroker = new NimbusBroker(own, 'Broker', {
+    authentication: { authorizerFunction: authorizer, usersTable: table },
+  });
+  const ownTemplate = Template.fromStack(own);
+  const authorizerArn = own.resolve(authorizer.functionArn);
+  const roleStatements = (fn: BrokerFunctionId) => {
+    const role = ownBroker.functions[fn].role;
+    assert.ok(role);
+    const roleId = own.resolve((role.node.defaultChild as CfnElement).logicalId);
+    return Object.values(
+      ownTemplate.findResources('AWS::IAM::Policy', {
+        Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+      }),
+    ).flatMap(
+      (p) =>
+        (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+          .Statement,
+    );
+  };
+  for (const fn of ['connect', 'message', 'fanout', 'sweeper'] as const) {
+    const statements = roleStatements(fn);
+    const invokes = statements.filter(
+      (s) =>
+        actionsOf(s).includes('lambda:InvokeFunction') &&
+        JSON.stringify(s.Resource).includes(JSON.stringify(authorizerArn)),
+    );
+    assert.equal(invokes.length > 0, fn === 'message', `${fn} may invoke the authorizer`);
+    const reads = statements.filter(
+      (s) =>
+        actionsOf(s).includes('dynamodb:GetItem') && JSON.stringify(s.Resource).includes('table/my-users'),
+    );
+    assert.equal(reads.length > 0, fn === 'message', `${fn} may read my-users`);
+  }
+  const findings = new AwsSolutionsChecks()
+    .validateScope(ownBroker)
+    .violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(' ')}`);
+  assert.deepEqual(findings, [], 'cdk-nag finds nothing unacknowledged in the broker');
+  ownTemplate.hasResourceProperties('AWS::Lambda::Function', {
+    Description: Match.stringLikeRegexp('MQTT packets'),
+    Environment: {
+      Variables: Match.objectLike({
+        NIMBUS_AUTHORIZER_FUNCTION: authorizerArn,
+        NIMBUS_USERS_TABLE: 'my-users',
+      }),
+    },
+  });
+  assert.equal(
+    ownTemplate.findResources('AWS::DynamoDB::GlobalTable', {
+      Properties: { KeySchema: [{ AttributeName: 'username', KeyType: 'HASH' }] },
+    }) && Object.keys(ownTemplate.findResources('AWS::DynamoDB::GlobalTable')).length,
+    tableDefinitions.length,
+    'no table created for a given one',
+  );
+});
+
+test('authentication.jwt with a Cognito user pool: its provider URL (a deploy-time value) is the issuer', () => {
+  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  const cognito = new Stack(app, 'Cognito');
+  const pool = new UserPool(cognito, 'Devices');
+  const client = pool.addClient('Mqtt');
+  new NimbusBroker(cognito, 'Broker', {
+    authentication: {
+      jwt: {
+        issuer: pool.userPoolProviderUrl,
+        audience: [client.userPoolClientId],
+        userClaim: 'cognito:username',
+      },
+    },
+  });
+  Template.fromStack(cognito).hasResourceProperties('AWS::Lambda::Function', {
+    Description: Match.stringLikeRegexp('MQTT packets'),
+    Environment: {
+      Variables: Match.objectLike({
+        // ProviderURL is https://cognito-idp.<region>.amazonaws.com/<pool id>, the tokens' iss.
+        NIMBUS_JWT_ISSUER: {
+          'Fn::GetAtt': [cognito.resolve((pool.node.defaultChild as CfnElement).logicalId), 'ProviderURL'],
+        },
+        NIMBUS_JWT_AUDIENCE: { Ref: cognito.resolve((client.node.defaultChild as CfnElement).logicalId) },
+      }),
+    },
   });
 });

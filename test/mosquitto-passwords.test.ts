@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { hashMosquittoPassword } from '../shared/auth/mosquitto-hash.js';
 import {
-  hashMosquittoPassword,
   MosquittoPasswordFile,
-  parseMosquittoHash,
   parseMosquittoPasswords,
-  verifyMosquittoHash,
+  parsePasswordEntry,
+  verifyPasswordEntry,
   withPasswordEntry,
 } from '../shared/mosquitto-passwords.js';
 
@@ -47,8 +47,8 @@ describe('Mosquitto password file', () => {
   test('entries written here verify, and another salt gives another entry', async () => {
     const entry = await hashMosquittoPassword('s3cret', 101);
     assert.match(entry, /^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$/);
-    assert.equal(await verifyMosquittoHash(parseMosquittoHash(entry), Buffer.from('s3cret')), true);
-    assert.equal(await verifyMosquittoHash(parseMosquittoHash(entry), Buffer.from('s3creT')), false);
+    assert.equal(await verifyPasswordEntry(parsePasswordEntry(entry), Buffer.from('s3cret')), true);
+    assert.equal(await verifyPasswordEntry(parsePasswordEntry(entry), Buffer.from('s3creT')), false);
     assert.notEqual(entry, await hashMosquittoPassword('s3cret', 101));
   });
 
