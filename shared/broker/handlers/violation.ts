@@ -10,6 +10,8 @@ export function protocolViolation(
   reasonCode: number,
   why: string,
 ) {
-  if (version === 5) invocation.outbox.push({ cmd: 'disconnect', reasonCode });
+  // The reason string says what went wrong to whoever reads the client's log (5.0 §3.14.2.2.3).
+  if (version === 5)
+    invocation.outbox.push({ cmd: 'disconnect', reasonCode, properties: { reasonString: why } });
   invocation.closeReason = why;
 }
