@@ -76,7 +76,7 @@ export function publishProperties(
   if (userProperties && userProperties.length > 0) {
     // A null-prototype object, so a user property named `__proto__` is a property like any other.
     const grouped: Record<string, string[]> = Object.create(null);
-    for (const [name, value] of userProperties) (grouped[name] ??= []).push(value);
+    for (const [name, value] of userProperties) grouped[name] = [...(grouped[name] ?? []), value];
     out.userProperties = grouped;
   }
   return Object.keys(out).length > 0 ? out : undefined;
