@@ -265,3 +265,47 @@ describe('Message Expiry Interval', () => {
     assert.equal(publishesTo(broker, 'sub').length, 1);
   });
 });
+
+describe('limits and refusals', () => {
+  test('[MQTT-3.1.2-25] properties count toward the subscriber’s Maximum Packet Size: a message too large with them is not sent', async () => {
+    const broker = testContext();
+    await connectAs(broker, 'small', 'tiny', { protocolVersion: 5, properties: { maximumPacketSize: 200 } });
+    await sendPackets(broker, 'small', [subscribePacket(1, ['t/#', 1])], 5);
+    const big = { userProperties: { note: 'x'.repeat(190) } };
+    await publish(broker, publishPacket('t/a', 'small payload', 1, { messageId: 1, properties: big }));
+    await publish(broker, publishPacket('t/b', 'small payload', 1, { messageId: 2 }));
+    await broker.stream();
+    assert.deepEqual(
+      publishesTo(broker, 'small').map((p) => p.topic),
+      ['t/b'],
+    );
+  });
+
+  test('a will declared UTF-8 whose payload is not: CONNACK 0x99 with a reason string', async () => {
+    const broker = testContext();
+    const replies = await connectAs(broker, 'w', 'willer', {
+      protocolVersion: 5,
+      will: {
+        topic: 't/will',
+        payload: Buffer.from([0xff, 0xfe]),
+        qos: 0,
+        retain: false,
+        properties: { payloadFormatIndicator: true },
+      },
+    });
+    const [connack] = replies;
+    assert.ok(connack?.cmd === 'connack');
+    assert.equal(connack.reasonCode, 0x99);
+    assert.match(String(connack.properties?.reasonString), /UTF-8/);
+  });
+
+  test('a refused PUBLISH says why in a reason string', async () => {
+    const broker = testContext();
+    await connectAs(broker, 'pub', 'alice', v5);
+    await sendPackets(broker, 'pub', [publishPacket('t/+', 'x', 1, { messageId: 1 })], 5);
+    const disconnect = broker.gateway.packetsTo('pub').find((p) => p.cmd === 'disconnect');
+    assert.ok(disconnect?.cmd === 'disconnect');
+    assert.equal(disconnect.reasonCode, 0x90);
+    assert.equal(disconnect.properties?.reasonString, 'invalid topic name');
+  });
+});
