@@ -57,7 +57,8 @@ export function messageProperties(
 
 /**
  * The properties of a PUBLISH sent to an MQTT 5 subscriber: everything the
- * publisher sent, unchanged [MQTT-3.3.2-4] [MQTT-3.3.2-17], except the expiry,
+ * publisher sent, unchanged [MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16]
+ * [MQTT-3.3.2-17] [MQTT-3.3.2-20], except the expiry,
  * which is what is left of it [MQTT-3.3.2-6]. Undefined when there are none.
  *
  * @example

@@ -41,7 +41,7 @@ const everything = {
 };
 
 describe('MQTT 5 message properties', () => {
-  test('[MQTT-3.3.2-4] [MQTT-3.3.2-17] [MQTT-3.3.2-18] every property reaches a 5.0 subscriber unchanged, user property order and duplicates kept', async () => {
+  test('[MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20] every property reaches a 5.0 subscriber unchanged, user property order and duplicates kept', async () => {
     const broker = testContext();
     await subscriber(broker, 'sub', 'bob');
     await publish(broker, publishPacket('t/a', '{"x":1}', 1, { messageId: 3, properties: everything }));
@@ -307,5 +307,28 @@ describe('limits and refusals', () => {
     assert.ok(disconnect?.cmd === 'disconnect');
     assert.equal(disconnect.reasonCode, 0x90);
     assert.equal(disconnect.properties?.reasonString, 'invalid topic name');
+  });
+
+  test('[MQTT-3.14.2-3] a reason string that would make the DISCONNECT larger than the client takes is left out', async () => {
+    const broker = testContext();
+    await connectAs(broker, 'pub', 'alice', { protocolVersion: 5, properties: { maximumPacketSize: 16 } });
+    await sendPackets(broker, 'pub', [publishPacket('t/+', 'x', 1, { messageId: 1 })], 5);
+    const disconnect = broker.gateway.packetsTo('pub').find((p) => p.cmd === 'disconnect');
+    assert.ok(disconnect?.cmd === 'disconnect');
+    assert.equal(disconnect.reasonCode, 0x90);
+    assert.equal(disconnect.properties?.reasonString, undefined);
+  });
+
+  test('[MQTT-3.3.2-14] a Response Topic with wildcards is a protocol error', async () => {
+    const broker = testContext();
+    await connectAs(broker, 'pub', 'alice', v5);
+    const outcome = await sendPackets(
+      broker,
+      'pub',
+      [publishPacket('t/a', 'x', 1, { messageId: 1, properties: { responseTopic: 'r/#' } })],
+      5,
+    );
+    assert.ok(outcome.closed);
+    assert.deepEqual(broker.store.accepted, []);
   });
 });

@@ -36,7 +36,7 @@ const properties = {
 };
 
 describe('MQTT 5 properties end to end', () => {
-  test('[MQTT-3.3.2-4] [MQTT-3.3.2-17] [MQTT-3.3.2-18] a 5.0 subscriber gets every property as published; a 3.1.1 one the plain message', async () => {
+  test('[MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20] a 5.0 subscriber gets every property as published; a 3.1.1 one the plain message', async () => {
     const v5 = await client('p5-sub5');
     const v4 = await client('p5-sub4', { protocolVersion: 4 });
     await v5.client.subscribeAsync('p5/pass', { qos: 1 });

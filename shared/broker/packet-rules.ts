@@ -9,6 +9,7 @@ import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
 import type { BrokerLimits } from '../limits.js';
 import { messageProperties, payloadFormatValid } from '../message-properties.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
+import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
 import { protocolViolation } from './handlers/violation.js';
 import { ConnackReturnCode, ReasonCode, SubackFailure } from './reason-codes.js';
@@ -151,6 +152,10 @@ export function packetFault(
           code: ReasonCode.TopicNameInvalid,
           reason: `topic longer than ${limits.maxTopicBytes} bytes`,
         };
+      // [MQTT-3.3.2-14] a Response Topic is a topic name: no wildcards.
+      const responseTopic = packet.properties?.responseTopic;
+      if (responseTopic !== undefined && !isValidTopicName(responseTopic))
+        return protocolError('Response Topic with wildcards');
       const alias = packet.properties?.topicAlias;
       // [MQTT-3.3.2-8] an alias of 0, [MQTT-3.3.2-9] one above the announced maximum, is invalid.
       if (alias !== undefined && (alias === 0 || alias > serverTopicAliasMaximum))
@@ -239,7 +244,10 @@ export function refusePacket(
           cmd: 'connack',
           sessionPresent: false,
           reasonCode: fault.code,
-          properties: { reasonString: fault.reason },
+          // The broker's own failures (0x83) are not described to clients.
+          ...(fault.code === ReasonCode.ImplementationSpecificError
+            ? {}
+            : { properties: { reasonString: fault.reason } }),
         }
       : fault.v4ConnackCode === undefined
         ? undefined
