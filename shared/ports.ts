@@ -61,12 +61,29 @@ export interface SubscriptionRecord {
   readonly subscribedAt?: number;
 }
 
+/**
+ * The MQTT 5 properties an application message carries from publisher to
+ * subscribers (5.0 §3.3.2.3), in a plain shape every store keeps as it is.
+ */
+export interface MessageProperties {
+  readonly payloadFormatIndicator?: boolean;
+  /** Seconds the message lives after publication; absent: it does not expire. */
+  readonly messageExpiryInterval?: number;
+  readonly contentType?: string;
+  readonly responseTopic?: string;
+  readonly correlationData?: Uint8Array;
+  /** Name/value pairs in the order received, duplicates kept [MQTT-3.3.2-18]. */
+  readonly userProperties?: ReadonlyArray<readonly [string, string]>;
+}
+
 /** What a PUBLISH (or a will) carries. */
 export interface ApplicationMessage {
   readonly topic: string;
   readonly payload: Uint8Array;
   readonly qos: QoS;
   readonly retain: boolean;
+  /** MQTT 5 properties forwarded to subscribers; absent for 3.1.1 and property-less messages. */
+  readonly properties?: MessageProperties;
 }
 
 /** An accepted PUBLISH on its way to the stream. */
@@ -85,6 +102,8 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly sent: boolean;
   /** QoS 2 only: PUBREC received, PUBREL is what to resend [MQTT-4.4.0-1]. */
   readonly released: boolean;
+  /** When the message was published, for its expiry; set when it has a Message Expiry Interval. */
+  readonly publishedAt?: number;
 }
 
 /** A retained message as stored. */

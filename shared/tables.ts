@@ -131,6 +131,8 @@ export const retainedTable: TableDefinition = {
   partitionKey: str('root'),
   sortKey: str('topic'),
   globalIndexes: [],
+  // Set only on messages with a Message Expiry Interval [MQTT-3.3.2-5].
+  timeToLiveAttribute: 'expiresAt',
   envVar: 'NIMBUS_RETAINED_TABLE',
 };
 

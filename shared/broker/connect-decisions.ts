@@ -4,6 +4,7 @@
  * session resends. shared/broker/handlers/connect.ts applies them.
  */
 import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
+import { messageProperties, publishProperties, remainingExpiry } from '../message-properties.js';
 import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
@@ -99,11 +100,14 @@ export function validateConnect(
       'invalid client id',
     );
   }
+  const willProperties = version === 5 ? messageProperties(packet.will?.properties) : undefined;
   const will = packet.will && {
     topic: packet.will.topic,
     payload: Buffer.from(packet.will.payload),
     qos: packet.will.qos ?? 0,
     retain: packet.will.retain ?? false,
+    // Kept for the will's subscribers; its expiry counts from when it is published.
+    ...(willProperties ? { properties: willProperties } : {}),
   };
   return {
     refused: false,
@@ -285,22 +289,49 @@ export function buildConnack(
 }
 
 /**
- * [MQTT-4.4.0-1] What a resumed session resends: unacknowledged PUBLISH
- * (DUP set once sent) and PUBREL, in their original order.
+ * What a resumed session resends, in order: PUBREL for QoS 2 messages
+ * already received, else the PUBLISH again with DUP when it was sent before
+ * [MQTT-4.4.0-1]. A message not yet sent whose expiry interval has passed is
+ * left out [MQTT-3.3.2-5] (`expiredOutbound` names it, to delete); one already
+ * sent is finished whatever its age, with what is left of its interval (at
+ * least 1 second) [MQTT-3.3.2-6]. An MQTT 5 client gets the properties.
+ *
+ * @example
+ * resumeOutbox(await store.outboundMessages('c'), 5, now); // [{ cmd: 'publish', dup: true, … }]
  */
-export function resumeOutbox(messages: readonly OutboundMessage[]): Packet[] {
-  return messages.map(
-    (message): Packet =>
-      message.released
-        ? { cmd: 'pubrel', messageId: message.packetId }
-        : {
-            cmd: 'publish',
-            topic: message.topic,
-            payload: Buffer.from(message.payload),
-            qos: message.qos,
-            retain: message.retain,
-            dup: message.sent,
-            messageId: message.packetId,
-          },
-  );
+export function resumeOutbox(
+  messages: readonly OutboundMessage[],
+  version: ProtocolVersion,
+  now: number,
+): Packet[] {
+  const expired = new Set(expiredOutbound(messages, now));
+  return messages
+    .filter((message) => !expired.has(message))
+    .map((message): Packet => {
+      if (message.released) return { cmd: 'pubrel', messageId: message.packetId };
+      const left = remainingExpiry(message, now);
+      const properties =
+        version === 5 ? publishProperties(message.properties, left === 'expired' ? 1 : left) : undefined;
+      return {
+        cmd: 'publish',
+        topic: message.topic,
+        payload: Buffer.from(message.payload),
+        qos: message.qos,
+        retain: message.retain,
+        dup: message.sent,
+        messageId: message.packetId,
+        ...(properties ? { properties } : {}),
+      };
+    });
+}
+
+/**
+ * The queued messages never sent whose expiry interval has passed: the
+ * session's copies to delete instead of sending [MQTT-3.3.2-5].
+ *
+ * @example
+ * expiredOutbound(queued, now).map((m) => m.packetId); // [7]
+ */
+export function expiredOutbound(messages: readonly OutboundMessage[], now: number): OutboundMessage[] {
+  return messages.filter((m) => !m.sent && !m.released && remainingExpiry(m, now) === 'expired');
 }

@@ -1,4 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
+import { propertiesSize, publishProperties, remainingExpiry } from '../message-properties.js';
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
 import { largestPacketFor } from './outbox.js';
@@ -7,25 +8,30 @@ export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
 
 /**
  * The encoded size of the PUBLISH carrying `message` at `qos`, without encoding
- * it (a fan-out checks it once per subscriber): topic, packet id, an empty MQTT 5
+ * it (a fan-out checks it once per subscriber): topic, packet id, the MQTT 5
  * property block, payload, then the fixed header and its Remaining Length.
  *
  * @example
  * publishSize({ topic: 'a', payload: new Uint8Array(3) }, 1, 4); // 10
  */
 export function publishSize(
-  message: Pick<ApplicationMessage, 'topic' | 'payload'>,
+  message: Pick<ApplicationMessage, 'topic' | 'payload' | 'properties'>,
   qos: QoS,
   version: 4 | 5,
 ): number {
+  const props = version === 5 ? propertiesSize(message.properties) : 0;
   const remaining =
     2 +
     Buffer.byteLength(message.topic) +
     (qos > 0 ? 2 : 0) +
-    (version === 5 ? 1 : 0) +
+    (version === 5 ? varIntSize(props) + props : 0) +
     message.payload.length;
-  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
-  return 1 + lengthBytes + remaining;
+  return 1 + varIntSize(remaining) + remaining;
+}
+
+/** The bytes of a Variable Byte Integer (5.0 §1.5.5). */
+function varIntSize(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
 }
 
 /** How a packet reaches the session's connection: posted now, or added to a reply frame. */
@@ -38,8 +44,11 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
  * the same message, so the receiver discards repeats [MQTT-4.3.3-2].
  *
  * A message larger than the client can be sent is dropped before any of
- * this [MQTT-3.1.2-25]. `retryKey` pins the packet id at QoS 1 as at QoS 2,
- * so a retried caller queues the message once.
+ * this [MQTT-3.1.2-25], and so is one whose expiry interval has passed
+ * [MQTT-3.3.2-5]. An MQTT 5 session gets the publisher's properties, with
+ * what is left of the expiry interval [MQTT-3.3.2-6]; a 3.1.1 one the bare
+ * message. `retryKey` pins the packet id at QoS 1 as at QoS 2, so a retried
+ * caller queues the message once.
  *
  * @example
  * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
@@ -47,12 +56,16 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
 export async function deliver(
   ctx: BrokerContext,
   session: SessionRecord,
-  message: ApplicationMessage,
+  message: ApplicationMessage & { readonly publishedAt?: number },
   qos: QoS,
   options: { retain: boolean; messageKey?: string; retryKey?: string },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
   const online = session.connectionId !== undefined;
+  const remaining = remainingExpiry(message, ctx.now());
+  if (remaining === 'expired') return 'dropped'; // [MQTT-3.3.2-5]
+  const properties =
+    session.protocolVersion === 5 ? publishProperties(message.properties, remaining) : undefined;
   const packet: IPublishPacket = {
     cmd: 'publish',
     topic: message.topic,
@@ -60,6 +73,7 @@ export async function deliver(
     qos,
     retain: options.retain,
     dup: false,
+    ...(properties ? { properties } : {}),
   };
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
@@ -79,7 +93,11 @@ export async function deliver(
       const kept = await ctx.store.putOutbound(
         session.clientId,
         {
-          ...message,
+          topic: message.topic,
+          payload: message.payload,
+          ...(message.properties ? { properties: message.properties } : {}),
+          // The expiry runs on while queued, from the publication [MQTT-3.3.2-5].
+          ...(remaining !== undefined ? { publishedAt: message.publishedAt } : {}),
           qos,
           retain: options.retain,
           packetId: id.packetId,

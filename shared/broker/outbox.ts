@@ -36,11 +36,24 @@ export function planPosts(
   const dropped: Packet[] = [];
   const sendable: Uint8Array[] = [];
   for (const packet of packets) {
-    const bytes = mqttPacket.generate(packet, { protocolVersion: version });
+    const bytes = encodeWithin(packet, version, largestPacket);
     if (bytes.length > largestPacket) dropped.push(packet);
     else sendable.push(bytes);
   }
   return { posts: planFrames(sendable, MAX_FRAME_BYTES).frames.map(wireFrame), dropped };
+}
+
+/**
+ * A packet's bytes, without its reason string when only that makes it larger
+ * than the client takes: the string is advice, the packet is not
+ * [MQTT-3.2.2-19] [MQTT-3.4.2-2] [MQTT-3.5.2-2] [MQTT-3.14.2-3].
+ */
+function encodeWithin(packet: Packet, version: ProtocolVersion, largestPacket: number): Uint8Array {
+  const bytes = mqttPacket.generate(packet, { protocolVersion: version });
+  const properties = (packet as { properties?: { reasonString?: string } }).properties;
+  if (bytes.length <= largestPacket || properties?.reasonString === undefined) return bytes;
+  const { reasonString: _, ...rest } = properties;
+  return mqttPacket.generate({ ...packet, properties: rest } as Packet, { protocolVersion: version });
 }
 
 /**

@@ -7,7 +7,9 @@
  */
 import type { IConnackPacket, IConnectPacket, Packet } from 'mqtt-packet';
 import type { BrokerLimits } from '../limits.js';
+import { messageProperties, payloadFormatValid } from '../message-properties.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
+import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
 import { protocolViolation } from './handlers/violation.js';
 import { ConnackReturnCode, ReasonCode, SubackFailure } from './reason-codes.js';
@@ -123,6 +125,15 @@ function connectFault(packet: IConnectPacket, limits: BrokerLimits): PacketFault
     propertiesFault(properties, allowedProperties.connect, 'CONNECT') ??
     propertiesFault(packet.will?.properties, allowedProperties.will, 'the will');
   if (fault) return fault;
+  // 5.0 §3.1.3.2.3: the server may check a will declared UTF-8, and refuse it with 0x99.
+  if (
+    packet.will &&
+    !payloadFormatValid(messageProperties(packet.will.properties), Buffer.from(packet.will.payload))
+  )
+    return {
+      code: ReasonCode.PayloadFormatInvalid,
+      reason: 'will payload format indicator is 1 but the will payload is not valid UTF-8',
+    };
   // Receive Maximum and Maximum Packet Size of 0 are protocol errors (5.0 §3.1.2.11.3, §3.1.2.11.4).
   if (properties?.receiveMaximum === 0) return protocolError('Receive Maximum 0');
   if (properties?.maximumPacketSize === 0) return protocolError('Maximum Packet Size 0');
@@ -163,6 +174,10 @@ export function packetFault(
           code: ReasonCode.TopicNameInvalid,
           reason: `topic longer than ${limits.maxTopicBytes} bytes`,
         };
+      // [MQTT-3.3.2-14] a Response Topic is a topic name: no wildcards.
+      const responseTopic = packet.properties?.responseTopic;
+      if (responseTopic !== undefined && !isValidTopicName(responseTopic))
+        return protocolError('Response Topic with wildcards');
       const alias = packet.properties?.topicAlias;
       // [MQTT-3.3.2-8] an alias of 0, [MQTT-3.3.2-9] one above the announced maximum, is invalid.
       if (alias !== undefined && (alias === 0 || alias > serverTopicAliasMaximum))
@@ -255,7 +270,15 @@ export function refusePacket(
   invocation.protocolVersion = version;
   const connack: IConnackPacket | undefined =
     version === 5
-      ? { cmd: 'connack', sessionPresent: false, reasonCode: fault.code }
+      ? {
+          cmd: 'connack',
+          sessionPresent: false,
+          reasonCode: fault.code,
+          // The broker's own failures (0x83) are not described to clients.
+          ...(fault.code === ReasonCode.ImplementationSpecificError
+            ? {}
+            : { properties: { reasonString: fault.reason } }),
+        }
       : fault.v4ConnackCode === undefined
         ? undefined
         : { cmd: 'connack', sessionPresent: false, returnCode: fault.v4ConnackCode };

@@ -17,6 +17,7 @@ export const ReasonCode = {
   PacketTooLarge: 0x95,
   MessageRateTooHigh: 0x96,
   QuotaExceeded: 0x97,
+  PayloadFormatInvalid: 0x99,
   QoSNotSupported: 0x9b,
   SharedSubscriptionsNotSupported: 0x9e,
   ConnectionRateExceeded: 0x9f,

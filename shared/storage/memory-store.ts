@@ -296,6 +296,8 @@ export class MemoryStore implements BrokerStore {
         retain: Boolean(m.retain),
         sent: Boolean(m.sent),
         released: Boolean(m.released),
+        ...(m.properties ? { properties: copy(m.properties) } : {}),
+        ...(m.publishedAt !== undefined ? { publishedAt: m.publishedAt } : {}),
       }));
   }
 
@@ -331,6 +333,7 @@ export class MemoryStore implements BrokerStore {
           qos: m.qos as QoS,
           retain: true,
           publishedAt: m.publishedAt,
+          ...(m.properties ? { properties: copy(m.properties) } : {}),
         })),
     );
   }

@@ -1,17 +1,22 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { propertiesField } from '../message-properties.js';
 import type { StoredMessage } from '../ports.js';
 
 /** Stream images arrive as JSON: binary attributes are base64 strings there, not bytes. */
 type StreamImage = Record<string, unknown>;
 
 function restoreBinary(image: StreamImage): Record<string, AttributeValue> {
-  return Object.fromEntries(
-    Object.entries(image).map(([name, value]) => {
-      const b = (value as { B?: unknown }).B;
-      return [name, (typeof b === 'string' ? { B: Buffer.from(b, 'base64') } : value) as AttributeValue];
-    }),
-  );
+  return Object.fromEntries(Object.entries(image).map(([name, value]) => [name, restoreValue(value)]));
+}
+
+/** One attribute value, binary restored also inside maps and lists (a message's properties). */
+function restoreValue(value: unknown): AttributeValue {
+  const v = value as { B?: unknown; M?: StreamImage; L?: unknown[] };
+  if (typeof v.B === 'string') return { B: Buffer.from(v.B, 'base64') };
+  if (v.M && typeof v.M === 'object') return { M: restoreBinary(v.M) };
+  if (Array.isArray(v.L)) return { L: v.L.map(restoreValue) };
+  return value as AttributeValue;
 }
 
 /**
@@ -33,5 +38,6 @@ export function messageFromStreamImage(image: StreamImage | undefined): StoredMe
     qos: item.qos,
     retain: Boolean(item.retain),
     publishedAt: Number(item.publishedAt),
+    ...propertiesField(item.properties),
   };
 }

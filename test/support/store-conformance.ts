@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type {
   BrokerStore,
   ConnectionRecord,
+  MessageProperties,
   OutboundMessage,
   RetainedMessage,
   SessionRecord,
@@ -217,6 +218,15 @@ export function storeConformance(
           assert.deepEqual(await store.takeWill('c1'), lastWords);
           assert.equal(await store.takeWill('c1'), undefined);
           assert.deepEqual(connectionFields(await store.getConnection('c1')), withoutWill);
+        }),
+      );
+
+      test(
+        'takeWill returns the will with its MQTT 5 properties unchanged, user property order kept [MQTT-3.3.2-18]',
+        withStore(async (store) => {
+          const lastWords = { ...will('last/words', 'bye', 1), properties: fullProperties };
+          await store.putConnection(connection('c1', { will: lastWords }));
+          assert.deepEqual(await store.takeWill('c1'), lastWords);
         }),
       );
 
@@ -782,6 +792,18 @@ export function storeConformance(
 
     describe('outbound messages', () => {
       test(
+        'putOutbound keeps a message’s MQTT 5 properties and publication time, for its expiry [MQTT-3.3.2-5]',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const m = outbound(1, 1, 'p', { properties: fullProperties, publishedAt: 5_000 });
+          const plain = outbound(2, 2, 'q');
+          assert.equal(await store.putOutbound('a', m, 10), true);
+          assert.equal(await store.putOutbound('a', plain, 10), true);
+          assert.deepEqual(await store.outboundMessages('a'), [m, plain]);
+        }),
+      );
+
+      test(
         'outboundMessages: empty for a client id with nothing queued',
         withStore(async (store) => {
           assert.deepEqual(await store.outboundMessages('nobody'), []);
@@ -923,6 +945,17 @@ export function storeConformance(
       );
 
       test(
+        'putRetained keeps the MQTT 5 properties; a replacement without properties has none',
+        withStore(async (store) => {
+          const withProps = { ...retained('home/temp', '21', 1, 100), properties: fullProperties };
+          await store.putRetained(withProps);
+          assert.deepEqual(await store.retainedMatching('home/#'), [withProps]);
+          await store.putRetained(retained('home/temp', '22', 1, 200));
+          assert.deepEqual(await store.retainedMatching('home/#'), [retained('home/temp', '22', 1, 200)]);
+        }),
+      );
+
+      test(
         'putRetained replaces the retained message of the topic [MQTT-3.3.1-5]',
         withStore(async (store) => {
           await store.putRetained(retained('home/temp', '21', 1, 100));
@@ -995,6 +1028,21 @@ async function eventually<T>(read: () => Promise<T>, expected: T): Promise<T> {
   }
   return value;
 }
+
+/** Every message property, user properties interleaved and repeated, an empty value, binary correlation data. */
+const fullProperties: MessageProperties = {
+  payloadFormatIndicator: true,
+  messageExpiryInterval: 60,
+  contentType: 'application/json',
+  responseTopic: 'reply/here',
+  correlationData: Uint8Array.of(0, 255, 7),
+  userProperties: [
+    ['b', '1'],
+    ['a', '2'],
+    ['b', '3'],
+    ['b', ''],
+  ],
+};
 
 const will = (topic: string, payload: string, qos: 0 | 1 | 2 = 0) => ({
   topic,

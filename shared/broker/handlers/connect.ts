@@ -7,6 +7,7 @@ import {
   clientIdTakenRefusal,
   connectionRecord,
   credentialsRefusal,
+  expiredOutbound,
   ownsSession,
   planSession,
   resumeOutbox,
@@ -64,8 +65,11 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   }
   invocation.outbox.push(buildConnack(connect, taken.plan.resumed, ctx.maxPacketSize));
   if (taken.plan.resumed) {
-    for (const resend of resumeOutbox(await ctx.store.outboundMessages(connect.clientId)))
-      invocation.outbox.push(resend);
+    const queued = await ctx.store.outboundMessages(connect.clientId);
+    const now = ctx.now();
+    for (const expired of expiredOutbound(queued, now))
+      await ctx.store.deleteOutbound(connect.clientId, expired.packetId);
+    for (const resend of resumeOutbox(queued, connect.version, now)) invocation.outbox.push(resend);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IPublishPacket } from 'mqtt-packet';
+import { messageProperties, payloadFormatValid } from '../../message-properties.js';
 import type { ConnectionRecord } from '../../ports.js';
 import { isValidTopicName } from '../../topics.js';
 import { mayPublish } from '../authorization.js';
@@ -30,16 +31,38 @@ export async function handlePublish(
   if (!mayPublish(ctx, subject(record), packet.topic)) {
     // 5.0 answers 0x87 [MQTT-3.4.2-1]; 3.1.1 has no code, so it is acknowledged and dropped, as
     // Mosquitto does. A refused QoS 2 PUBREC ends the exchange: nothing awaits PUBREL.
-    const refused = record.protocolVersion === 5 ? { reasonCode: ReasonCode.NotAuthorized } : {};
+    const refused =
+      record.protocolVersion === 5
+        ? {
+            reasonCode: ReasonCode.NotAuthorized,
+            properties: { reasonString: 'not authorized to publish here' },
+          }
+        : {};
     if (packet.qos === 1) invocation.outbox.push({ cmd: 'puback', messageId: packet.messageId, ...refused });
     if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId, ...refused });
     return;
   }
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  const properties = record.protocolVersion === 5 ? messageProperties(packet.properties) : undefined;
+  if (!payloadFormatValid(properties, payload)) {
+    // [MQTT-3.3.2-4] the receiver may check a payload declared UTF-8: 0x99, and the message is not accepted.
+    const why = 'payload format indicator is 1 but the payload is not valid UTF-8';
+    const refused = { reasonCode: ReasonCode.PayloadFormatInvalid, properties: { reasonString: why } };
+    if (packet.qos === 0) protocolViolation(invocation, 5, ReasonCode.PayloadFormatInvalid, why);
+    if (packet.qos === 1) invocation.outbox.push({ cmd: 'puback', messageId: packet.messageId, ...refused });
+    if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId, ...refused });
+    return;
+  }
   await acceptMessage(
     ctx,
     record.clientId,
-    { topic: packet.topic, payload, qos: packet.qos, retain: packet.retain },
+    {
+      topic: packet.topic,
+      payload,
+      qos: packet.qos,
+      retain: packet.retain,
+      ...(properties ? { properties } : {}),
+    },
     packet.messageId,
   );
   // [MQTT-4.3.2-2] PUBACK, [MQTT-4.3.3-2] PUBREC, only once the message is durably stored.

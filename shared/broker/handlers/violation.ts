@@ -1,4 +1,5 @@
 import type { Invocation } from '../context.js';
+import { ReasonCode } from '../reason-codes.js';
 
 /**
  * Ends the connection for a protocol violation: an MQTT 5 client first gets
@@ -10,6 +11,10 @@ export function protocolViolation(
   reasonCode: number,
   why: string,
 ) {
-  if (version === 5) invocation.outbox.push({ cmd: 'disconnect', reasonCode });
+  // The reason string tells whoever reads the client's log what went wrong (5.0 §3.14.2.2.3);
+  // the broker's own failures (0x83) are not described to clients.
+  const told =
+    reasonCode === ReasonCode.ImplementationSpecificError ? {} : { properties: { reasonString: why } };
+  if (version === 5) invocation.outbox.push({ cmd: 'disconnect', reasonCode, ...told });
   invocation.closeReason = why;
 }

@@ -5,6 +5,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { propertiesField } from '../../message-properties.js';
 import type { BrokerStore, OutboundMessage, QoS, StoredMessage } from '../../ports.js';
 import {
   inboundEntry,
@@ -256,6 +257,8 @@ export class Deliveries implements DeliveriesPort {
         retain: Boolean(item.retain),
         sent: Boolean(item.sent),
         released: Boolean(item.released),
+        ...propertiesField(item.properties),
+        ...(typeof item.publishedAt === 'number' ? { publishedAt: item.publishedAt } : {}),
       }))
       .sort((a, b) => a.seq - b.seq);
   }

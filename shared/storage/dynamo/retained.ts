@@ -1,4 +1,5 @@
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { expiresAtSeconds, propertiesField } from '../../message-properties.js';
 import type { BrokerStore, QoS, RetainedMessage } from '../../ports.js';
 import { topicMatches } from '../../topics.js';
 import { retainedRoot } from '../keys.js';
@@ -22,7 +23,10 @@ export class Retained implements Pick<BrokerStore, 'putRetained' | 'retainedMatc
     if (message.payload.length === 0) {
       await db.send(new DeleteCommand({ TableName: tables.Retained, Key: key }));
     } else {
-      await db.send(new PutCommand({ TableName: tables.Retained, Item: { ...key, ...message } }));
+      // An expiring message carries its time-to-live, so DynamoDB deletes it once expired, at no write cost.
+      const expiresAt = expiresAtSeconds(message);
+      const item = { ...key, ...message, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+      await db.send(new PutCommand({ TableName: tables.Retained, Item: item }));
     }
   }
 
@@ -47,6 +51,7 @@ export class Retained implements Pick<BrokerStore, 'putRetained' | 'retainedMatc
         qos: item.qos as QoS,
         retain: true,
         publishedAt: Number(item.publishedAt),
+        ...propertiesField(item.properties),
       }));
   }
 }
