@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 /**
  * fast-check generators of MQTT traffic for the fuzz properties (test/support/fuzz-properties.ts):
  * valid 3.1.1 and 5.0 packets of every type as mqtt-packet objects, hostile mutations of their bytes,
@@ -205,7 +206,12 @@ const publish = byVersion(
           packet.messageId = messageId;
           packet.dup = dup; // [MQTT-3.3.1-2] DUP only on QoS 1 and 2
         }
-        if (version === 5 && properties) packet.properties = properties;
+        if (version === 5 && properties) {
+          packet.properties = properties;
+          // A valid PUBLISH that says its payload is UTF-8 carries UTF-8 [MQTT-3.3.2-4]; the broker checks it (0x99).
+          if (properties.payloadFormatIndicator && !isUtf8(payload))
+            packet.payload = Buffer.from(Buffer.from(payload).toString('hex'));
+        }
         return packet;
       }),
 );
