@@ -26,7 +26,7 @@ export const clientOptions: IClientOptions = {
   clean: true,
   keepalive: 300,
   reconnectPeriod: 0,
-  connectTimeout: 10_000,
+  connectTimeout: 30_000,
 };
 
 export async function untilConnected(client: MqttClient, url: string): Promise<MqttClient> {

@@ -20,7 +20,7 @@ import {
   unitsTable,
 } from './suite-report.js';
 import { burst } from './workloads/burst.js';
-import type { BenchContext } from './workloads/common.js';
+import { type BenchContext, settle } from './workloads/common.js';
 import { fanout } from './workloads/fanout.js';
 import { idle } from './workloads/idle.js';
 import { large } from './workloads/large.js';
@@ -122,6 +122,8 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
     if (wants('burst')) results.burst = await burst(ctx);
   } finally {
     for (const broker of others) await broker.stop();
+    // The clients' $disconnect invocations must finish before DynamoDB Local goes away.
+    await settle(nimbus.emulator);
     progress('[nimbus] stopping the emulator');
     await nimbus.stop();
   }

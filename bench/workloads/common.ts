@@ -34,6 +34,21 @@ export const scaled = (n: number, scale: number, min = 1) => Math.max(min, Math.
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** One client; a connect that times out on a loaded machine is tried twice more. */
+async function connectRetrying(
+  broker: Broker,
+  id: string,
+  options: { keepalive?: number },
+): Promise<MqttClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await broker.connect(id, options);
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
 /** Opens `count` clients, a few at a time so the connects do not time out on a loaded machine. */
 export async function connectMany(
   broker: Broker,
@@ -42,13 +57,13 @@ export async function connectMany(
   options: { keepalive?: number } = {},
 ): Promise<MqttClient[]> {
   const clients: MqttClient[] = [];
-  const batch = 25;
+  const batch = 10;
   for (let i = 0; i < count; i += batch) {
     const ids = Array.from(
       { length: Math.min(batch, count - i) },
       (_, k) => `${prefix}-${i + k}-${process.pid}`,
     );
-    clients.push(...(await Promise.all(ids.map((id) => broker.connect(id, options)))));
+    clients.push(...(await Promise.all(ids.map((id) => connectRetrying(broker, id, options)))));
   }
   return clients;
 }
