@@ -101,6 +101,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); traffic runs at the workload's real rate for ${seconds} s, so batching at the stream poll is what AWS would see. Monthly figures are for the full-size workload.`,
       'Connects and subscribes are paid once per session and are left out of the per-message units; connection-minutes are priced from the full-size spec (every connection held all month).',
       "The keep-alive deadline check (one scheduled invocation a minute on AWS) is a fixed cost of the deployment, not of a workload, and is not included; neither are free tiers nor IoT Core's cheaper tiers above a billion messages a month.",
+      'Lambda GB-seconds are the durations measured in the emulator on this machine (shared, loaded); on AWS they are likely shorter, so the Lambda compute share of the bill is an upper bound.',
       'The idle fleet is run for one keep-alive period and a bit; its per-PINGREQ cost is priced at one PINGREQ per keep-alive per device.',
       'Aedes runs in the benchmark process over TCP; Mosquitto and Nimbus are reached over WebSocket. Nimbus runs in the emulator on the same two cores (DynamoDB Local, worker-thread functions), so its latency is the local one, not AWS’s.',
     ],
