@@ -27,13 +27,8 @@ function mosquittoBinary(): string | undefined {
   return undefined;
 }
 
-/**
- * Mosquitto with a temporary config: one WebSocket listener on a free port of 127.0.0.1, anonymous
- * clients, no persistence — the same transport as Nimbus's clients use. Undefined when not installed.
- */
-export async function startMosquitto(): Promise<Broker | undefined> {
-  const binary = mosquittoBinary();
-  if (!binary) return undefined;
+/** Starts Mosquitto on one listener of `protocol`; throws when it does not take clients within 10 s. */
+async function startListener(binary: string, protocol: 'websockets' | 'mqtt'): Promise<Broker> {
   const started = performance.now();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-bench-mosquitto-'));
@@ -42,7 +37,7 @@ export async function startMosquitto(): Promise<Broker | undefined> {
     config,
     [
       `listener ${port} 127.0.0.1`,
-      'protocol websockets',
+      `protocol ${protocol}`,
       'allow_anonymous true',
       'persistence false',
       'max_queued_messages 100000',
@@ -51,7 +46,7 @@ export async function startMosquitto(): Promise<Broker | undefined> {
     ].join('\n'),
   );
   const child = spawn(binary, ['-c', config], { stdio: 'ignore' });
-  const url = `ws://127.0.0.1:${port}`;
+  const url = `${protocol === 'websockets' ? 'ws' : 'mqtt'}://127.0.0.1:${port}`;
   // Mosquitto gives no ready signal: retry a connection until it answers.
   const deadline = performance.now() + 10_000;
   for (;;) {
@@ -63,7 +58,7 @@ export async function startMosquitto(): Promise<Broker | undefined> {
       if (performance.now() > deadline || child.exitCode !== null) {
         child.kill();
         rmSync(dir, { recursive: true, force: true });
-        throw new Error(`Mosquitto did not accept WebSocket clients on ${url}: ${String(error)}`);
+        throw new Error(`Mosquitto did not accept clients on ${url}: ${String(error)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -81,4 +76,22 @@ export async function startMosquitto(): Promise<Broker | undefined> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Mosquitto with a temporary config: anonymous clients, no persistence, one listener on a free port
+ * of 127.0.0.1 — WebSocket, the transport Nimbus's clients use, or plain TCP when this build's
+ * WebSocket listener will not start (the report names which). Undefined when not installed.
+ */
+export async function startMosquitto(
+  progress: (line: string) => void,
+): Promise<{ broker: Broker; transport: 'WebSocket' | 'TCP' } | undefined> {
+  const binary = mosquittoBinary();
+  if (!binary) return undefined;
+  try {
+    return { broker: await startListener(binary, 'websockets'), transport: 'WebSocket' };
+  } catch (error) {
+    progress(`${error instanceof Error ? error.message : String(error)}; using its TCP listener instead`);
+    return { broker: await startListener(binary, 'mqtt'), transport: 'TCP' };
+  }
 }

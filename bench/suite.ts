@@ -74,10 +74,12 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
   if (speed) {
     others.push(await startAedes());
     brokers.push('Aedes (in process, TCP)');
-    const mosquitto = await startMosquitto();
+    const mosquitto = await startMosquitto(progress);
     if (mosquitto) {
-      others.push(mosquitto);
-      brokers.push('Mosquitto (WebSocket listener)');
+      others.push(mosquitto.broker);
+      brokers.push(
+        `Mosquitto ${mosquitto.transport === 'TCP' ? '(TCP: its WebSocket listener did not start here)' : '(WebSocket listener)'}`,
+      );
     } else {
       progress(mosquittoInstallHint);
       brokers.push('not Mosquitto (not installed)');
@@ -103,7 +105,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       "The keep-alive deadline check (one scheduled invocation a minute on AWS) is a fixed cost of the deployment, not of a workload, and is not included; neither are free tiers nor IoT Core's cheaper tiers above a billion messages a month.",
       'Lambda GB-seconds are the durations measured in the emulator on this machine (shared, loaded); on AWS they are likely shorter, so the Lambda compute share of the bill is an upper bound.',
       'The idle fleet is run for one keep-alive period and a bit; its per-PINGREQ cost is priced at one PINGREQ per keep-alive per device.',
-      'Aedes runs in the benchmark process over TCP; Mosquitto and Nimbus are reached over WebSocket. Nimbus runs in the emulator on the same two cores (DynamoDB Local, worker-thread functions), so its latency is the local one, not AWS’s.',
+      'Aedes runs in the benchmark process over TCP; Nimbus over WebSocket; Mosquitto over the transport named above. Nimbus runs in the emulator on the same two cores (DynamoDB Local, worker-thread functions), so its latency is the local one, not AWS’s.',
     ],
     cost: [],
   };
