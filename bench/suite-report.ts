@@ -37,7 +37,11 @@ const usd = (n: number) =>
       : n >= 1
         ? `$${n.toFixed(2)}`
         : `$${n.toPrecision(2)}`;
-const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
+const ratio = (a: number, b: number) => {
+  const r = a / b;
+  if (!(b > 0) || !Number.isFinite(r)) return '—';
+  return `${r >= 100 ? r.toFixed(0) : r.toFixed(2)}×`;
+};
 const ms = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : n.toFixed(1));
 const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -49,7 +53,7 @@ export function costTable(cost: readonly CostOutcome[]): string {
     return `| ${c.title} | ${perMillion(c.nimbus.perMillion)} | ${perMillion(c.iotCore.perMillion)} | ${perMillion(c.floor.perMillion)} | ${usd(c.nimbus.perMonth)} | ${usd(c.iotCore.perMonth)} | ${usd(c.floor.perMonth)} | ${ratio(c.nimbus.perMonth, c.iotCore.perMonth)} | ${ratio(c.nimbus.perMonth, c.floor.perMonth)} |`;
   });
   return [
-    '| Workload | Nimbus / M msgs | IoT Core / M msgs | Floor / M msgs | Nimbus / month | IoT Core / month | Floor / month | Nimbus ÷ IoT Core | Nimbus ÷ floor |',
+    '| Workload | Nimbus / M publishes | IoT Core / M publishes | Floor / M publishes | Nimbus / month | IoT Core / month | Floor / month | Nimbus ÷ IoT Core | Nimbus ÷ floor |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
