@@ -179,6 +179,10 @@ export function benchmarksMarkdown(results: SuiteResults): string {
   ].join('\n');
 }
 
+/** A short figure for the top of a bar: 1621, 97.2, 0.35. */
+const barLabel = (v: number) =>
+  !Number.isFinite(v) ? '—' : v >= 100 ? v.toFixed(0) : v >= 1 ? v.toPrecision(3) : v.toPrecision(2);
+
 /** A bar chart as SVG: groups of bars, one colour per series, a value label on each bar. */
 export function barChart(
   title: string,
@@ -204,7 +208,7 @@ export function barChart(
     g.values.map((v, si) => {
       const x = left + gi * groupWidth + si * barWidth;
       const barTop = Number.isFinite(v) && v > 0 ? y(v) : top + height;
-      return `<rect x="${x}" y="${barTop.toFixed(1)}" width="${barWidth - 2}" height="${(top + height - barTop).toFixed(1)}" fill="${colours[si % colours.length]}"><title>${escapeXml(`${g.label} — ${series[si]}: ${v.toPrecision(3)} ${unit}`)}</title></rect><text x="${x + (barWidth - 2) / 2}" y="${(barTop - 3).toFixed(1)}" font-size="8" text-anchor="middle">${Number.isFinite(v) ? v.toPrecision(2) : '—'}</text>`;
+      return `<rect x="${x}" y="${barTop.toFixed(1)}" width="${barWidth - 2}" height="${(top + height - barTop).toFixed(1)}" fill="${colours[si % colours.length]}"><title>${escapeXml(`${g.label} — ${series[si]}: ${v.toPrecision(3)} ${unit}`)}</title></rect><text x="${x + (barWidth - 2) / 2}" y="${(barTop - 3).toFixed(1)}" font-size="8" text-anchor="middle">${barLabel(v)}</text>`;
     }),
   );
   const labels = groups.map(

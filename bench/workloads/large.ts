@@ -18,7 +18,8 @@ function jsonPayload(): Buffer {
 
 /** W4: 100 devices each publish 16 KB every 10 s, one subscriber; JSON or incompressible bytes. */
 export function large(ctx: BenchContext, kind: 'json' | 'random', seconds: number): Promise<CostOutcome> {
-  const devices = scaled(100, ctx.scale);
+  // At least 10 devices, so a short run still meters enough 16 KB messages to average over.
+  const devices = scaled(100, ctx.scale, 10);
   const json = jsonPayload();
   return runTraffic(ctx, {
     name: `w4-large-${kind}`,

@@ -4,7 +4,7 @@ import { runTraffic } from './traffic.js';
 
 /** W1: 1,000 devices each publish 200 B every 10 s to `dev/<id>/t`; one backend subscribes to `dev/+/t`. */
 export function telemetry(ctx: BenchContext, qos: 0 | 1, seconds: number): Promise<CostOutcome> {
-  const devices = scaled(1000, ctx.scale);
+  const devices = scaled(1000, ctx.scale, 10);
   return runTraffic(ctx, {
     name: `w1-telemetry-qos${qos}`,
     title: `W1 telemetry fan-in, QoS ${qos}`,
