@@ -6,30 +6,30 @@ import aedesModule from 'aedes';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import mqtt from 'mqtt';
 import { connect as connectNimbus } from '../client/index.js';
-import { type Emulator, startEmulator } from '../emulator/index.js';
+import { type Emulator, type EmulatorOptions, startEmulator } from '../emulator/index.js';
 
 /** A broker under test: how to open a client to it and how to shut it down. */
 export interface Broker {
-  name: 'nimbus' | 'aedes';
+  name: 'nimbus' | 'aedes' | 'mosquitto';
   url: string;
   /** Time from the start call to a broker that accepts clients. */
   readyMs: number;
   /** `clean: false` asks for a persistent session (clean session 0); the default is a clean one. */
-  connect(clientId: string, options?: { clean?: boolean }): Promise<MqttClient>;
+  connect(clientId: string, options?: { clean?: boolean; keepalive?: number }): Promise<MqttClient>;
   stop(): Promise<void>;
 }
 
 // Same options for both brokers. A long keep-alive (still under the gateway's 10-minute idle limit)
 // keeps PINGREQs out of the per-message meter; no reconnects, so a broken connection shows as losses.
-const clientOptions: IClientOptions = {
+export const clientOptions: IClientOptions = {
   protocolVersion: 4,
   clean: true,
   keepalive: 300,
   reconnectPeriod: 0,
-  connectTimeout: 10_000,
+  connectTimeout: 30_000,
 };
 
-async function untilConnected(client: MqttClient, url: string): Promise<MqttClient> {
+export async function untilConnected(client: MqttClient, url: string): Promise<MqttClient> {
   try {
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
@@ -43,10 +43,11 @@ async function untilConnected(client: MqttClient, url: string): Promise<MqttClie
   }
 }
 
-export async function startNimbus(): Promise<Broker & { emulator: Emulator }> {
+/** `options` override the emulator's (e.g. `streamPollIntervalMs`, AWS's 250 ms by default). */
+export async function startNimbus(options: EmulatorOptions = {}): Promise<Broker & { emulator: Emulator }> {
   const started = performance.now();
   // The keep-alive check is a fixed monthly cost (docs/adr/0015-keep-alive-deadlines.md), not a per-message one.
-  const emulator = await startEmulator({ port: 0, log: () => {}, keepAliveCheckIntervalMs: 0 });
+  const emulator = await startEmulator({ port: 0, log: () => {}, keepAliveCheckIntervalMs: 0, ...options });
   const readyMs = performance.now() - started;
   return {
     name: 'nimbus',

@@ -1,4 +1,6 @@
 /**
+ * `npm run bench -- <workload> [--scale S]` runs a workload of the suite (bench/suite.ts); without one:
+ *
  * `npm run bench [-- --messages N --inflight N --qos 0|1|2 --persistent --skip-aedes]`
  *
  * `--qos` (default 1) is the QoS of every publish and of the subscription. `--persistent` connects the
@@ -23,6 +25,7 @@ import {
   unitsPerMessage,
 } from './cost.js';
 import { formatReport } from './report.js';
+import { runSuite } from './suite.js';
 import { runWorkload, type WorkloadResult } from './workload.js';
 
 const lossTimeoutMs = 30_000;
@@ -38,7 +41,7 @@ export interface PhaseResult {
 }
 
 export interface BrokerResult {
-  broker: 'nimbus' | 'aedes';
+  broker: Broker['name'];
   url: string;
   readyMs: number;
   phases: PhaseResult[];
@@ -263,7 +266,12 @@ export type BenchResults = {
   ratios?: Ratios;
 };
 
-main().then(
+// A workload name first (`npm run bench -- w1 --scale 0.1`) runs the workload suite (bench/suite.ts).
+const suiteArgs = process.argv.slice(2);
+const first = suiteArgs[0];
+const run = first !== undefined && !first.startsWith('-') ? runSuite(suiteArgs) : main();
+
+run.then(
   () => {
     // A stray handle (a socket a broker did not close) must not keep the benchmark alive.
     setTimeout(() => {

@@ -92,3 +92,23 @@ export function formatBill(lines: readonly BillLine[]): string {
     `  ${'total'.padEnd(11)} ${''.padEnd(width)}  ${usd(total)}`,
   ].join('\n');
 }
+
+/**
+ * AWS IoT Core's list prices, for comparing a workload's bill with the managed broker. Source:
+ * https://aws.amazon.com/iot-core/pricing/ and its "additional metering details" page (us-east-1,
+ * read 2026-12-02). Messaging is the first tier (the first billion messages a month; later tiers
+ * are cheaper and not modelled here).
+ */
+export const iotCorePriceSource = {
+  url: 'https://aws.amazon.com/iot-core/pricing/',
+  region: 'us-east-1',
+  date: '2026-12-02',
+} as const;
+
+export const iotCorePrices = {
+  /** MQTT messages, metered in 5 KB increments of topic + payload, per publish received and per publish sent. */
+  perMillionMessages: 1.0,
+  messageUnitBytes: 5 * 1024,
+  /** Connectivity, metered in one-minute increments per connection. */
+  perMillionConnectionMinutes: 0.08,
+} as const;

@@ -1,0 +1,150 @@
+/**
+ * `npm run bench -- <workload> [--scale S] [--seconds N] [--poll-ms MS]`
+ *
+ * Workloads: w1 (telemetry fan-in, QoS 0 and 1), w2 (fan-out), w3 (idle fleet), w4 (16 KB messages,
+ * JSON and incompressible), burst, latency, scaling, and all (every one; writes docs/benchmarks.md
+ * and its charts). `--scale` shrinks device and subscriber counts to fit the machine; the bill is
+ * extrapolated to the full size from the units metered per message.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { type Broker, startAedes, startNimbus } from './brokers.js';
+import { mosquittoInstallHint, startMosquitto } from './mosquitto.js';
+import {
+  benchmarksMarkdown,
+  billSvg,
+  costTable,
+  latencySvg,
+  type SuiteResults,
+  unitsTable,
+} from './suite-report.js';
+import { burst } from './workloads/burst.js';
+import { type BenchContext, settle } from './workloads/common.js';
+import { fanout } from './workloads/fanout.js';
+import { idle } from './workloads/idle.js';
+import { large } from './workloads/large.js';
+import { latency } from './workloads/latency.js';
+import { scaling } from './workloads/scaling.js';
+import { telemetry } from './workloads/telemetry.js';
+
+export const workloadNames = ['w1', 'w2', 'w3', 'w4', 'burst', 'latency', 'scaling', 'all'] as const;
+export type WorkloadName = (typeof workloadNames)[number];
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Six significant digits are plenty for figures measured this coarsely; NaN becomes null. */
+const jsonNumbers = (_key: string, value: unknown) =>
+  typeof value === 'number' ? (Number.isFinite(value) ? Number(value.toPrecision(6)) : null) : value;
+
+function positive(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} wants a positive number, got ${value}`);
+  return n;
+}
+
+/** Runs one workload (or all) and prints its tables; `all` also writes docs/benchmarks.md and the charts. */
+export async function runSuite(argv: readonly string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      scale: { type: 'string', default: '0.1' },
+      seconds: { type: 'string', default: '30' },
+      'poll-ms': { type: 'string', default: '250' },
+    },
+    strict: true,
+  });
+  const name = positionals[0] as WorkloadName;
+  if (!workloadNames.includes(name)) {
+    throw new Error(`unknown workload ${positionals[0]}: choose one of ${workloadNames.join(', ')}`);
+  }
+  const scale = positive('scale', values.scale);
+  const seconds = positive('seconds', values.seconds);
+  const pollMs = positive('poll-ms', values['poll-ms']);
+  const wants = (w: WorkloadName) => name === w || name === 'all';
+  const speed = wants('burst') || wants('latency') || wants('scaling');
+
+  const startedAt = new Date().toISOString();
+  const load = os.loadavg();
+  progress(`[nimbus] starting the emulator (stream poll every ${pollMs} ms)`);
+  const nimbus = await startNimbus({ streamPollIntervalMs: pollMs });
+  const others: Broker[] = [];
+  const brokers = ['Nimbus (emulator, WebSocket)'];
+  if (speed) {
+    others.push(await startAedes());
+    brokers.push('Aedes (in process, TCP)');
+    const mosquitto = await startMosquitto(progress);
+    if (mosquitto) {
+      others.push(mosquitto.broker);
+      brokers.push(
+        `Mosquitto ${mosquitto.transport === 'TCP' ? '(TCP: its WebSocket listener did not start here)' : '(WebSocket listener)'}`,
+      );
+    } else {
+      progress(mosquittoInstallHint);
+      brokers.push('not Mosquitto (not installed)');
+    }
+  }
+  const ctx: BenchContext = { scale, nimbus, others, progress };
+  const results: SuiteResults = {
+    startedAt,
+    machine: {
+      cpuModel: os.cpus()[0]?.model ?? 'unknown CPU',
+      cpus: os.cpus().length,
+      memoryGb: os.totalmem() / 2 ** 30,
+      node: process.version,
+      platform: `${os.platform()} ${os.arch()}`,
+      load,
+    },
+    scale,
+    streamPollIntervalMs: pollMs,
+    brokers,
+    notes: [
+      `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); traffic runs at the workload's real rate for ${seconds} s, so batching at the stream poll is what AWS would see. Monthly figures are for the full-size workload.`,
+      'Connects and subscribes are paid once per session and are left out of the per-message units; connection-minutes are priced from the full-size spec (every connection held all month).',
+      "The keep-alive deadline check (one scheduled invocation a minute on AWS) is a fixed cost of the deployment, not of a workload, and is not included; neither are free tiers nor IoT Core's cheaper tiers above a billion messages a month.",
+      'Lambda GB-seconds are the durations measured in the emulator on this machine (shared, loaded); on AWS they are likely shorter, so the Lambda compute share of the bill is an upper bound.',
+      'The idle fleet is run for one keep-alive period and a bit; its per-PINGREQ cost is priced at one PINGREQ per keep-alive per device.',
+      'Aedes runs in the benchmark process over TCP; Nimbus over WebSocket; Mosquitto over the transport named above. Nimbus runs in the emulator on the same two cores (DynamoDB Local, worker-thread functions), so its latency is the local one, not AWS’s.',
+    ],
+    cost: [],
+  };
+  try {
+    if (wants('w1')) {
+      results.cost.push(await telemetry(ctx, 0, seconds));
+      results.cost.push(await telemetry(ctx, 1, seconds));
+    }
+    if (wants('w2')) results.cost.push(await fanout(ctx, seconds));
+    if (wants('w3')) results.cost.push(await idle(ctx));
+    if (wants('w4')) {
+      results.cost.push(await large(ctx, 'json', seconds));
+      results.cost.push(await large(ctx, 'random', seconds));
+    }
+    if (wants('latency')) results.latency = await latency(ctx);
+    if (wants('scaling')) results.scaling = await scaling(ctx);
+    if (wants('burst')) results.burst = await burst(ctx);
+  } finally {
+    for (const broker of others) await broker.stop();
+    // The clients' $disconnect invocations must finish before DynamoDB Local goes away.
+    await settle(nimbus.emulator);
+    progress('[nimbus] stopping the emulator');
+    await nimbus.stop();
+  }
+
+  const markdown = benchmarksMarkdown(results);
+  if (name === 'all') {
+    const docs = new URL('../docs/', import.meta.url);
+    writeFileSync(new URL('benchmarks.md', docs), markdown);
+    writeFileSync(new URL('benchmarks-bill.svg', docs), billSvg(results.cost));
+    if (results.latency) writeFileSync(new URL('benchmarks-latency.svg', docs), latencySvg(results.latency));
+    progress('wrote docs/benchmarks.md, docs/benchmarks-bill.svg, docs/benchmarks-latency.svg');
+  }
+  const dir = new URL('./results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(new URL(`suite-${name}.json`, dir), `${JSON.stringify(results, jsonNumbers, 2)}\n`);
+  process.stdout.write(
+    results.cost.length && name !== 'all'
+      ? `${costTable(results.cost)}\n\n${unitsTable(results.cost)}\n`
+      : `${markdown}\n`,
+  );
+}

@@ -1,0 +1,60 @@
+import type { Broker } from '../brokers.js';
+import { runWorkload } from '../workload.js';
+import { type BenchContext, closeAll, connectMany, scaled } from './common.js';
+
+export interface ScalingOutcome {
+  kind: 'scaling';
+  messages: number;
+  /** Delivered messages per second across all publishers, by broker and publisher count. */
+  results: Array<{ broker: Broker['name']; publishers: number; throughput: number; lost: number }>;
+}
+
+export const publisherCounts = [1, 10, 50] as const;
+
+/** Aggregate QoS 1 throughput with 1, 10 and 50 publishers (4 in flight each) into one subscriber. */
+export async function scaling(ctx: BenchContext): Promise<ScalingOutcome> {
+  const messages = scaled(1000, ctx.scale, 100);
+  const outcome: ScalingOutcome = { kind: 'scaling', messages, results: [] };
+  for (const broker of [ctx.nimbus, ...ctx.others]) {
+    const subscriber = await broker.connect(`scale-sub-${process.pid}`);
+    await subscriber.subscribeAsync('scale/+/t', { qos: 1 });
+    try {
+      for (const count of publisherCounts) {
+        const publishers = await connectMany(broker, `scale-pub${count}`, count);
+        try {
+          const each = Math.ceil(messages / count);
+          ctx.progress(`[scaling] ${broker.name}: ${count} publisher(s) × ${each} QoS 1 messages`);
+          const started = performance.now();
+          const runs = await Promise.all(
+            publishers.map((publisher, i) =>
+              runWorkload(publisher, subscriber, {
+                label: `${broker.name}-scale${count}-${i}`,
+                topic: `scale/${i}/t`,
+                qos: 1,
+                messages: each,
+                inflight: 4,
+                lossTimeoutMs: 30_000,
+                maxConsecutiveLosses: 5,
+                progress: () => {},
+              }),
+            ),
+          );
+          const elapsedMs = performance.now() - started;
+          const delivered = runs.reduce((sum, r) => sum + r.delivered, 0);
+          const lost = runs.reduce((sum, r) => sum + r.lost, 0);
+          outcome.results.push({
+            broker: broker.name,
+            publishers: count,
+            throughput: (delivered / elapsedMs) * 1000,
+            lost,
+          });
+        } finally {
+          await closeAll(publishers);
+        }
+      }
+    } finally {
+      await closeAll([subscriber]);
+    }
+  }
+  return outcome;
+}

@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  floorBill,
+  gatewayUnits,
+  iotCoreBill,
+  iotCoreUnits,
+  minutesPerMonth,
+  nimbusBill,
+  publishPacketBytes,
+  type WorkloadSpec,
+} from '../bench/economics.js';
+import { barChart, benchmarksMarkdown, billSvg, type SuiteResults } from '../bench/suite-report.js';
+import type { CostOutcome } from '../bench/workloads/common.js';
+import { stageTotals } from '../bench/workloads/latency.js';
+
+const telemetry = (qos: 0 | 1): WorkloadSpec => ({
+  connections: 1001,
+  publishesPerSecond: 100,
+  deliveriesPerPublish: 1,
+  topicBytes: 10,
+  payloadBytes: 200,
+  qos,
+});
+const idle: WorkloadSpec = {
+  connections: 1000,
+  publishesPerSecond: 0,
+  deliveriesPerPublish: 0,
+  topicBytes: 0,
+  payloadBytes: 0,
+  qos: 0,
+  keepAliveSeconds: 60,
+};
+const close = (actual: number, expected: number) =>
+  assert.ok(Math.abs(actual - expected) < 1e-6 * Math.max(1, Math.abs(expected)), `${actual} ≉ ${expected}`);
+
+describe('IoT Core bill', () => {
+  it('meters topic + payload in 5 KB increments, at least one message', () => {
+    assert.equal(iotCoreUnits(10, 200), 1);
+    assert.equal(iotCoreUnits(0, 5 * 1024), 1);
+    assert.equal(iotCoreUnits(1, 5 * 1024), 2);
+    assert.equal(iotCoreUnits(10, 16 * 1024), 4);
+  });
+
+  it('bills the publish and each delivery; at QoS 1 the subscriber PUBACK as one more message', () => {
+    assert.equal(iotCoreBill(telemetry(0)).perMillion, 2);
+    assert.equal(iotCoreBill(telemetry(1)).perMillion, 3);
+    // 100 publishes/s for 30 days, twice over, plus 1,001 connections all month at $0.08/M minutes.
+    close(iotCoreBill(telemetry(0)).perMonth, (100 * 2_592_000 * 2) / 1e6 + (1001 * 43_200 * 0.08) / 1e6);
+  });
+
+  it('charges an idle fleet only its connection-minutes: pings are free', () => {
+    close(iotCoreBill(idle).perMonth, (1000 * minutesPerMonth * 0.08) / 1e6);
+  });
+
+  it('bills a 16 KB message four times over on each side', () => {
+    const large = { ...telemetry(0), payloadBytes: 16 * 1024 };
+    assert.equal(iotCoreBill(large).perMillion, 8);
+  });
+});
+
+describe('API Gateway floor', () => {
+  it('sizes an MQTT PUBLISH with its remaining-length bytes and packet id', () => {
+    assert.equal(publishPacketBytes(10, 200, 0), 1 + 2 + 2 + 10 + 200);
+    assert.equal(publishPacketBytes(10, 100, 1), 1 + 1 + 2 + 10 + 2 + 100);
+    assert.equal(publishPacketBytes(10, 16 * 1024, 0), 1 + 3 + 2 + 10 + 16 * 1024);
+  });
+
+  it('counts base64 frames in 32 KB units', () => {
+    assert.equal(gatewayUnits(215), 1);
+    assert.equal(gatewayUnits(16_400), 1);
+    assert.equal(gatewayUnits(24_576), 1); // exactly 32 KB once encoded
+    assert.equal(gatewayUnits(24_577), 2);
+  });
+
+  it('is the publish in and the delivery out, and both PUBACKs at QoS 1', () => {
+    assert.equal(floorBill(telemetry(0)).perMillion, 2);
+    assert.equal(floorBill(telemetry(1)).perMillion, 4);
+    close(floorBill(telemetry(0)).perMonth, (100 * 2_592_000 * 2) / 1e6 + (1001 * 43_200 * 0.25) / 1e6);
+  });
+
+  it('charges an idle fleet a PINGREQ and a PINGRESP per keep-alive, and its connection-minutes', () => {
+    const pings = (1000 * 2_592_000) / 60;
+    close(floorBill(idle).perMonth, (2 * pings) / 1e6 + (1000 * 43_200 * 0.25) / 1e6);
+  });
+});
+
+describe('Nimbus bill', () => {
+  it('scales the measured cost per publish to a million and to the month', () => {
+    const bill = nimbusBill(telemetry(0), { usdPerPublish: 1e-5 });
+    close(bill.perMillion, 10);
+    close(bill.perMonth, 100 * 2_592_000 * 1e-5 + (1001 * 43_200 * 0.25) / 1e6);
+  });
+
+  it('adds an idle fleet its measured cost per connection-minute', () => {
+    const bill = nimbusBill(idle, { usdPerPublish: 0, usdPerConnectionMinute: 1e-6 });
+    close(bill.perMonth, 1000 * 43_200 * (1e-6 + 0.25 / 1e6));
+  });
+});
+
+const outcome: CostOutcome = {
+  kind: 'cost',
+  name: 'w1-telemetry-qos0',
+  title: 'W1 telemetry fan-in, QoS 0',
+  spec: telemetry(0),
+  scaled: '10 devices for 20 s (of 1,000 all month)',
+  measured: { publishes: 20, deliveries: 20, perPublish: { gatewayMessages: 2, lambdaRequests: 2 } },
+  nimbus: { perMillion: 8, perMonth: 2000 },
+  iotCore: { perMillion: 2, perMonth: 500 },
+  floor: { perMillion: 2, perMonth: 400 },
+};
+const results: SuiteResults = {
+  startedAt: '2026-12-02T00:30:00.000Z',
+  machine: {
+    cpuModel: 'Test CPU',
+    cpus: 2,
+    memoryGb: 8,
+    node: 'v20.0.0',
+    platform: 'linux x64',
+    load: [1, 2, 3],
+  },
+  scale: 0.01,
+  streamPollIntervalMs: 250,
+  brokers: ['Nimbus'],
+  notes: ['Scale 0.01: counts shrunk.'],
+  cost: [outcome],
+  latency: {
+    kind: 'latency',
+    messages: 20,
+    results: [
+      {
+        broker: 'nimbus',
+        qos: 0,
+        deliver: { count: 20, mean: 300, p50: 280, p90: 350, p99: 400, max: 410 },
+        lost: 0,
+      },
+      { broker: 'aedes', qos: 0, deliver: { count: 20, mean: 1, p50: 1, p90: 2, p99: 4, max: 5 }, lost: 0 },
+    ],
+    stages: { qos0: { frame_queue: 5, post: 2 } },
+  },
+  scaling: {
+    kind: 'scaling',
+    messages: 100,
+    results: [
+      { broker: 'nimbus', publishers: 1, throughput: 10, lost: 0 },
+      { broker: 'nimbus', publishers: 50, throughput: 40, lost: 0 },
+    ],
+  },
+  burst: { kind: 'burst', subscribers: 100, results: [{ broker: 'nimbus', ms: 1234.5, delivered: 100 }] },
+};
+
+describe('benchmarks.md', () => {
+  const markdown = benchmarksMarkdown(results);
+
+  it('names the machine, the date and the scale', () => {
+    assert.match(markdown, /2 × Test CPU, 8\.0 GB memory, linux x64, Node v20\.0\.0/);
+    assert.match(markdown, /--scale 0\.01/);
+    assert.match(markdown, /2026-12-02/);
+    assert.match(markdown, /- Scale 0\.01: counts shrunk\./);
+  });
+
+  it('prints the bills and the ratios to IoT Core and the floor', () => {
+    assert.match(
+      markdown,
+      /\| W1 telemetry fan-in, QoS 0 \| \$8\.00 \| \$2\.00 \| \$2\.00 \| \$2000 \| \$500 \| \$400 \| 4\.00× \| 5\.00× \|/,
+    );
+  });
+
+  it('shows the latency ratio to each other broker, the stages, the scaling ratio and the burst', () => {
+    assert.match(markdown, /\| aedes \| 0 \| 1\.0 \| 4\.0 \| 0 \| 280× \/ 100× \|/);
+    assert.match(markdown, /\| qos0 \| 5\.0 \| 2\.0 \|/);
+    assert.match(markdown, /\| nimbus \| 10\.0 \| 40\.0 \| 4\.00× \|/);
+    assert.match(markdown, /\| nimbus \| 1234\.5 \| 100 \|/);
+  });
+
+  it('prints no per-million figure for an idle fleet', () => {
+    const idleOutcome = { ...outcome, title: 'W3 idle', spec: idle };
+    assert.match(benchmarksMarkdown({ ...results, cost: [idleOutcome] }), /\| W3 idle \| — \| — \| — \|/);
+  });
+});
+
+describe('SVG charts', () => {
+  it('draws one bar per workload and service, labelled and escaped', () => {
+    const svg = billSvg([outcome, { ...outcome, name: 'a<b' }]);
+    assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
+    assert.ok(svg.trimEnd().endsWith('</svg>'));
+    // Six bars plus three legend swatches.
+    assert.equal(svg.match(/<rect /g)?.length, 9);
+    assert.match(svg, /a&lt;b/);
+    assert.doesNotMatch(svg, /a<b/);
+  });
+
+  it('makes a taller bar of a larger value, and a flat one of a missing value', () => {
+    const svg = barChart('t', 'ms', [{ label: 'g', values: [1, 100, Number.NaN] }], ['a', 'b', 'c']);
+    const heights = [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="20" height="([\d.]+)"/g)].map((m) =>
+      Number(m[1]),
+    );
+    assert.equal(heights.length, 3);
+    assert.ok((heights[1] ?? 0) > (heights[0] ?? 0));
+    assert.equal(heights[2], 0);
+  });
+});
+
+describe('publish stages from /metrics', () => {
+  it('reads the sum and count of each stage', () => {
+    const text = [
+      '# TYPE nimbus_publish_stage_seconds histogram',
+      'nimbus_publish_stage_seconds_bucket{stage="post",le="0.001"} 1',
+      'nimbus_publish_stage_seconds_sum{stage="post"} 0.25',
+      'nimbus_publish_stage_seconds_count{stage="post"} 5',
+      'nimbus_publish_stage_seconds_sum{stage="frame_queue"} 1.5e-2',
+      'nimbus_publish_stage_seconds_count{stage="frame_queue"} 3',
+    ].join('\n');
+    assert.deepEqual(stageTotals(text), {
+      post: { sum: 0.25, count: 5 },
+      frame_queue: { sum: 0.015, count: 3 },
+    });
+  });
+});
