@@ -57,6 +57,12 @@ export interface SubscriptionRecord {
   readonly qos: QoS;
   /** When the session first subscribed with this filter: earlier messages are not forwarded to it. */
   readonly subscribedAt?: number;
+  /** MQTT 5 No Local: the client's own messages are not forwarded to it [MQTT-3.8.3-3]. */
+  readonly noLocal?: boolean;
+  /** MQTT 5 Retain As Published: forwarded messages keep their RETAIN flag [MQTT-3.3.1-12]. */
+  readonly retainAsPublished?: boolean;
+  /** MQTT 5 Subscription Identifier (1..268435455), sent with each message it matches [MQTT-3.3.4-3]. */
+  readonly subscriptionIdentifier?: number;
 }
 
 /** What a PUBLISH (or a will) carries. */
@@ -83,6 +89,8 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly sent: boolean;
   /** QoS 2 only: PUBREC received, PUBREL is what to resend [MQTT-4.4.0-1]. */
   readonly released: boolean;
+  /** The identifiers of the MQTT 5 subscriptions it matched, resent with it [MQTT-3.3.4-3]. */
+  readonly subscriptionIdentifiers?: readonly number[];
 }
 
 /** A retained message as stored. */
@@ -121,7 +129,11 @@ export interface BrokerStore {
    */
   endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean>;
 
-  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void>;
+  /**
+   * Stores the subscriptions (a re-subscription replaces the options, keeps `subscribedAt`) and
+   * returns the filters that were not yet subscribed in their session, for Retain Handling 1 [MQTT-3.3.1-10].
+   */
+  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]>;
   deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void>;
   /** Every subscription of the client id except those of session `keepSessionId`. */
   deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void>;

@@ -82,7 +82,7 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.endSession(clientId, connectionId, cleanSession);
   }
 
-  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
     return this.subscriptions.putSubscriptions(subscriptions);
   }
 

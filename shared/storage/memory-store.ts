@@ -155,22 +155,26 @@ export class MemoryStore implements BrokerStore {
     return true;
   }
 
-  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
+    const created: string[] = [];
     for (const s of subscriptions) {
       const { anchor, filterClient } = subscriptionKey(s.filter, s.clientId);
       const partition = this.subscriptions.get(anchor) ?? new Map<string, SubscriptionRecord>();
       this.subscriptions.set(anchor, partition);
       const existing = partition.get(filterClient);
-      if (!existing || existing.sessionId === s.sessionId) {
-        // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
-        const subscribedAt = existing?.subscribedAt ?? s.subscribedAt ?? this.now();
-        const { clientId, sessionId, filter, qos } = s;
-        partition.set(filterClient, { clientId, sessionId, filter, qos, subscribedAt });
+      if (existing && existing.sessionId === s.sessionId) {
+        // Re-subscribing in the same session replaces the options but keeps the original time [MQTT-3.8.4-3].
+        partition.set(filterClient, {
+          ...copy(s),
+          subscribedAt: existing.subscribedAt ?? s.subscribedAt ?? this.now(),
+        });
       } else {
-        // A leftover of an older session: this one starts afresh.
-        partition.set(filterClient, copy(s));
+        // New, or a leftover of an older session: this one starts afresh.
+        partition.set(filterClient, { ...copy(s), subscribedAt: s.subscribedAt ?? this.now() });
+        created.push(s.filter);
       }
     }
+    return created;
   }
 
   async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
@@ -202,13 +206,7 @@ export class MemoryStore implements BrokerStore {
         .sort(([a], [b]) => compareSortKeys(a, b))
         .map(([, s]) => s)
         .filter((s) => topicMatches(s.filter, topic))
-        .map((s) => ({
-          clientId: s.clientId,
-          sessionId: s.sessionId,
-          filter: s.filter,
-          qos: s.qos,
-          subscribedAt: s.subscribedAt,
-        })),
+        .map((s) => copy(s)),
     );
   }
 
@@ -294,6 +292,7 @@ export class MemoryStore implements BrokerStore {
         retain: Boolean(m.retain),
         sent: Boolean(m.sent),
         released: Boolean(m.released),
+        ...(m.subscriptionIdentifiers ? { subscriptionIdentifiers: [...m.subscriptionIdentifiers] } : {}),
       }));
   }
 

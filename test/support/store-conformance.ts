@@ -485,6 +485,46 @@ export function storeConformance(
       );
 
       test(
+        'putSubscriptions keeps the MQTT 5 options; a re-subscription replaces them and keeps subscribedAt',
+        withStore(async (store) => {
+          const withOptions = {
+            ...subscription('a', 's1', 'opt/+', 1),
+            noLocal: true,
+            retainAsPublished: true,
+            subscriptionIdentifier: 268_435_455,
+          };
+          await store.putSubscriptions([withOptions]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [withOptions]);
+          await store.putSubscriptions([
+            { ...subscription('a', 's1', 'opt/+', 2, 5_000), subscriptionIdentifier: 7 },
+          ]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [
+            { ...subscription('a', 's1', 'opt/+', 2), subscriptionIdentifier: 7 },
+          ]);
+          await store.putSubscriptions([subscription('a', 's1', 'opt/+', 0, 5_000)]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [subscription('a', 's1', 'opt/+', 0)]);
+        }),
+      );
+
+      test(
+        'putSubscriptions returns the filters new to their session: not a re-subscription, yes over an older session [MQTT-3.3.1-10]',
+        withStore(async (store) => {
+          assert.deepEqual(
+            (
+              await store.putSubscriptions([subscription('a', 's1', 'x', 0), subscription('a', 's1', 'y', 0)])
+            ).sort(),
+            ['x', 'y'],
+          );
+          assert.deepEqual(
+            await store.putSubscriptions([subscription('a', 's1', 'x', 1), subscription('a', 's1', 'z', 0)]),
+            ['z'],
+          );
+          assert.deepEqual(await store.putSubscriptions([subscription('a', 's2', 'x', 1)]), ['x']);
+          assert.deepEqual(await store.putSubscriptions([]), []);
+        }),
+      );
+
+      test(
         'subscriptionsMatching returns one record per client for a shared filter, each with its QoS',
         withStore(async (store) => {
           await store.putSubscriptions([
@@ -758,6 +798,16 @@ export function storeConformance(
           for (const m of [queued[2], queued[0], queued[1]])
             assert.equal(await store.putOutbound('a', m, 10), true);
           assert.deepEqual(await store.outboundMessages('a'), queued);
+        }),
+      );
+
+      test(
+        'putOutbound keeps the subscription identifiers a message is resent with [MQTT-3.3.4-3]',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const m = outbound(3, 3, 'ids', { subscriptionIdentifiers: [4, 268_435_455] });
+          assert.equal(await store.putOutbound('a', m, 10), true);
+          assert.deepEqual(await store.outboundMessages('a'), [m]);
         }),
       );
 

@@ -256,6 +256,9 @@ export class Deliveries implements DeliveriesPort {
         retain: Boolean(item.retain),
         sent: Boolean(item.sent),
         released: Boolean(item.released),
+        ...(Array.isArray(item.subscriptionIdentifiers)
+          ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) }
+          : {}),
       }))
       .sort((a, b) => a.seq - b.seq);
   }
