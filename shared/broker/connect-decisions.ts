@@ -265,7 +265,7 @@ export function buildConnack(
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,
-      subscriptionIdentifiersAvailable: false,
+      subscriptionIdentifiersAvailable: true,
     },
   };
 }
@@ -287,6 +287,9 @@ export function resumeOutbox(messages: readonly OutboundMessage[]): Packet[] {
             retain: message.retain,
             dup: message.sent,
             messageId: message.packetId,
+            ...(message.subscriptionIdentifiers?.length
+              ? { properties: { subscriptionIdentifier: [...message.subscriptionIdentifiers] } }
+              : {}),
           },
   );
 }

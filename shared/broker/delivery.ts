@@ -17,15 +17,22 @@ export function publishSize(
   message: Pick<ApplicationMessage, 'topic' | 'payload'>,
   qos: QoS,
   version: 4 | 5,
+  subscriptionIdentifiers: readonly number[] = [],
 ): number {
+  // Each Subscription Identifier property: its id byte, then the value as a Variable Byte Integer.
+  const properties = subscriptionIdentifiers.reduce((sum, id) => sum + 1 + varintBytes(id), 0);
   const remaining =
     2 +
     Buffer.byteLength(message.topic) +
     (qos > 0 ? 2 : 0) +
-    (version === 5 ? 1 : 0) +
+    (version === 5 ? varintBytes(properties) + properties : 0) +
     message.payload.length;
-  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
-  return 1 + lengthBytes + remaining;
+  return 1 + varintBytes(remaining) + remaining;
+}
+
+/** The length of a Variable Byte Integer [MQTT-1.5.5]. */
+function varintBytes(value: number): number {
+  return value < 128 ? 1 : value < 16_384 ? 2 : value < 2_097_152 ? 3 : 4;
 }
 
 /** How a packet reaches the session's connection: posted now, or added to a reply frame. */
@@ -49,10 +56,18 @@ export async function deliver(
   session: SessionRecord,
   message: ApplicationMessage,
   qos: QoS,
-  options: { retain: boolean; messageKey?: string; retryKey?: string },
+  options: {
+    retain: boolean;
+    messageKey?: string;
+    retryKey?: string;
+    /** The matching MQTT 5 subscriptions' identifiers, all in the one PUBLISH [MQTT-3.3.4-3]. */
+    subscriptionIdentifiers?: readonly number[];
+  },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
   const online = session.connectionId !== undefined;
+  const subscriptionIdentifiers =
+    session.protocolVersion === 5 ? (options.subscriptionIdentifiers ?? []) : [];
   const packet: IPublishPacket = {
     cmd: 'publish',
     topic: message.topic,
@@ -60,10 +75,13 @@ export async function deliver(
     qos,
     retain: options.retain,
     dup: false,
+    ...(subscriptionIdentifiers.length > 0
+      ? { properties: { subscriptionIdentifier: [...subscriptionIdentifiers] } }
+      : {}),
   };
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
-  if (publishSize(message, qos, session.protocolVersion) > largest) return 'dropped';
+  if (publishSize(message, qos, session.protocolVersion, subscriptionIdentifiers) > largest) return 'dropped';
   const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
@@ -86,6 +104,7 @@ export async function deliver(
           seq: id.seq,
           sent: online,
           released: false,
+          ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
         },
         ctx.maxQueuedPerSession,
       );
