@@ -33,6 +33,11 @@ export interface ConnectionRecord {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /**
+   * How long the session outlives the connection, in seconds (0xFFFFFFFF: for ever) [MQTT-3.1.2-11];
+   * a DISCONNECT may change it. `cleanSession` is true exactly when it is 0. Absent: the 3.1.1 rule.
+   */
+  readonly sessionExpirySeconds?: number;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -48,6 +53,10 @@ export interface SessionRecord {
   readonly owner?: string;
   /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The Session Expiry Interval the session started with (seconds; absent for 3.1.1). */
+  readonly sessionExpirySeconds?: number;
+  /** While offline with a finite expiry interval: when the session ends (epoch ms) [MQTT-3.1.2-23]. */
+  readonly sessionExpiresAt?: number;
 }
 
 export interface SubscriptionRecord {
@@ -125,9 +134,22 @@ export interface BrokerStore {
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
   /**
    * Marks the client offline if `connectionId` still serves it (a clean
-   * session is deleted); false when another connection took over.
+   * session is deleted), noting when it expires if `expiresAt` (epoch ms) is
+   * given; false when another connection took over.
    */
-  endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean>;
+  endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean>;
+  /**
+   * Client ids of offline sessions whose `sessionExpiresAt` is at or before `now`,
+   * for the sweep. Reads only those (an index that may lag briefly).
+   */
+  sessionsExpired(now: number): Promise<string[]>;
+  /** Deletes the session item if it is offline and expired at `now`; false otherwise (a client came back). */
+  deleteExpiredSession(clientId: string, now: number): Promise<boolean>;
 
   /**
    * Stores the subscriptions (a re-subscription replaces the options, keeps `subscribedAt`) and

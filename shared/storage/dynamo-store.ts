@@ -78,8 +78,21 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.getSessions(clientIds);
   }
 
-  endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
-    return this.sessions.endSession(clientId, connectionId, cleanSession);
+  endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean> {
+    return this.sessions.endSession(clientId, connectionId, cleanSession, expiresAt);
+  }
+
+  sessionsExpired(now: number): Promise<string[]> {
+    return this.sessions.sessionsExpired(now);
+  }
+
+  deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
+    return this.sessions.deleteExpiredSession(clientId, now);
   }
 
   putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {

@@ -120,7 +120,13 @@ export class MemoryStore implements BrokerStore {
     // Only the record's fields are written: the counters carry over to the new session.
     const { clientId, sessionId, connectionId, protocolVersion, cleanSession, owner, maximumPacketSize } =
       next;
-    const { owner: _previousOwner, maximumPacketSize: _previousMaximum, ...kept } = stored ?? {};
+    const {
+      owner: _previousOwner,
+      maximumPacketSize: _previousMaximum,
+      sessionExpirySeconds: _previousExpiry,
+      sessionExpiresAt: _noLongerExpiring,
+      ...kept
+    } = stored ?? {};
     this.sessions.set(clientId, {
       ...kept,
       clientId,
@@ -130,6 +136,7 @@ export class MemoryStore implements BrokerStore {
       cleanSession,
       ...(owner === undefined ? {} : { owner }),
       ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
+      ...(next.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: next.sessionExpirySeconds }),
     });
     return true;
   }
@@ -143,16 +150,40 @@ export class MemoryStore implements BrokerStore {
     return sessions;
   }
 
-  async endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
+  async endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean> {
     const stored = this.sessions.get(clientId);
     if (stored?.connectionId !== connectionId) return false;
     if (cleanSession) {
       this.sessions.delete(clientId);
     } else {
       const { connectionId: _ended, ...offline } = stored;
-      this.sessions.set(clientId, offline);
+      this.sessions.set(clientId, {
+        ...offline,
+        ...(expiresAt === undefined ? {} : { sessionExpiresAt: expiresAt }),
+      });
     }
     return true;
+  }
+
+  async sessionsExpired(now: number): Promise<string[]> {
+    return [...this.sessions.values()]
+      .filter((s) => s.sessionExpiresAt !== undefined && s.sessionExpiresAt <= now)
+      .map((s) => s.clientId);
+  }
+
+  async deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    const expired =
+      stored?.connectionId === undefined &&
+      stored?.sessionExpiresAt !== undefined &&
+      stored.sessionExpiresAt <= now;
+    if (expired) this.sessions.delete(clientId);
+    return expired;
   }
 
   async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {

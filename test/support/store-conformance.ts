@@ -388,6 +388,42 @@ export function storeConformance(
       );
 
       test(
+        'endSession with an expiry: sessionsExpired lists the session from then on, not before [MQTT-3.1.2-23]',
+        withStore(async (store) => {
+          const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+          await store.replaceSession(five, undefined);
+          await store.replaceSession(session('b', 's2', 'c2'), undefined);
+          assert.equal(await store.endSession('a', 'c1', false, 61_000), true);
+          await store.endSession('b', 'c2', false);
+          const stored = await store.getSession('a');
+          assert.equal(stored?.sessionExpiresAt, 61_000);
+          assert.equal(stored?.sessionExpirySeconds, 60);
+          assert.deepEqual(await eventually(() => store.sessionsExpired(61_000), ['a']), ['a']);
+          assert.deepEqual(await store.sessionsExpired(60_999), []);
+          // Not expired yet: kept.
+          assert.equal(await store.deleteExpiredSession('a', 60_999), false);
+          assert.equal(await store.deleteExpiredSession('b', 61_000), false);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), true);
+          assert.equal(await store.getSession('a'), undefined);
+          assert.ok(await store.getSession('b'));
+        }),
+      );
+
+      test(
+        'replaceSession of an expiring offline session: no longer expires, leaves sessionsExpired',
+        withStore(async (store) => {
+          const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+          await store.replaceSession(five, undefined);
+          await store.endSession('a', 'c1', false, 61_000);
+          const offline = await store.getSession('a');
+          assert.equal(await store.replaceSession({ ...five, connectionId: 'c2' }, offline), true);
+          assert.equal((await store.getSession('a'))?.sessionExpiresAt, undefined);
+          assert.deepEqual(await eventually(() => store.sessionsExpired(100_000), []), []);
+          assert.equal(await store.deleteExpiredSession('a', 100_000), false);
+        }),
+      );
+
+      test(
         'endSession of a clean session: true, the session is gone [MQTT-3.1.2-6]',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1', { cleanSession: true }), undefined);
@@ -1074,6 +1110,8 @@ function sessionFields(record: SessionRecord | undefined): SessionRecord {
     'cleanSession',
     'owner',
     'maximumPacketSize',
+    'sessionExpirySeconds',
+    'sessionExpiresAt',
   ]);
 }
 
