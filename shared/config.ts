@@ -26,6 +26,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxFiltersPerSubscribe: 'NIMBUS_MAX_FILTERS_PER_SUBSCRIBE',
   maxSubscriptionsPerSession: 'NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION',
   maxPacketsPerFrame: 'NIMBUS_MAX_PACKETS_PER_FRAME',
+  maxSessionExpirySeconds: 'NIMBUS_MAX_SESSION_EXPIRY_SECONDS',
 };
 
 /**

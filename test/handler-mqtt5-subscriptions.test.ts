@@ -37,8 +37,13 @@ function subscribe5(
   };
 }
 
+/** A 5.0 client; `clean` false keeps its session an hour after the connection ends. */
 async function client(broker: TestBroker, connectionId: string, clientId: string, clean = true) {
-  return connectAs(broker, connectionId, clientId, { protocolVersion: 5, clean });
+  return connectAs(broker, connectionId, clientId, {
+    protocolVersion: 5,
+    clean,
+    ...(clean ? {} : { properties: { sessionExpiryInterval: 3600 } }),
+  });
 }
 
 async function publish5(broker: TestBroker, connectionId: string, packet: IPublishPacket) {

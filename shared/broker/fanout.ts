@@ -37,6 +37,14 @@ export function deliveriesFor(
     const session = sessions.get(subscription.clientId);
     if (!session || session.sessionId !== subscription.sessionId) continue;
     if (!session.connectionId && session.cleanSession) continue;
+    // [MQTT-3.1.2-23] an offline session past its expiry is gone, whether or not the sweep came yet.
+    if (
+      !session.connectionId &&
+      session.sessionExpiresAt !== undefined &&
+      message.publishedAt !== undefined &&
+      session.sessionExpiresAt <= message.publishedAt
+    )
+      continue;
     // Published before the subscription existed (the fan-out was behind): the
     // subscriber had its chance through the retained store [MQTT-3.3.1-6].
     if (message.publishedAt !== undefined && (subscription.subscribedAt ?? 0) > message.publishedAt) continue;
