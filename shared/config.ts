@@ -30,6 +30,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxPublishesPerSecond: 'NIMBUS_MAX_PUBLISHES_PER_SECOND',
   publishBurst: 'NIMBUS_PUBLISH_BURST',
   maxConnectionsPerUser: 'NIMBUS_MAX_CONNECTIONS_PER_USER',
+  maxSessionExpirySeconds: 'NIMBUS_MAX_SESSION_EXPIRY_SECONDS',
 };
 
 /**

@@ -7,6 +7,11 @@
  */
 
 export interface BrokerLimits {
+  /**
+   * Longest MQTT 5 Session Expiry Interval granted, in seconds; a longer request is cut to it
+   * and the CONNACK says so. 4294967295 (the default): a session may be kept for ever.
+   */
+  readonly maxSessionExpirySeconds: number;
   /** Longest client id, in UTF-8 bytes: a partition key, and part of the Deliveries and Subscriptions sort keys. */
   readonly maxClientIdBytes: number;
   /** Longest topic name, in UTF-8 bytes: the Retained table's sort key. */
@@ -69,6 +74,8 @@ export const defaultLimits: BrokerLimits = {
   publishBurst: 200,
   // A fleet shares device users rarely above this; a leaked password cannot open thousands.
   maxConnectionsPerUser: 100,
+  // A kept session costs only storage while offline; the TTL backstop needs a finite expiry to act.
+  maxSessionExpirySeconds: 0xffff_ffff,
 };
 
 /** Quotas where 0 means no limit. */
@@ -99,5 +106,7 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   if (maxFilterBytes + subscriptionKeySeparatorBytes + maxClientIdBytes > dynamoSortKeyLimit)
     return `filters of ${maxFilterBytes} bytes with client ids of ${maxClientIdBytes} bytes do not fit a Subscriptions sort key: together at most ${dynamoSortKeyLimit - subscriptionKeySeparatorBytes}`;
   if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
+  if (limits.maxSessionExpirySeconds > 0xffff_ffff)
+    return 'maxSessionExpirySeconds above 4294967295 (for ever) is not an MQTT interval';
   return undefined;
 }

@@ -35,6 +35,11 @@ export interface ConnectionRecord {
   readonly maximumPacketSize?: number;
   /** The publish rate bucket, once the client has used half its burst (shared/broker/publish-rate.ts). */
   readonly publishBucket?: { readonly tokens: number; readonly at: number };
+  /**
+   * How long the session outlives the connection, in seconds (0xFFFFFFFF: for ever) [MQTT-3.1.2-11];
+   * a DISCONNECT may change it. `cleanSession` is true exactly when it is 0. Absent: the 3.1.1 rule.
+   */
+  readonly sessionExpirySeconds?: number;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -50,6 +55,10 @@ export interface SessionRecord {
   readonly owner?: string;
   /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The Session Expiry Interval the session started with (seconds; absent for 3.1.1). */
+  readonly sessionExpirySeconds?: number;
+  /** While offline with a finite expiry interval: when the session ends (epoch ms) [MQTT-3.1.2-23]. */
+  readonly sessionExpiresAt?: number;
 }
 
 export interface SubscriptionRecord {
@@ -59,6 +68,12 @@ export interface SubscriptionRecord {
   readonly qos: QoS;
   /** When the session first subscribed with this filter: earlier messages are not forwarded to it. */
   readonly subscribedAt?: number;
+  /** MQTT 5 No Local: the client's own messages are not forwarded to it [MQTT-3.8.3-3]. */
+  readonly noLocal?: boolean;
+  /** MQTT 5 Retain As Published: forwarded messages keep their RETAIN flag [MQTT-3.3.1-12]. */
+  readonly retainAsPublished?: boolean;
+  /** MQTT 5 Subscription Identifier (1..268435455), sent with each message it matches [MQTT-3.3.4-3]. */
+  readonly subscriptionIdentifier?: number;
 }
 
 /**
@@ -104,6 +119,8 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly released: boolean;
   /** When the message was published, for its expiry; set when it has a Message Expiry Interval. */
   readonly publishedAt?: number;
+  /** The identifiers of the MQTT 5 subscriptions it matched, resent with it [MQTT-3.3.4-3]. */
+  readonly subscriptionIdentifiers?: readonly number[];
 }
 
 /** A retained message as stored. */
@@ -138,11 +155,28 @@ export interface BrokerStore {
   getSessions(clientIds: readonly string[]): Promise<Map<string, SessionRecord>>;
   /**
    * Marks the client offline if `connectionId` still serves it (a clean
-   * session is deleted); false when another connection took over.
+   * session is deleted), noting when it expires if `expiresAt` (epoch ms) is
+   * given; false when another connection took over.
    */
-  endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean>;
+  endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean>;
+  /**
+   * Client ids of offline sessions whose `sessionExpiresAt` is at or before `now`,
+   * for the sweep. Reads only those (an index that may lag briefly).
+   */
+  sessionsExpired(now: number): Promise<string[]>;
+  /** Deletes the session item if it is offline and expired at `now`; false otherwise (a client came back). */
+  deleteExpiredSession(clientId: string, now: number): Promise<boolean>;
 
-  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void>;
+  /**
+   * Stores the subscriptions (a re-subscription replaces the options, keeps `subscribedAt`) and
+   * returns the filters that were not yet subscribed in their session, for Retain Handling 1 [MQTT-3.3.1-10].
+   */
+  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]>;
   deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void>;
   /** Every subscription of the client id except those of session `keepSessionId`. */
   deleteStaleSubscriptions(clientId: string, keepSessionId?: string): Promise<void>;

@@ -70,7 +70,15 @@ export const connectionsTable: TableDefinition = {
 export const sessionsTable: TableDefinition = {
   id: 'Sessions',
   partitionKey: str('clientId'),
-  globalIndexes: [],
+  globalIndexes: [
+    {
+      // Sparse: only offline sessions with a finite expiry carry `expiryShard`, so the sweep reads only those.
+      indexName: 'bySessionExpiry',
+      partitionKey: str('expiryShard'),
+      sortKey: { name: 'sessionExpiresAt', type: 'N' },
+      projection: 'KEYS_ONLY',
+    },
+  ],
   timeToLiveAttribute: 'expiresAt',
   envVar: 'NIMBUS_SESSIONS_TABLE',
 };

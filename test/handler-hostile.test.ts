@@ -494,7 +494,7 @@ describe('replies that fit the gateway', () => {
     await connectAs(broker, 'sub', 'bob', {
       protocolVersion: 5,
       clean: false,
-      properties: { maximumPacketSize: 1024 },
+      properties: { maximumPacketSize: 1024, sessionExpiryInterval: 3600 },
     });
     await sendPackets(broker, 'sub', [subscribePacket(1, ['t', 1])], 5);
     await connectAs(broker, 'pub', 'alice');

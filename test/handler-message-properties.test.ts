@@ -190,7 +190,11 @@ describe('Message Expiry Interval', () => {
 
   test('[MQTT-3.3.2-5] a queued message that expired before the session came back is deleted, not sent; one still alive is sent with what is left', async () => {
     const broker = testContext();
-    await connectAs(broker, 'sub', 'bob', { ...v5, clean: false });
+    await connectAs(broker, 'sub', 'bob', {
+      ...v5,
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     await sendPackets(broker, 'sub', [subscribePacket(1, ['t/#', 1])], 5);
     await connectionGone(broker.ctx, 'sub');
     await publish(
@@ -207,7 +211,11 @@ describe('Message Expiry Interval', () => {
     await broker.stream();
     assert.equal((await broker.store.outboundMessages('bob')).length, 2);
     broker.clock.advance(7_000);
-    const replies = await connectAs(broker, 'sub2', 'bob', { ...v5, clean: false });
+    const replies = await connectAs(broker, 'sub2', 'bob', {
+      ...v5,
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     const resent = replies.filter((p): p is IPublishPacket => p.cmd === 'publish');
     assert.deepEqual(
       resent.map((p) => [

@@ -10,10 +10,10 @@ test('[MQTT-3.1.2-24] a connection with no recorded packet for twice its keep-al
   const broker = testContext();
   await connectAs(broker, 'c1', 'alice', { keepalive: 10 });
   broker.clock.advance(15_000);
-  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 0, stale: 0 });
+  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 0, stale: 0, expiredSessions: 0 });
   assert.deepEqual(broker.gateway.closed, []);
   broker.clock.advance(5_001);
-  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 1, stale: 0 });
+  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 1, stale: 0, expiredSessions: 0 });
   assert.deepEqual(broker.gateway.closed, ['c1']);
 });
 
@@ -40,7 +40,7 @@ test('a silent connection the gateway no longer has is cleaned up and its will p
   await connectAs(broker, 'c1', 'alice', { keepalive: 10, will });
   broker.gateway.markGone('c1');
   broker.clock.advance(20_001);
-  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 0, stale: 1 });
+  assert.deepEqual(await sweep(broker.ctx), { scanned: 1, closed: 0, stale: 1, expiredSessions: 0 });
   assert.equal(await broker.store.getConnection('c1'), undefined);
   assert.equal(await broker.store.getSession('alice'), undefined);
   assert.equal(broker.store.accepted[0]?.topic, 'status/alice');
@@ -52,7 +52,7 @@ test('a keep-alive 0 connection silent for over 10 minutes is probed, and cleane
   await connectAs(broker, 'lost', 'b', { keepalive: 0 });
   broker.gateway.markGone('lost');
   broker.clock.advance(10 * 60_000 + 1);
-  assert.deepEqual(await sweep(broker.ctx), { scanned: 2, closed: 0, stale: 1 });
+  assert.deepEqual(await sweep(broker.ctx), { scanned: 2, closed: 0, stale: 1, expiredSessions: 0 });
   assert.ok(await broker.store.getConnection('alive'));
   assert.equal(await broker.store.getConnection('lost'), undefined);
 });

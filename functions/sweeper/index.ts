@@ -39,5 +39,5 @@ export const handler = async (
     return;
   }
   const result = await sweep(broker);
-  if (result.closed + result.stale > 0) logger.info('swept', { ...result });
+  if (result.closed + result.stale + result.expiredSessions > 0) logger.info('swept', { ...result });
 };

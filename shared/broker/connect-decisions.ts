@@ -12,6 +12,7 @@ import type { Invocation } from './context.js';
 import { keepAliveDue } from './keepalive.js';
 import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
+import { grantedSessionExpiry, neverExpires } from './session-expiry.js';
 
 /** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
 export interface ConnectRefusal {
@@ -38,6 +39,10 @@ export interface AcceptedConnect {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size, if it set one. */
   readonly maximumPacketSize?: number;
+  /** The Session Expiry Interval granted, seconds (3.1.1: 0 or for ever by the clean flag). */
+  readonly sessionExpirySeconds: number;
+  /** The broker granted less than the client asked: a 5.0 CONNACK says how much. */
+  readonly sessionExpiryCapped: boolean;
 }
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
@@ -65,6 +70,7 @@ function refusal(version: ProtocolVersion, v4Code: number, v5Code: number, reaso
 export function validateConnect(
   packet: IConnectPacket,
   newId: () => string,
+  maxSessionExpirySeconds = neverExpires,
 ): ConnectRefusal | AcceptedConnect {
   const version = packet.protocolVersion;
   if (version !== 4 && version !== 5) {
@@ -117,6 +123,9 @@ export function validateConnect(
     clean,
     keepAliveSeconds: packet.keepalive ?? 0,
     will,
+    sessionExpirySeconds: grantedSessionExpiry(version, packet.properties, clean, maxSessionExpirySeconds),
+    sessionExpiryCapped:
+      version === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > maxSessionExpirySeconds,
     ...(version === 5 && packet.properties?.maximumPacketSize !== undefined
       ? { maximumPacketSize: packet.properties.maximumPacketSize }
       : {}),
@@ -226,7 +235,9 @@ export function connectionRecord(
     clientId: connect.clientId,
     protocolVersion: connect.version,
     sessionId,
-    cleanSession: connect.clean,
+    // 5.0's clean flag is Clean Start; the session ends with the connection when its expiry is 0 [MQTT-3.1.2-11].
+    cleanSession: connect.sessionExpirySeconds === 0,
+    ...(connect.version === 5 ? { sessionExpirySeconds: connect.sessionExpirySeconds } : {}),
     keepAliveSeconds: connect.keepAliveSeconds,
     connectedAt: now,
     lastSeen: now,
@@ -253,7 +264,8 @@ export function sessionRecord(
     sessionId,
     connectionId,
     protocolVersion: connect.version,
-    cleanSession: connect.clean,
+    cleanSession: connect.sessionExpirySeconds === 0,
+    ...(connect.version === 5 ? { sessionExpirySeconds: connect.sessionExpirySeconds } : {}),
     ...(connect.user === undefined ? {} : { owner: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };
@@ -278,12 +290,14 @@ export function buildConnack(
     reasonCode: ReasonCode.Success,
     properties: {
       ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
+      // The interval the broker will use, when lower than the client asked.
+      ...(connect.sessionExpiryCapped ? { sessionExpiryInterval: connect.sessionExpirySeconds } : {}),
       maximumPacketSize: maxPacketSize,
       topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,
-      subscriptionIdentifiersAvailable: false,
+      subscriptionIdentifiersAvailable: true,
     },
   };
 }
@@ -312,6 +326,7 @@ export function resumeOutbox(
       const left = remainingExpiry(message, now);
       const properties =
         version === 5 ? publishProperties(message.properties, left === 'expired' ? 1 : left) : undefined;
+      const identifiers = version === 5 ? (message.subscriptionIdentifiers ?? []) : [];
       return {
         cmd: 'publish',
         topic: message.topic,
@@ -320,7 +335,14 @@ export function resumeOutbox(
         retain: message.retain,
         dup: message.sent,
         messageId: message.packetId,
-        ...(properties ? { properties } : {}),
+        ...(properties || identifiers.length > 0
+          ? {
+              properties: {
+                ...properties,
+                ...(identifiers.length > 0 ? { subscriptionIdentifier: [...identifiers] } : {}),
+              },
+            }
+          : {}),
       };
     });
 }

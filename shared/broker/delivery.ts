@@ -18,8 +18,14 @@ export function publishSize(
   message: Pick<ApplicationMessage, 'topic' | 'payload' | 'properties'>,
   qos: QoS,
   version: 4 | 5,
+  subscriptionIdentifiers: readonly number[] = [],
 ): number {
-  const props = version === 5 ? propertiesSize(message.properties) : 0;
+  // The publisher's properties, then each Subscription Identifier: its id byte and a Variable Byte Integer.
+  const props =
+    version === 5
+      ? propertiesSize(message.properties) +
+        subscriptionIdentifiers.reduce((sum, id) => sum + 1 + varIntSize(id), 0)
+      : 0;
   const remaining =
     2 +
     Buffer.byteLength(message.topic) +
@@ -58,7 +64,13 @@ export async function deliver(
   session: SessionRecord,
   message: ApplicationMessage & { readonly publishedAt?: number },
   qos: QoS,
-  options: { retain: boolean; messageKey?: string; retryKey?: string },
+  options: {
+    retain: boolean;
+    messageKey?: string;
+    retryKey?: string;
+    /** The matching MQTT 5 subscriptions' identifiers, all in the one PUBLISH [MQTT-3.3.4-3]. */
+    subscriptionIdentifiers?: readonly number[];
+  },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
   const online = session.connectionId !== undefined;
@@ -66,6 +78,8 @@ export async function deliver(
   if (remaining === 'expired') return 'dropped'; // [MQTT-3.3.2-5]
   const properties =
     session.protocolVersion === 5 ? publishProperties(message.properties, remaining) : undefined;
+  const subscriptionIdentifiers =
+    session.protocolVersion === 5 ? (options.subscriptionIdentifiers ?? []) : [];
   const packet: IPublishPacket = {
     cmd: 'publish',
     topic: message.topic,
@@ -73,11 +87,20 @@ export async function deliver(
     qos,
     retain: options.retain,
     dup: false,
-    ...(properties ? { properties } : {}),
+    ...(properties || subscriptionIdentifiers.length > 0
+      ? {
+          properties: {
+            ...properties,
+            ...(subscriptionIdentifiers.length > 0
+              ? { subscriptionIdentifier: [...subscriptionIdentifiers] }
+              : {}),
+          },
+        }
+      : {}),
   };
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
-  if (publishSize(message, qos, session.protocolVersion) > largest) return 'dropped';
+  if (publishSize(message, qos, session.protocolVersion, subscriptionIdentifiers) > largest) return 'dropped';
   const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
@@ -104,6 +127,7 @@ export async function deliver(
           seq: id.seq,
           sent: online,
           released: false,
+          ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
         },
         ctx.maxQueuedPerSession,
       );

@@ -9,21 +9,26 @@ export interface Delivery {
   readonly clientId: string;
   readonly session: SessionRecord;
   readonly qos: QoS;
+  /** The RETAIN flag to forward: set only for a retained message to a Retain As Published subscription. */
+  readonly retain: boolean;
+  /** The identifiers of the client's matching subscriptions, ascending [MQTT-3.3.4-3]. */
+  readonly subscriptionIdentifiers: readonly number[];
 }
 
 /**
  * Who receives a message: one delivery per client whose current session has
  * a matching subscription, at the highest QoS among its matching
- * subscriptions, capped by the message's QoS [MQTT-3.3.5-1]. Online
- * sessions and offline persistent ones (to queue for) qualify; subscriptions
- * left by an older session of the client id, or made after the message was
- * published, are ignored.
+ * subscriptions, capped by the message's QoS [MQTT-3.3.5-1], carrying the
+ * identifiers of all of them [MQTT-3.3.4-5]. Online sessions and offline
+ * persistent ones (to queue for) qualify; subscriptions left by an older
+ * session of the client id, made after the message was published, or No Local
+ * ones of the publisher itself are ignored.
  *
  * @example
- * deliveriesFor(message, subscriptions, sessions); // [{ clientId: 'b', qos: 1, … }]
+ * deliveriesFor(message, subscriptions, sessions); // [{ clientId: 'b', qos: 1, retain: false, … }]
  */
 export function deliveriesFor(
-  message: Pick<StoredMessage, 'qos'> & { readonly publishedAt?: number },
+  message: Pick<StoredMessage, 'qos'> & Partial<Pick<StoredMessage, 'publishedAt' | 'publisher' | 'retain'>>,
   subscriptions: readonly SubscriptionRecord[],
   sessions: ReadonlyMap<string, SessionRecord>,
 ): Delivery[] {
@@ -32,13 +37,32 @@ export function deliveriesFor(
     const session = sessions.get(subscription.clientId);
     if (!session || session.sessionId !== subscription.sessionId) continue;
     if (!session.connectionId && session.cleanSession) continue;
+    // [MQTT-3.1.2-23] an offline session past its expiry is gone, whether or not the sweep came yet.
+    if (
+      !session.connectionId &&
+      session.sessionExpiresAt !== undefined &&
+      message.publishedAt !== undefined &&
+      session.sessionExpiresAt <= message.publishedAt
+    )
+      continue;
     // Published before the subscription existed (the fan-out was behind): the
     // subscriber had its chance through the retained store [MQTT-3.3.1-6].
     if (message.publishedAt !== undefined && (subscription.subscribedAt ?? 0) > message.publishedAt) continue;
+    // [MQTT-3.8.3-3] No Local: not back to the client that published it.
+    if (subscription.noLocal && subscription.clientId === message.publisher) continue;
     const qos = Math.min(subscription.qos, message.qos) as QoS;
+    // [MQTT-3.3.1-12] Retain As Published keeps the flag; [MQTT-3.3.1-13] otherwise it is cleared.
+    const retain = Boolean(message.retain && subscription.retainAsPublished);
+    const ids =
+      subscription.subscriptionIdentifier === undefined ? [] : [subscription.subscriptionIdentifier];
     const known = byClient.get(subscription.clientId);
-    if (!known || known.qos < qos)
-      byClient.set(subscription.clientId, { clientId: subscription.clientId, session, qos });
+    byClient.set(subscription.clientId, {
+      clientId: subscription.clientId,
+      session,
+      qos: known && known.qos > qos ? known.qos : qos,
+      retain: retain || (known?.retain ?? false),
+      subscriptionIdentifiers: [...(known?.subscriptionIdentifiers ?? []), ...ids].sort((a, b) => a - b),
+    });
   }
   return [...byClient.values()];
 }
@@ -62,10 +86,10 @@ export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promis
     mayRead(ctx, { user: session.owner, clientId }, message.topic),
   );
   const outcomes = await Promise.all(
-    allowed.map(async ({ session, qos }) => {
+    allowed.map(async ({ session, qos, retain, subscriptionIdentifiers }) => {
       const connectionId = session.connectionId;
-      // [MQTT-3.3.1-9] the retain flag is not set on normal forwarding.
-      const outcome = await deliver(ctx, session, message, qos, { retain: false, messageKey }, (packet) =>
+      const options = { retain, messageKey, subscriptionIdentifiers };
+      const outcome = await deliver(ctx, session, message, qos, options, (packet) =>
         ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion)),
       );
       // A stale connection (its $disconnect lost) is cleaned up, never retried.

@@ -12,6 +12,7 @@ import { flushOutbox } from './outbox.js';
 import { packetFault, refusePacket } from './packet-rules.js';
 import { keepAllowance, openAllowance, type PublishAllowance, spendPublish } from './publish-quota.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
+import { expiryAtDisconnect } from './session-expiry.js';
 
 export interface FrameOutcome {
   /** Commands of the packets handled, in order. */
@@ -87,11 +88,22 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
     case 'pingreq':
       invocation.outbox.push({ cmd: 'pingresp' }); // [MQTT-3.12.4-1]
       return;
-    case 'disconnect':
+    case 'disconnect': {
+      const next = expiryAtDisconnect(record, packet, ctx.limits.maxSessionExpirySeconds);
+      if (next === 'refused')
+        return protocolViolation(
+          invocation,
+          5,
+          ReasonCode.ProtocolError,
+          'Session Expiry Interval 0 raised at DISCONNECT',
+        ); // [MQTT-3.14.2-2]
+      // The session ends by the interval the DISCONNECT gave, read back when the connection is gone.
+      if (next !== record) await ctx.store.putConnection(next);
       // [MQTT-3.1.2-10] a DISCONNECT discards the will; [MQTT-3.14.4-1] then the server closes.
       await ctx.store.takeWill(record.connectionId);
       invocation.closeReason = 'client DISCONNECT';
       return;
+    }
     default:
       // Packets only a server sends (CONNACK, SUBACK, …) or not spoken yet.
       protocolViolation(

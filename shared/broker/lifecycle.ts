@@ -2,12 +2,14 @@ import type { ConnectionRecord } from '../ports.js';
 import { mayPublish } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { acceptMessage } from './publishing.js';
+import { sessionExpiresAt } from './session-expiry.js';
 
 /**
  * The connection is gone (a $disconnect event, a 410 from the gateway, or
  * the sweep): publish its will unless DISCONNECT cleared it [MQTT-3.1.2-8],
  * forget the connection and, if it still served its client id, end the
- * session's online state; a clean session ends altogether [MQTT-3.1.2-6].
+ * session's online state; a clean session (5.0: expiry 0) ends altogether
+ * [MQTT-3.1.2-6], a 5.0 session with an expiry interval starts counting down.
  * Safe to run twice for one connection: the record is read first and deleted last.
  *
  * @example
@@ -16,7 +18,7 @@ import { acceptMessage } from './publishing.js';
 export async function connectionGone(
   ctx: BrokerContext,
   connectionId: string,
-  knownOwner?: Pick<ConnectionRecord, 'clientId' | 'cleanSession'>,
+  knownOwner?: Pick<ConnectionRecord, 'clientId' | 'cleanSession' | 'sessionExpirySeconds'>,
 ): Promise<void> {
   const record = await ctx.store.getConnection(connectionId);
   const will = record?.will && (await ctx.store.takeWill(connectionId));
@@ -26,7 +28,9 @@ export async function connectionGone(
   // The record may already be gone (expired, or removed by another instance); the session may still point here.
   const owner = record ?? knownOwner;
   if (!owner) return;
-  const ended = await ctx.store.endSession(owner.clientId, connectionId, owner.cleanSession);
+  // [MQTT-3.1.2-23] a persistent 5.0 session is kept for its expiry interval from now.
+  const expiresAt = sessionExpiresAt(owner, ctx.now());
+  const ended = await ctx.store.endSession(owner.clientId, connectionId, owner.cleanSession, expiresAt);
   if (ended && owner.cleanSession) {
     await ctx.store.deleteStaleSubscriptions(owner.clientId);
     await ctx.store.deleteDeliveries(owner.clientId);

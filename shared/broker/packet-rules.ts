@@ -188,6 +188,9 @@ export function packetFault(
       if (!packet.messageId) return protocolError('SUBSCRIBE with packet identifier 0'); // [MQTT-2.3.1-1]
       if (packet.subscriptions.length === 0) return protocolError('SUBSCRIBE without topic filters'); // [MQTT-3.8.3-3]
       if (packet.properties?.subscriptionIdentifier === 0) return protocolError('Subscription Identifier 0');
+      // [MQTT-3.8.3-4] No Local on a shared subscription.
+      if (packet.subscriptions.some((s) => s.nl && s.topic.startsWith('$share/')))
+        return protocolError('No Local set on a shared subscription');
       return undefined;
     case 'puback':
     case 'pubrec':

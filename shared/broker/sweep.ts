@@ -1,6 +1,7 @@
 import type { BrokerContext } from './context.js';
 import { keepAliveDeadline } from './keepalive.js';
 import { connectionGone } from './lifecycle.js';
+import { removeExpiredSessions } from './session-expiry.js';
 
 /**
  * After this long without a recorded packet, the gateway itself must have
@@ -14,13 +15,16 @@ export interface SweepResult {
   readonly closed: number;
   /** Connections already gone whose $disconnect never came: cleaned up here. */
   readonly stale: number;
+  /** Offline sessions past their expiry interval, removed with their subscriptions and queue. */
+  readonly expiredSessions: number;
 }
 
 /**
  * The scheduled sweep: closes connections silent past their keep-alive (their
  * $disconnect then publishes the will), and cleans up after connections the
- * gateway no longer has, whose $disconnect was lost. Cost: one scan of the
- * connection table per run, plus a GetConnection for long-silent rows.
+ * gateway no longer has, whose $disconnect was lost, and removes expired
+ * sessions. Cost: one scan of the connection table per run, plus a
+ * GetConnection for long-silent rows, plus one query per expiry index shard.
  */
 export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
   let scanned = 0;
@@ -45,5 +49,7 @@ export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
       }
     }
   }
-  return { scanned, closed, stale };
+  // [MQTT-3.1.2-23] read from the expiry index: only the sessions that expired.
+  const expiredSessions = await removeExpiredSessions(ctx);
+  return { scanned, closed, stale, expiredSessions };
 }

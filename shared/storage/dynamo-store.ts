@@ -81,11 +81,24 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.getSessions(clientIds);
   }
 
-  endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
-    return this.sessions.endSession(clientId, connectionId, cleanSession);
+  endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean> {
+    return this.sessions.endSession(clientId, connectionId, cleanSession, expiresAt);
   }
 
-  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+  sessionsExpired(now: number): Promise<string[]> {
+    return this.sessions.sessionsExpired(now);
+  }
+
+  deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
+    return this.sessions.deleteExpiredSession(clientId, now);
+  }
+
+  putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
     return this.subscriptions.putSubscriptions(subscriptions);
   }
 

@@ -122,7 +122,13 @@ export class MemoryStore implements BrokerStore {
     // Only the record's fields are written: the counters carry over to the new session.
     const { clientId, sessionId, connectionId, protocolVersion, cleanSession, owner, maximumPacketSize } =
       next;
-    const { owner: _previousOwner, maximumPacketSize: _previousMaximum, ...kept } = stored ?? {};
+    const {
+      owner: _previousOwner,
+      maximumPacketSize: _previousMaximum,
+      sessionExpirySeconds: _previousExpiry,
+      sessionExpiresAt: _noLongerExpiring,
+      ...kept
+    } = stored ?? {};
     this.sessions.set(clientId, {
       ...kept,
       clientId,
@@ -132,6 +138,7 @@ export class MemoryStore implements BrokerStore {
       cleanSession,
       ...(owner === undefined ? {} : { owner }),
       ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
+      ...(next.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: next.sessionExpirySeconds }),
     });
     return true;
   }
@@ -145,34 +152,62 @@ export class MemoryStore implements BrokerStore {
     return sessions;
   }
 
-  async endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
+  async endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean> {
     const stored = this.sessions.get(clientId);
     if (stored?.connectionId !== connectionId) return false;
     if (cleanSession) {
       this.sessions.delete(clientId);
     } else {
       const { connectionId: _ended, ...offline } = stored;
-      this.sessions.set(clientId, offline);
+      this.sessions.set(clientId, {
+        ...offline,
+        ...(expiresAt === undefined ? {} : { sessionExpiresAt: expiresAt }),
+      });
     }
     return true;
   }
 
-  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+  async sessionsExpired(now: number): Promise<string[]> {
+    return [...this.sessions.values()]
+      .filter((s) => s.sessionExpiresAt !== undefined && s.sessionExpiresAt <= now)
+      .map((s) => s.clientId);
+  }
+
+  async deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    const expired =
+      stored?.connectionId === undefined &&
+      stored?.sessionExpiresAt !== undefined &&
+      stored.sessionExpiresAt <= now;
+    if (expired) this.sessions.delete(clientId);
+    return expired;
+  }
+
+  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
+    const created: string[] = [];
     for (const s of subscriptions) {
       const { anchor, filterClient } = subscriptionKey(s.filter, s.clientId);
       const partition = this.subscriptions.get(anchor) ?? new Map<string, SubscriptionRecord>();
       this.subscriptions.set(anchor, partition);
       const existing = partition.get(filterClient);
-      if (!existing || existing.sessionId === s.sessionId) {
-        // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
-        const subscribedAt = existing?.subscribedAt ?? s.subscribedAt ?? this.now();
-        const { clientId, sessionId, filter, qos } = s;
-        partition.set(filterClient, { clientId, sessionId, filter, qos, subscribedAt });
+      if (existing && existing.sessionId === s.sessionId) {
+        // Re-subscribing in the same session replaces the options but keeps the original time [MQTT-3.8.4-3].
+        partition.set(filterClient, {
+          ...copy(s),
+          subscribedAt: existing.subscribedAt ?? s.subscribedAt ?? this.now(),
+        });
       } else {
-        // A leftover of an older session: this one starts afresh.
-        partition.set(filterClient, copy(s));
+        // New, or a leftover of an older session: this one starts afresh.
+        partition.set(filterClient, { ...copy(s), subscribedAt: s.subscribedAt ?? this.now() });
+        created.push(s.filter);
       }
     }
+    return created;
   }
 
   async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
@@ -204,13 +239,7 @@ export class MemoryStore implements BrokerStore {
         .sort(([a], [b]) => compareSortKeys(a, b))
         .map(([, s]) => s)
         .filter((s) => topicMatches(s.filter, topic))
-        .map((s) => ({
-          clientId: s.clientId,
-          sessionId: s.sessionId,
-          filter: s.filter,
-          qos: s.qos,
-          subscribedAt: s.subscribedAt,
-        })),
+        .map((s) => copy(s)),
     );
   }
 
@@ -298,6 +327,7 @@ export class MemoryStore implements BrokerStore {
         released: Boolean(m.released),
         ...(m.properties ? { properties: copy(m.properties) } : {}),
         ...(m.publishedAt !== undefined ? { publishedAt: m.publishedAt } : {}),
+        ...(m.subscriptionIdentifiers ? { subscriptionIdentifiers: [...m.subscriptionIdentifiers] } : {}),
       }));
   }
 

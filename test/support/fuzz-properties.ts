@@ -505,7 +505,12 @@ const handlerProperties = (): FuzzProperty[] => [
           broker,
           id,
           [
-            connectPacket(id, { protocolVersion: s.version, clean: s.clean }),
+            connectPacket(id, {
+              protocolVersion: s.version,
+              clean: s.clean,
+              // A 5.0 session outlives its connection only with a Session Expiry Interval [MQTT-3.1.2-11].
+              ...(s.version === 5 && !s.clean ? { properties: { sessionExpiryInterval: 3600 } } : {}),
+            }),
             subscribePacket(1, ...s.subscriptions),
           ],
           s.version,

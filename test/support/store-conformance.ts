@@ -440,6 +440,42 @@ export function storeConformance(
       );
 
       test(
+        'endSession with an expiry: sessionsExpired lists the session from then on, not before [MQTT-3.1.2-23]',
+        withStore(async (store) => {
+          const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+          await store.replaceSession(five, undefined);
+          await store.replaceSession(session('b', 's2', 'c2'), undefined);
+          assert.equal(await store.endSession('a', 'c1', false, 61_000), true);
+          await store.endSession('b', 'c2', false);
+          const stored = await store.getSession('a');
+          assert.equal(stored?.sessionExpiresAt, 61_000);
+          assert.equal(stored?.sessionExpirySeconds, 60);
+          assert.deepEqual(await eventually(() => store.sessionsExpired(61_000), ['a']), ['a']);
+          assert.deepEqual(await store.sessionsExpired(60_999), []);
+          // Not expired yet: kept.
+          assert.equal(await store.deleteExpiredSession('a', 60_999), false);
+          assert.equal(await store.deleteExpiredSession('b', 61_000), false);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), true);
+          assert.equal(await store.getSession('a'), undefined);
+          assert.ok(await store.getSession('b'));
+        }),
+      );
+
+      test(
+        'replaceSession of an expiring offline session: no longer expires, leaves sessionsExpired',
+        withStore(async (store) => {
+          const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+          await store.replaceSession(five, undefined);
+          await store.endSession('a', 'c1', false, 61_000);
+          const offline = await store.getSession('a');
+          assert.equal(await store.replaceSession({ ...five, connectionId: 'c2' }, offline), true);
+          assert.equal((await store.getSession('a'))?.sessionExpiresAt, undefined);
+          assert.deepEqual(await eventually(() => store.sessionsExpired(100_000), []), []);
+          assert.equal(await store.deleteExpiredSession('a', 100_000), false);
+        }),
+      );
+
+      test(
         'endSession of a clean session: true, the session is gone [MQTT-3.1.2-6]',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1', { cleanSession: true }), undefined);
@@ -533,6 +569,46 @@ export function storeConformance(
           ]);
           assert.deepEqual(clientsOf(await store.subscriptionsMatching('/finance')), ['a', 'b', 'c']);
           assert.deepEqual(clientsOf(await store.subscriptionsMatching('a//b')), ['e']);
+        }),
+      );
+
+      test(
+        'putSubscriptions keeps the MQTT 5 options; a re-subscription replaces them and keeps subscribedAt',
+        withStore(async (store) => {
+          const withOptions = {
+            ...subscription('a', 's1', 'opt/+', 1),
+            noLocal: true,
+            retainAsPublished: true,
+            subscriptionIdentifier: 268_435_455,
+          };
+          await store.putSubscriptions([withOptions]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [withOptions]);
+          await store.putSubscriptions([
+            { ...subscription('a', 's1', 'opt/+', 2, 5_000), subscriptionIdentifier: 7 },
+          ]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [
+            { ...subscription('a', 's1', 'opt/+', 2), subscriptionIdentifier: 7 },
+          ]);
+          await store.putSubscriptions([subscription('a', 's1', 'opt/+', 0, 5_000)]);
+          assert.deepEqual(await store.subscriptionsMatching('opt/x'), [subscription('a', 's1', 'opt/+', 0)]);
+        }),
+      );
+
+      test(
+        'putSubscriptions returns the filters new to their session: not a re-subscription, yes over an older session [MQTT-3.3.1-10]',
+        withStore(async (store) => {
+          assert.deepEqual(
+            (
+              await store.putSubscriptions([subscription('a', 's1', 'x', 0), subscription('a', 's1', 'y', 0)])
+            ).sort(),
+            ['x', 'y'],
+          );
+          assert.deepEqual(
+            await store.putSubscriptions([subscription('a', 's1', 'x', 1), subscription('a', 's1', 'z', 0)]),
+            ['z'],
+          );
+          assert.deepEqual(await store.putSubscriptions([subscription('a', 's2', 'x', 1)]), ['x']);
+          assert.deepEqual(await store.putSubscriptions([]), []);
         }),
       );
 
@@ -826,6 +902,16 @@ export function storeConformance(
       );
 
       test(
+        'putOutbound keeps the subscription identifiers a message is resent with [MQTT-3.3.4-3]',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const m = outbound(3, 3, 'ids', { subscriptionIdentifiers: [4, 268_435_455] });
+          assert.equal(await store.putOutbound('a', m, 10), true);
+          assert.deepEqual(await store.outboundMessages('a'), [m]);
+        }),
+      );
+
+      test(
         'putOutbound of a packet id already queued: true, the first copy stays (a retried fan-out)',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1'), undefined);
@@ -1114,6 +1200,8 @@ function sessionFields(record: SessionRecord | undefined): SessionRecord {
     'cleanSession',
     'owner',
     'maximumPacketSize',
+    'sessionExpirySeconds',
+    'sessionExpiresAt',
   ]);
 }
 

@@ -1,5 +1,6 @@
 import type { IConnectPacket } from 'mqtt-packet';
 import type { ConnectionRecord, SessionRecord } from '../../ports.js';
+import { encodeFrame } from '../../protocol/frames.js';
 import {
   type AcceptedConnect,
   buildConnack,
@@ -19,6 +20,7 @@ import {
 } from '../connect-decisions.js';
 import type { BrokerContext, Invocation } from '../context.js';
 import { ReasonCode } from '../reason-codes.js';
+import { sessionExpired } from '../session-expiry.js';
 import { countUserConnection } from '../user-connections.js';
 import { protocolViolation } from './violation.js';
 
@@ -30,7 +32,7 @@ type SessionPlan = ReturnType<typeof planSession>;
  * resume the session, answer CONNACK. The decisions live in connect-decisions.ts.
  */
 export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
-  const validated = validateConnect(packet, ctx.newId);
+  const validated = validateConnect(packet, ctx.newId, ctx.limits.maxSessionExpirySeconds);
   if (validated.refused) return refuse(invocation, validated);
   invocation.protocolVersion = validated.version;
   // Refused before the connection is claimed, so a refused client takes over no
@@ -47,7 +49,8 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   // Counted before the connection is claimed or the session touched; a takeover counts once.
   if (!(await countUserConnection(ctx, connect.user, invocation.connectionId, previous?.connectionId)))
     return refuse(invocation, userConnectionsRefusal(connect.version, ctx.limits.maxConnectionsPerUser));
-  const plan = planSession(previous, connect.clean, ctx.newId);
+  // [MQTT-3.1.2-23] an expired session is not resumed: it starts fresh, session present 0.
+  const plan = planSession(previous, connect.clean || sessionExpired(previous, ctx.now()), ctx.newId);
   const record = connectionRecord(connect, invocation, plan.sessionId, ctx.now());
   if (!(await claimConnection(ctx, invocation, record))) return;
   invocation.record = record;
@@ -55,11 +58,16 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   if (!taken) return;
   const replaced = taken.previous?.connectionId;
   if (replaced && replaced !== invocation.connectionId) {
-    // [MQTT-3.1.4-2] the server disconnects the existing client with the same id.
+    // [MQTT-3.1.4-2] the server disconnects the existing client with the same id; a 5.0 one hears why first.
+    if (taken.previous?.protocolVersion === 5)
+      await ctx.gateway.send(
+        replaced,
+        encodeFrame([{ cmd: 'disconnect', reasonCode: ReasonCode.SessionTakenOver }], 5),
+      );
     await ctx.gateway.close(replaced);
   }
-  if (connect.clean) {
-    // [MQTT-3.1.2-6] a clean session discards any previous session's state.
+  if (!taken.plan.resumed) {
+    // [MQTT-3.1.2-6] [MQTT-3.1.2-4] a new session discards any previous (clean start, or expired) session's state.
     await ctx.store.deleteStaleSubscriptions(connect.clientId, taken.plan.sessionId);
     await ctx.store.deleteDeliveries(connect.clientId);
   }
@@ -158,7 +166,7 @@ async function takeSession(
       refuse(invocation, clientIdTakenRefusal(connect.version));
       return undefined;
     }
-    const replanned = planSession(previous, connect.clean, ctx.newId);
+    const replanned = planSession(previous, connect.clean || sessionExpired(previous, ctx.now()), ctx.newId);
     if (replanned.sessionId !== plan.sessionId) {
       invocation.record = connectionRecord(connect, invocation, replanned.sessionId, ctx.now());
       await ctx.store.putConnection(invocation.record);

@@ -39,24 +39,42 @@ export async function handleSubscribe(
     return code <= 2 ? (overQuota(s.topic) ?? code) : code;
   });
   // A filter repeated in one packet: the last request wins [MQTT-3.8.4-3].
-  const accepted = new Map<string, SubscriptionRecord>();
+  const accepted = new Map<string, { subscription: SubscriptionRecord; retainHandling: number }>();
+  // [MQTT-3.8.2-1] the identifier belongs to every subscription the packet makes or updates.
+  const subscriptionIdentifier = version === 5 ? packet.properties?.subscriptionIdentifier : undefined;
   packet.subscriptions.forEach((s, i) => {
     const code = granted[i];
     if (code <= 2) {
-      accepted.set(s.topic, {
+      const subscription: SubscriptionRecord = {
         clientId: record.clientId,
         sessionId: record.sessionId,
         filter: s.topic,
         qos: code as QoS,
         subscribedAt: ctx.now(),
-      });
+        ...(version === 5 && s.nl ? { noLocal: true } : {}),
+        ...(version === 5 && s.rap ? { retainAsPublished: true } : {}),
+        ...(subscriptionIdentifier ? { subscriptionIdentifier } : {}),
+      };
+      accepted.set(s.topic, { subscription, retainHandling: version === 5 ? (s.rh ?? 0) : 0 });
     }
   });
   // Written before SUBACK: once the client sees it, matching publishes reach it.
-  await ctx.store.putSubscriptions([...accepted.values()]);
+  const created = new Set(
+    await ctx.store.putSubscriptions([...accepted.values()].map((a) => a.subscription)),
+  );
   // mqtt-packet carries SUBACK reason codes (5.0) and return codes (3.1.1) alike in `granted`.
   invocation.outbox.push({ cmd: 'suback', messageId: packet.messageId, granted });
-  await sendRetained(ctx, invocation, record, [...accepted.values()]);
+  const wantRetained = [...accepted.values()].filter(
+    ({ subscription, retainHandling }) =>
+      // [MQTT-3.3.1-9] 0: always; [MQTT-3.3.1-10] 1: only for a new subscription; [MQTT-3.3.1-11] 2: never.
+      retainHandling === 0 || (retainHandling === 1 && created.has(subscription.filter)),
+  );
+  await sendRetained(
+    ctx,
+    invocation,
+    record,
+    wantRetained.map((a) => a.subscription),
+  );
 }
 
 /**
@@ -91,7 +109,17 @@ async function sendRetained(
       const qos = Math.min(retained.qos, subscription.qos) as QoS;
       // A redelivered SUBSCRIBE frame reuses each packet id, so the session's queue gets one copy.
       const retryKey = invocation.frameId && retainedRetryKey(invocation.frameId, retained.topic);
-      await deliver(ctx, session, retained, qos, { retain: true, retryKey }, toReplyFrame);
+      const subscriptionIdentifiers = subscription.subscriptionIdentifier
+        ? [subscription.subscriptionIdentifier]
+        : undefined;
+      await deliver(
+        ctx,
+        session,
+        retained,
+        qos,
+        { retain: true, retryKey, subscriptionIdentifiers },
+        toReplyFrame,
+      );
     }
   }
 }

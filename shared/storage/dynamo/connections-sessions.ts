@@ -22,7 +22,22 @@ type ConnectionsAndSessionsPort = Pick<
   | 'replaceSession'
   | 'getSessions'
   | 'endSession'
+  | 'sessionsExpired'
+  | 'deleteExpiredSession'
 >;
+
+/**
+ * The TTL backstop keeps an expired session a day past its expiry: the sweep
+ * removes it with its subscriptions and queue first; TTL only catches what the sweep missed.
+ */
+const sessionTtlGraceSeconds = 24 * 3600;
+
+/**
+ * Partitions of the session expiry index: sessions end at the rate clients
+ * disconnect, and one index partition takes 1,000 writes a second; an empty
+ * sweep costs one half-unit query per shard (docs/adr/0018-session-expiry.md).
+ */
+const expiryShards = 16;
 
 /**
  * The Connections table (one row per live WebSocket connection) and the
@@ -40,6 +55,10 @@ function sessionUpdate(next: SessionRecord): string {
   else set.push('#owner = :owner');
   if (next.maximumPacketSize === undefined) remove.push('maximumPacketSize');
   else set.push('maximumPacketSize = :m');
+  if (next.sessionExpirySeconds === undefined) remove.push('sessionExpirySeconds');
+  else set.push('sessionExpirySeconds = :e');
+  // Online again: the session no longer expires, and leaves the expiry index.
+  remove.push('sessionExpiresAt', 'expiryShard', 'expiresAt');
   return `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`;
 }
 
@@ -186,6 +205,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':clean': next.cleanSession,
             ...(next.owner === undefined ? {} : { ':owner': next.owner }),
             ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
+            ...(next.sessionExpirySeconds === undefined ? {} : { ':e': next.sessionExpirySeconds }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
               : {}),
@@ -202,22 +222,66 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
     return new Map(items.map((item) => [item.clientId as string, item as SessionRecord]));
   }
 
-  async endSession(clientId: string, connectionId: string, cleanSession: boolean): Promise<boolean> {
+  async endSession(
+    clientId: string,
+    connectionId: string,
+    cleanSession: boolean,
+    expiresAt?: number,
+  ): Promise<boolean> {
     const { db, tables } = this.database;
-    const condition = {
-      ConditionExpression: 'connectionId = :c',
-      ExpressionAttributeValues: { ':c': connectionId },
-    };
+    const expiry =
+      expiresAt === undefined
+        ? undefined
+        : {
+            ':x': expiresAt,
+            ':shard': String(shardOf(clientId, expiryShards)),
+            ':ttl': epochSeconds(expiresAt) + sessionTtlGraceSeconds,
+          };
     return ifConditionHolds(
       db.send(
         cleanSession
-          ? new DeleteCommand({ TableName: tables.Sessions, Key: { clientId }, ...condition })
+          ? new DeleteCommand({
+              TableName: tables.Sessions,
+              Key: { clientId },
+              ConditionExpression: 'connectionId = :c',
+              ExpressionAttributeValues: { ':c': connectionId },
+            })
           : new UpdateCommand({
               TableName: tables.Sessions,
               Key: { clientId },
-              UpdateExpression: 'REMOVE connectionId',
-              ...condition,
+              UpdateExpression: expiry
+                ? 'REMOVE connectionId SET sessionExpiresAt = :x, expiryShard = :shard, expiresAt = :ttl'
+                : 'REMOVE connectionId',
+              ConditionExpression: 'connectionId = :c',
+              ExpressionAttributeValues: { ':c': connectionId, ...expiry },
             }),
+      ),
+    );
+  }
+
+  async sessionsExpired(now: number): Promise<string[]> {
+    const { db, tables } = this.database;
+    const shards = Array.from({ length: expiryShards }, (_, shard) =>
+      queryAll(db, {
+        TableName: tables.Sessions,
+        IndexName: 'bySessionExpiry',
+        KeyConditionExpression: 'expiryShard = :shard AND sessionExpiresAt <= :now',
+        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
+      }),
+    );
+    return (await Promise.all(shards)).flat().map((item) => String(item.clientId));
+  }
+
+  async deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
+    const { db, tables } = this.database;
+    return ifConditionHolds(
+      db.send(
+        new DeleteCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          ConditionExpression: 'attribute_not_exists(connectionId) AND sessionExpiresAt <= :now',
+          ExpressionAttributeValues: { ':now': now },
+        }),
       ),
     );
   }
@@ -242,11 +306,16 @@ function connectionItem(connection: ConnectionRecord): Record<string, unknown> {
  */
 const keepAliveShards = 64;
 
-/** The connection's shard of the deadline index: FNV-1a of its id. */
+/** The connection's shard of the deadline index. */
 function keepAliveShard(connectionId: string): string {
+  return String(shardOf(connectionId, keepAliveShards));
+}
+
+/** A key's shard of a sharded index: FNV-1a of the key. */
+function shardOf(key: string, shards: number): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < connectionId.length; i++) {
-    hash = Math.imul(hash ^ connectionId.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < key.length; i++) {
+    hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   }
-  return String((hash >>> 0) % keepAliveShards);
+  return (hash >>> 0) % shards;
 }

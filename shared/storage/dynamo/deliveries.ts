@@ -259,6 +259,9 @@ export class Deliveries implements DeliveriesPort {
         released: Boolean(item.released),
         ...propertiesField(item.properties),
         ...(typeof item.publishedAt === 'number' ? { publishedAt: item.publishedAt } : {}),
+        ...(Array.isArray(item.subscriptionIdentifiers)
+          ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) }
+          : {}),
       }))
       .sort((a, b) => a.seq - b.seq);
   }

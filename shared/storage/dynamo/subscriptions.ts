@@ -15,6 +15,15 @@ type SubscriptionsPort = Pick<
   | 'subscriptionsMatching'
 >;
 
+const optionNames = ['noLocal', 'retainAsPublished', 'subscriptionIdentifier'] as const;
+
+/** The MQTT 5 options a subscription sets; unset ones are not stored (most subscriptions have none). */
+function optionAttributes(s: SubscriptionRecord): Record<string, boolean | number> {
+  return Object.fromEntries(
+    optionNames.flatMap((name) => (s[name] === undefined || s[name] === false ? [] : [[name, s[name]]])),
+  );
+}
+
 /**
  * The Subscriptions table, keyed by each filter's anchor so a publish reads
  * only the partitions of its own topic's prefixes (docs/adr/0002-subscription-keys.md).
@@ -26,37 +35,67 @@ type SubscriptionsPort = Pick<
 export class Subscriptions implements SubscriptionsPort {
   constructor(private readonly database: Database) {}
 
-  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<void> {
+  async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
     const { db, tables, now } = this.database;
-    await Promise.all(
+    const created = await Promise.all(
       subscriptions.map(async (s) => {
         const key = subscriptionKey(s.filter, s.clientId);
-        // Re-subscribing in the same session replaces the QoS but keeps the original time [MQTT-3.8.4-3].
-        const sameSession = await ifConditionHolds(
-          db.send(
-            new UpdateCommand({
-              TableName: tables.Subscriptions,
-              Key: key,
-              UpdateExpression:
-                'SET clientId = :c, sessionId = :s, #filter = :f, qos = :q, subscribedAt = if_not_exists(subscribedAt, :t)',
-              ConditionExpression: 'attribute_not_exists(anchor) OR sessionId = :s',
-              ExpressionAttributeNames: { '#filter': 'filter' },
-              ExpressionAttributeValues: {
-                ':c': s.clientId,
-                ':s': s.sessionId,
-                ':f': s.filter,
-                ':q': s.qos,
-                ':t': s.subscribedAt ?? now(),
-              },
+        const options = optionAttributes(s);
+        const absent = optionNames.filter((name) => !(name in options));
+        // Re-subscribing in the same session replaces QoS and options but keeps the original time [MQTT-3.8.4-3].
+        let previous: Record<string, unknown> | undefined;
+        const updated = await ifConditionHolds(
+          db
+            .send(
+              new UpdateCommand({
+                TableName: tables.Subscriptions,
+                Key: key,
+                UpdateExpression: [
+                  `SET clientId = :c, sessionId = :s, #filter = :f, qos = :q, subscribedAt = if_not_exists(subscribedAt, :t)${Object.keys(
+                    options,
+                  )
+                    .map((name) => `, ${name} = :${name}`)
+                    .join('')}`,
+                  absent.length > 0 ? `REMOVE ${absent.join(', ')}` : '',
+                ].join(' '),
+                ConditionExpression: 'attribute_not_exists(anchor) OR sessionId = :s',
+                ExpressionAttributeNames: { '#filter': 'filter' },
+                ExpressionAttributeValues: {
+                  ':c': s.clientId,
+                  ':s': s.sessionId,
+                  ':f': s.filter,
+                  ':q': s.qos,
+                  ':t': s.subscribedAt ?? now(),
+                  ...Object.fromEntries(Object.entries(options).map(([name, value]) => [`:${name}`, value])),
+                },
+                // The old key tells a new subscription from a re-subscription, at no extra read.
+                ReturnValues: 'UPDATED_OLD',
+              }),
+            )
+            .then((output) => {
+              previous = output.Attributes;
             }),
-          ),
         );
-        if (!sameSession) {
-          // A leftover of an older session: this one starts afresh.
-          await db.send(new PutCommand({ TableName: tables.Subscriptions, Item: { ...key, ...s } }));
-        }
+        if (updated) return previous?.sessionId === undefined ? s.filter : undefined;
+        // A leftover of an older session: this one starts afresh.
+        await db.send(
+          new PutCommand({
+            TableName: tables.Subscriptions,
+            Item: {
+              ...key,
+              clientId: s.clientId,
+              sessionId: s.sessionId,
+              filter: s.filter,
+              qos: s.qos,
+              subscribedAt: s.subscribedAt ?? now(),
+              ...options,
+            },
+          }),
+        );
+        return s.filter;
       }),
     );
+    return created.filter((filter) => filter !== undefined);
   }
 
   async deleteSubscriptions(clientId: string, filters: readonly string[]): Promise<void> {
@@ -130,6 +169,11 @@ export class Subscriptions implements SubscriptionsPort {
       filter: String(item.filter),
       qos: item.qos as QoS,
       subscribedAt: item.subscribedAt === undefined ? undefined : Number(item.subscribedAt),
+      ...(item.noLocal === true ? { noLocal: true } : {}),
+      ...(item.retainAsPublished === true ? { retainAsPublished: true } : {}),
+      ...(item.subscriptionIdentifier === undefined
+        ? {}
+        : { subscriptionIdentifier: Number(item.subscriptionIdentifier) }),
     }));
   }
 }
