@@ -2,15 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DynamoDBStreamEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { exposition, Histogram } from '../emulator/exposition.js';
 import { Meter } from '../emulator/meter.js';
-import {
-  cached,
-  exposition,
-  framePacketTypes,
-  Histogram,
-  meterFamilies,
-  TrafficMetrics,
-} from '../emulator/metrics.js';
+import { cached, framePacketTypes, meterFamilies, TrafficMetrics } from '../emulator/metrics.js';
 import { bill, formatBill, prices } from '../emulator/prices.js';
 import { disconnectBody, eventTypeAttribute } from '../shared/frame-queue.js';
 import { parseExposition, sampleValue } from './support/prometheus.js';

@@ -12,48 +12,7 @@ import type {
 import { topicAnchors, topicMatches } from '../topics.js';
 import { compareSortKeys, packetIdOf, retainedRoot, subscriptionKey } from './keys.js';
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/**
- * A Sessions item: the record and its two counters. The record's fields are
- * optional because, as in DynamoDB, queuing for a client id without a session
- * creates an item holding only the counter.
- */
-type SessionItem = Partial<Mutable<SessionRecord>> & {
-  clientId: string;
-  nextPacketId?: number;
-  queued?: number;
-};
-
-/** One client id's packet state: the Deliveries table's `out#`, `in#`, `qos2#` and `qos2id#` entries. */
-interface Deliveries {
-  readonly outbound: Map<number, OutboundMessage>;
-  readonly inbound: Set<number>;
-  readonly qos2: Map<string, { packetId: number; seq: number; received: boolean }>;
-  readonly qos2ByPacketId: Map<number, string>;
-}
-
-/**
- * A deep copy as a DynamoDB round trip makes it: undefined properties dropped,
- * binary copied into a plain Uint8Array. Nothing a caller holds aliases stored state.
- */
-function copy<T>(value: T): T {
-  if (value instanceof Uint8Array) return new Uint8Array(value) as T;
-  if (Array.isArray(value)) return value.map(copy) as T;
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => [k, copy(v)]),
-    ) as T;
-  }
-  return value;
-}
-
-function sessionRecord(item: SessionItem): SessionRecord {
-  const { nextPacketId: _counter, queued: _queued, ...record } = item;
-  return copy(record) as SessionRecord;
-}
+import { copy, type Deliveries, type SessionItem, sessionRecord } from './memory-items.js';
 
 /**
  * The broker's state in memory, with exactly the semantics of `DynamoStore`
