@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -7,7 +6,6 @@ import type {
   DynamoDBBatchResponse,
   DynamoDBRecord,
   DynamoDBStreamEvent,
-  ScheduledEvent,
   SQSBatchResponse,
   SQSEvent,
   SQSRecord,
@@ -16,12 +14,7 @@ import type { JwtSettings } from '../shared/auth/jwt-authenticator.js';
 import type { PasswordHash } from '../shared/auth.js';
 import { fanoutEventSource, type StreamEventSourceSettings } from '../shared/event-source.js';
 import { type FrameQueueSettings, frameQueueSettings } from '../shared/frame-queue.js';
-import {
-  type BrokerFunctionId,
-  brokerFunctionIds,
-  functionEnvironment,
-} from '../shared/function-environment.js';
-import { defaultFunctionMemoryMb, functionSettings } from '../shared/function-settings.js';
+import type { BrokerFunctionId } from '../shared/function-environment.js';
 import type { BrokerLimits } from '../shared/limits.js';
 import {
   messagesTable,
@@ -34,12 +27,14 @@ import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
 import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
-import { FunctionPool } from './function-pool.js';
+import type { FunctionPool } from './function-pool.js';
+import { startFunctionPools } from './functions.js';
 import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
 import { createLog, type LogLevel } from './log.js';
 import { Meter, type MeterReading } from './meter.js';
 import { cached, countItems, metricsEndpoint, TrafficMetrics } from './metrics.js';
 import { bill, formatBill } from './prices.js';
+import { every, scheduledEvent } from './schedules.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 import { Traffic } from './traffic.js';
 
@@ -140,55 +135,8 @@ export interface Emulator {
   stop(): Promise<void>;
 }
 
-const functionsDir = new URL('../functions/', import.meta.url);
 const tableName = (id: string) => `nimbus-${id}`;
 const accountId = '000000000000';
-
-/** What EventBridge sends the sweeper on each tick of its schedule. */
-function scheduledEvent(): ScheduledEvent {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': 'Scheduled Event',
-    source: 'aws.events',
-    account: accountId,
-    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    region: localRegion,
-    resources: [`arn:aws:events:${localRegion}:${accountId}:rule/nimbus-sweep`],
-    detail: {},
-  };
-}
-
-/**
- * Events that run a function's init (module load, SDK clients) and nothing else: no table is
- * touched. The sweeper has none; it starts cold, as it mostly does on AWS.
- */
-const initEvents: Partial<Record<BrokerFunctionId, unknown>> = {
-  connect: {
-    headers: { 'sec-websocket-protocol': 'mqtt' },
-    requestContext: { routeKey: '$connect', eventType: 'CONNECT', connectionId: 'init' },
-    isBase64Encoded: false,
-  },
-  message: { Records: [] },
-  fanout: { Records: [] },
-};
-
-/**
- * Warm instances are ready when the emulator is, as provisioned concurrency runs the init phase
- * ahead of traffic: otherwise a client's first packet waits for a module load, which in a worker
- * thread compiling TypeScript takes far longer than a Lambda cold start. AWS bills no request for
- * it, so the meter is reset afterwards.
- */
-async function initWarmInstances(
-  pools: Record<BrokerFunctionId, FunctionPool>,
-  count: number,
-): Promise<void> {
-  await Promise.all(
-    Object.entries(initEvents).flatMap(([name, event]) =>
-      Array.from({ length: count }, () => pools[name as BrokerFunctionId].invoke(event)),
-    ),
-  );
-}
 
 /**
  * Starts the whole broker locally: DynamoDB Local, the four functions in
@@ -219,6 +167,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       definition,
       tableName: tableName(definition.id),
     }));
+    const tableNames = Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
+      TableId,
+      string
+    >;
     const usersTableName = tableName(usersTable.id);
     const streams = await ensureTables(admin, [
       ...tables,
@@ -229,11 +181,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const metered = await startDynamoMeter(ddb.endpoint, meter);
     cleanups.push(() => metered.stop());
 
-    const pools: Partial<Record<string, FunctionPool>> = {};
-    const invoke = (name: string, event: unknown) => {
-      const pool = pools[name];
-      if (!pool) throw new Error(`no function ${name}`);
-      return pool.invoke(event);
+    // The pools start once the gateway's port is known; nothing invokes before then.
+    let pools: Record<BrokerFunctionId, FunctionPool> | undefined;
+    const invoke = (name: BrokerFunctionId, event: unknown) => {
+      if (!pools) throw new Error(`no function ${name} yet`);
+      return pools[name].invoke(event);
     };
     const { visibilityTimeoutMs, ...queueSettings } = options.frameQueue ?? {};
     const settings = { ...frameQueueSettings, ...queueSettings };
@@ -262,10 +214,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       traffic,
       meter: () => meter.read(),
       dynamo: sdk,
-      tables: Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
-        TableId,
-        string
-      >,
+      tables: tableNames,
     });
     cleanups.push(async () => consoleRoutes.close());
     const gateway: Gateway = new Gateway({
@@ -295,26 +244,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await gateway.listen();
     const managementEndpoint = `http://127.0.0.1:${port}`;
 
-    const tableNames = Object.fromEntries(tables.map((t) => [t.definition.id, t.tableName])) as Record<
-      TableId,
-      string
-    >;
-    // What Lambda's runtime would provide, and the logging the emulator wants; the broker's own
-    // settings come from functionEnvironment, as in the CDK construct.
-    const platform: Record<string, string> = {
-      AWS_REGION: localRegion,
-      AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
-      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-      POWERTOOLS_DEV: 'true',
-      // EMF lines on every invocation would drown the console; set it to false to see them.
-      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-      // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 is noise here.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    };
-    for (const name of brokerFunctionIds) {
-      const environment = {
-        ...functionEnvironment(name, {
+    pools = await startFunctionPools(
+      {
+        broker: {
           tables: tableNames,
           managementEndpoint,
           dynamoEndpoint: metered.endpoint,
@@ -324,26 +256,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           aclFile: options.aclFile && resolve(options.aclFile),
           limits: options.brokerLimits,
           auth: { usersTable: options.usersTable ? usersTableName : undefined, jwt: options.jwt },
-        }),
-        ...platform,
-      };
-      const pool = new FunctionPool(
-        {
-          name,
-          entry: new URL(`${name}/index.ts`, functionsDir).href,
-          environment,
-          maxInstances: options.maxInstances ?? 4,
-          memoryMb: defaultFunctionMemoryMb,
-          timeoutMs: options.functionTimeoutsMs?.[name] ?? functionSettings[name].timeoutSeconds * 1000,
-          jitterMs: options.jitterMs,
         },
-        meter,
-      );
-      pool.warm(options.warmInstances ?? 1);
-      pools[name] = pool;
-      cleanups.push(() => pool.stop());
-    }
-    await initWarmInstances(pools as Record<BrokerFunctionId, FunctionPool>, options.warmInstances ?? 1);
+        maxInstances: options.maxInstances,
+        warmInstances: options.warmInstances,
+        jitterMs: options.jitterMs,
+        timeoutsMs: options.functionTimeoutsMs,
+      },
+      meter,
+    );
+    for (const pool of Object.values(pools)) cleanups.push(() => pool.stop());
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
     trafficMetrics.reset();
@@ -352,42 +273,22 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     // Closed before the queue and the functions stop: connections end while the broker still runs.
     cleanups.push(() => gateway.close());
 
-    // The CDK schedule runs the sweeper every minute; a tick that finds the last run going is skipped.
-    const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
-    if (sweepIntervalMs > 0) {
-      let sweeping: Promise<unknown> | undefined;
-      const timer = setInterval(() => {
-        if (sweeping) return;
-        sweeping = invoke('sweeper', scheduledEvent())
-          .catch((error: Error) => log(`sweeper failed: ${error.message}`))
-          .finally(() => {
-            sweeping = undefined;
-          });
-      }, sweepIntervalMs);
-      timer.unref();
-      cleanups.push(async () => {
-        clearInterval(timer);
-        await sweeping;
-      });
-    }
-
+    // The CDK schedules: the sweeper every minute, the keep-alive check every second.
+    cleanups.push(
+      every(
+        options.sweepIntervalMs ?? 60_000,
+        () => invoke('sweeper', scheduledEvent(localRegion, accountId)),
+        (error) => log(`sweeper failed: ${error.message}`),
+      ),
+    );
     const keepAliveCheckIntervalMs = options.keepAliveCheckIntervalMs ?? 1_000;
-    if (keepAliveCheckIntervalMs > 0) {
-      let checking: Promise<unknown> | undefined;
-      const check = { keepAlive: { runForMs: 0, periodMs: keepAliveCheckIntervalMs } };
-      const timer = setInterval(() => {
-        checking ??= invoke('sweeper', check)
-          .catch((error: Error) => log(`keep-alive check failed: ${error.message}`))
-          .finally(() => {
-            checking = undefined;
-          });
-      }, keepAliveCheckIntervalMs);
-      timer.unref();
-      cleanups.push(async () => {
-        clearInterval(timer);
-        await checking;
-      });
-    }
+    cleanups.push(
+      every(
+        keepAliveCheckIntervalMs,
+        () => invoke('sweeper', { keepAlive: { runForMs: 0, periodMs: keepAliveCheckIntervalMs } }),
+        (error) => log(`keep-alive check failed: ${error.message}`),
+      ),
+    );
 
     const failedBatches: Array<{ record: OnFailureRecord; records: DynamoDBRecord[] }> = [];
     const failureLog = dataDir ? join(dataDir, 'fanout-failures.jsonl') : undefined;
@@ -427,7 +328,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       dynamoEndpoint: metered.endpoint,
       tables: { ...tableNames, [usersTable.id]: usersTableName },
       gateway,
-      functions: pools as Emulator['functions'],
+      functions: pools,
       frameQueue,
       deadLetters: frameQueue.deadLetters,
       failedBatches,
