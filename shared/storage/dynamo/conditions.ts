@@ -36,3 +36,25 @@ export async function ifConditionHolds(write: Promise<unknown>): Promise<boolean
     throw error;
   }
 }
+
+/**
+ * Awaits a transaction of conditional writes: the positions of the writes
+ * whose condition did not hold, empty when the transaction was made. Any
+ * other failure is rethrown. A transaction keeps a row and a counter in step
+ * even when the SDK retries a write that had already succeeded: the retry
+ * finds its own condition false instead of half-repeating.
+ *
+ * @example
+ * const failed = await failedConditions(db.send(new TransactWriteCommand({ TransactItems })));
+ * if (failed.includes(0)) return; // the first write had already been made
+ */
+export async function failedConditions(write: Promise<unknown>): Promise<number[]> {
+  try {
+    await write;
+    return [];
+  } catch (error) {
+    if (!conditionFailed(error)) throw error;
+    const reasons = (error as TransactionCanceledException).CancellationReasons ?? [];
+    return reasons.flatMap((reason, index) => (reason.Code === 'ConditionalCheckFailed' ? [index] : []));
+  }
+}

@@ -15,7 +15,7 @@ import {
   qos2Entry,
   qos2PacketEntry,
 } from '../keys.js';
-import { ifConditionHolds } from './conditions.js';
+import { failedConditions, ifConditionHolds } from './conditions.js';
 import { type Database, epochSeconds } from './database.js';
 import { batchWrite, queryAll } from './paging.js';
 
@@ -170,57 +170,74 @@ export class Deliveries implements DeliveriesPort {
 
   async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
     const { db, tables, now } = this.database;
-    const key = { clientId, entry: outboundEntry(message.packetId) };
-    const added = await ifConditionHolds(
+    // One transaction: the queued row and the session's counter change together or not at all.
+    const failed = await failedConditions(
       db.send(
-        new PutCommand({
-          TableName: tables.Deliveries,
-          Item: { ...key, ...message, expiresAt: epochSeconds(now()) + deliveryTtlSeconds },
-          ConditionExpression: 'attribute_not_exists(entry)',
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: tables.Deliveries,
+                Item: {
+                  clientId,
+                  entry: outboundEntry(message.packetId),
+                  ...message,
+                  expiresAt: epochSeconds(now()) + deliveryTtlSeconds,
+                },
+                ConditionExpression: 'attribute_not_exists(entry)',
+              },
+            },
+            {
+              Update: {
+                TableName: tables.Sessions,
+                Key: { clientId },
+                UpdateExpression: 'ADD queued :one',
+                // The session must still exist: a counter alone would leave a row without a session id
+                // that no CONNECT could resume or replace.
+                ConditionExpression:
+                  'attribute_exists(clientId) AND (attribute_not_exists(queued) OR queued < :max)',
+                ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
+              },
+            },
+          ],
         }),
       ),
     );
-    if (!added) return true; // a retried fan-out: already queued
-    const counted = await ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Sessions,
-          Key: { clientId },
-          UpdateExpression: 'ADD queued :one',
-          // The session must still exist: a counter alone would leave a row without a session id
-          // that no CONNECT could resume or replace.
-          ConditionExpression:
-            'attribute_exists(clientId) AND (attribute_not_exists(queued) OR queued < :max)',
-          ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
-        }),
-      ),
-    );
-    if (!counted) await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
-    return counted;
+    // A retried fan-out finds the row already queued (and counted).
+    return failed.length === 0 || failed.includes(0);
   }
 
   async deleteOutbound(clientId: string, packetId: number): Promise<void> {
     const { db, tables } = this.database;
-    const { Attributes } = await db.send(
-      new DeleteCommand({
-        TableName: tables.Deliveries,
-        Key: { clientId, entry: outboundEntry(packetId) },
-        ReturnValues: 'ALL_OLD',
-      }),
-    );
-    if (!Attributes) return; // a repeated acknowledgement
-    // False when the session is gone, and its counter with it.
-    await ifConditionHolds(
+    const key = { clientId, entry: outboundEntry(packetId) };
+    const failed = await failedConditions(
       db.send(
-        new UpdateCommand({
-          TableName: tables.Sessions,
-          Key: { clientId },
-          UpdateExpression: 'ADD queued :minus',
-          ConditionExpression: 'attribute_exists(clientId)',
-          ExpressionAttributeValues: { ':minus': -1 },
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: tables.Deliveries,
+                Key: key,
+                ConditionExpression: 'attribute_exists(entry)',
+              },
+            },
+            {
+              Update: {
+                TableName: tables.Sessions,
+                Key: { clientId },
+                UpdateExpression: 'ADD queued :minus',
+                ConditionExpression: 'attribute_exists(clientId)',
+                ExpressionAttributeValues: { ':minus': -1 },
+              },
+            },
+          ],
         }),
       ),
     );
+    // Only the session is gone, and its counter with it: the row still goes.
+    if (failed.length === 1 && failed[0] === 1) {
+      await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
+    }
   }
 
   async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
