@@ -165,7 +165,7 @@ describe('hostile input', () => {
       assert.equal((packets[0] as IConnackPacket).reasonCode, 0x82);
     }
     const client = await connectedRaw('alias', 5);
-    client.sendBytes(rawPublish({ topic: 'a', payload: 'x', props: properties(property.topicAlias(1)) }));
+    client.sendBytes(rawPublish({ topic: 'a', payload: 'x', props: properties(property.topicAlias(0)) }));
     await client.closed;
     assert.equal((client.packets[0] as IDisconnectPacket).reasonCode, 0x94);
   });
