@@ -14,6 +14,7 @@
  */
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
 import type { ConnectionRecord, SessionRecord } from '../ports.js';
+import { isValidTopicName } from '../topics.js';
 import type { BrokerContext, Invocation } from './context.js';
 import type { PacketSink } from './delivery.js';
 import { protocolViolation } from './handlers/violation.js';
@@ -68,8 +69,9 @@ export async function resolveTopicAlias(
     );
     return undefined;
   }
-  // Topic and alias: (re)map it. Stored with the connection, so it ends with it [MQTT-3.3.2-7].
-  if (known !== packet.topic) {
+  // Topic and alias: (re)map it, stored with the connection so it ends with it [MQTT-3.3.2-7]. An
+  // invalid topic name is not kept: the handler closes the connection for it.
+  if (known !== packet.topic && isValidTopicName(packet.topic)) {
     const aliases = { ...record.inboundTopicAliases, [alias]: packet.topic };
     await ctx.store.setInboundTopicAliases(record.connectionId, aliases);
     // The frame's next packets see it (they are handled with `invocation.record`).
