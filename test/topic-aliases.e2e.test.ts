@@ -73,7 +73,8 @@ describe('Topic Aliases end to end', () => {
     const first = await client('ta-scope-a');
     await first.client.publishAsync('ta/scope/topic', 'x', { qos: 1, properties: { topicAlias: 1 } });
     const second = await client('ta-scope-b');
-    second.client.publish('', 'y', { qos: 1, properties: { topicAlias: 1 } });
+    // At QoS 0: MQTT.js refuses to store a QoS 1 PUBLISH whose alias it never set itself.
+    second.client.publish('', 'y', { qos: 0, properties: { topicAlias: 1 } });
     await eventually('DISCONNECT', () => second.disconnects.length > 0);
     assert.equal(second.disconnects[0]?.reasonCode, 0x82);
     assert.equal(first.client.connected, true, 'the first connection is unaffected');
