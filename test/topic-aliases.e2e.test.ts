@@ -154,4 +154,40 @@ describe('Topic Aliases end to end', () => {
     );
     assert.deepEqual(again.disconnects, []);
   });
+
+  test('the cost: DynamoDB requests and units of 30 deliveries on one topic, with and without aliases', async () => {
+    const cost = async (name: string, aliases: number) => {
+      const sub = await client(
+        `ta-cost-${name}`,
+        aliases > 0 ? { properties: { topicAliasMaximum: aliases } } : {},
+      );
+      await sub.client.subscribeAsync(`ta/cost/${name}/#`, { qos: 0 });
+      const pub = await client(`ta-cost-${name}-pub`);
+      await emulator.settle();
+      const before = emulator.meter().dynamodb;
+      const topic = `ta/cost/${name}/site-7/line-3/pressure`;
+      for (let i = 0; i < 30; i++) await pub.client.publishAsync(topic, String(i), { qos: 1 });
+      await eventually('30 messages', () => sub.received.length >= 30);
+      await emulator.settle();
+      const after = emulator.meter().dynamodb;
+      const updates = (after.requests.UpdateItem ?? 0) - (before.requests.UpdateItem ?? 0);
+      const topicBytes = sub.received.reduce((sum, m) => sum + Buffer.byteLength(m.wireTopic), 0);
+      return {
+        updates,
+        writeUnits: after.writeUnits - before.writeUnits,
+        readUnits: after.readUnits - before.readUnits,
+        topicBytes,
+        aliasAlone: sub.received.filter((m) => m.wireTopic === '').length,
+      };
+    };
+    const plain = await cost('plain', 0);
+    const aliased = await cost('aliased', 10);
+    console.log(`without aliases: ${JSON.stringify(plain)}`);
+    console.log(`with aliases:    ${JSON.stringify(aliased)}`);
+    assert.equal(plain.aliasAlone, 0);
+    assert.ok(aliased.aliasAlone >= 20, `${aliased.aliasAlone} of 30 went with the alias alone`);
+    // An assignment and a confirmation, and a few more confirmations while deliveries overlap.
+    const extra = aliased.updates - plain.updates;
+    assert.ok(extra >= 2 && extra <= 2 + (30 - aliased.aliasAlone), `${extra} extra updates`);
+  });
 });
