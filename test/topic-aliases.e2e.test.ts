@@ -181,7 +181,7 @@ describe('Topic Aliases end to end', () => {
       };
     };
     const plain = await cost('plain', 0);
-    const aliased = await cost('aliased', 10);
+    const aliased = await cost('alias', 10);
     console.log(`without aliases: ${JSON.stringify(plain)}`);
     console.log(`with aliases:    ${JSON.stringify(aliased)}`);
     assert.equal(plain.aliasAlone, 0);
