@@ -30,7 +30,13 @@ interface Received {
 }
 
 async function client(clientId: string, options: Parameters<typeof connectClient>[1] = {}) {
-  const c = await connectClient(emulator.url, { clientId, protocolVersion: 5, ...options });
+  // A generous CONNACK wait: the jittered emulator shares a loaded machine.
+  const c = await connectClient(emulator.url, {
+    clientId,
+    protocolVersion: 5,
+    connectTimeout: 30_000,
+    ...options,
+  });
   clients.push(c);
   const received: Received[] = [];
   c.on('message', (topic, payload, packet: IPublishPacket) =>
@@ -180,6 +186,9 @@ describe('Topic Aliases end to end', () => {
         aliasAlone: sub.received.filter((m) => m.wireTopic === '').length,
       };
     };
+    // The earlier tests' clients go first: their PINGREQs would be metered too.
+    await Promise.all(clients.splice(0).map((c) => c.endAsync()));
+    await emulator.settle();
     const plain = await cost('plain', 0);
     const aliased = await cost('alias', 10);
     console.log(`without aliases: ${JSON.stringify(plain)}`);
