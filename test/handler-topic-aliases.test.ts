@@ -4,7 +4,11 @@ import mqttPacket, { type IConnackPacket, type IDisconnectPacket, type IPublishP
 import { AclAuthorizer, parseAcl } from '../shared/acl.js';
 import type { Authenticator } from '../shared/auth.js';
 import { fanOut } from '../shared/broker/fanout.js';
+import { limitsFromEnv } from '../shared/config.js';
+import { functionEnvironment } from '../shared/function-environment.js';
+import { defaultLimits, limitsFault } from '../shared/limits.js';
 import type { SendResult } from '../shared/ports.js';
+import { type TableId, tableDefinitions } from '../shared/tables.js';
 import {
   connectAs,
   publishPacket,
@@ -452,5 +456,36 @@ describe('Topic Aliases to the client', () => {
     }
     // Each alias-only PUBLISH is 40 bytes of topic shorter and 3 bytes of alias longer; the first is 3 longer.
     assert.equal(sizes[0] - sizes[10], 99 * (40 - 3) - 3);
+  });
+});
+
+describe('the Topic Alias Maximum setting', () => {
+  test('NIMBUS_TOPIC_ALIAS_MAXIMUM reaches every function and is read back; 10 when unset', () => {
+    const tables = Object.fromEntries(tableDefinitions.map((t) => [t.id, `nimbus-${t.id}`])) as Record<
+      TableId,
+      string
+    >;
+    const env = functionEnvironment('fanout', {
+      tables,
+      managementEndpoint: 'http://localhost',
+      limits: { topicAliasMaximum: 4 },
+    });
+    assert.equal(env.NIMBUS_TOPIC_ALIAS_MAXIMUM, '4');
+    assert.equal(limitsFromEnv(env).topicAliasMaximum, 4);
+    assert.equal(limitsFromEnv({}).topicAliasMaximum, 10);
+  });
+
+  test('0 turns aliases off; a negative value, one above 65,535, or more topic bytes than a record keeps are refused', () => {
+    assert.equal(limitsFault({ ...defaultLimits, topicAliasMaximum: 0 }), undefined);
+    assert.match(limitsFault({ ...defaultLimits, topicAliasMaximum: -1 }) ?? '', /or 0 \(off\)/);
+    assert.match(
+      limitsFault({ ...defaultLimits, maxTopicBytes: 1, topicAliasMaximum: 65_536 }) ?? '',
+      /above 65,535/,
+    );
+    assert.match(
+      limitsFault({ ...defaultLimits, topicAliasMaximum: 100 }) ?? '',
+      /lower topicAliasMaximum or maxTopicBytes/,
+    );
+    assert.equal(limitsFault({ ...defaultLimits, maxTopicBytes: 256, topicAliasMaximum: 256 }), undefined);
   });
 });

@@ -178,7 +178,10 @@ export function packetFault(
       const alias = packet.properties?.topicAlias;
       // [MQTT-3.3.2-8] an alias of 0, [MQTT-3.3.2-9] one above the CONNACK's maximum, is invalid.
       if (alias !== undefined && (alias === 0 || alias > limits.topicAliasMaximum))
-        return { code: ReasonCode.TopicAliasInvalid, reason: `topic alias ${alias}` };
+        return {
+          code: ReasonCode.TopicAliasInvalid,
+          reason: `Topic Alias ${alias} is outside 1..${limits.topicAliasMaximum}, the maximum the CONNACK gave`,
+        };
       return undefined;
     }
     case 'subscribe':
