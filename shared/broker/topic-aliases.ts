@@ -119,14 +119,12 @@ export function withTopicAliases(ctx: BrokerContext, session: SessionRecord, sen
     const known = byTopic.get(topic);
     if (known?.confirmed) return send(aliased(packet, known.alias, ''));
     const alias = known?.alias ?? Object.keys(assigned).length + 1;
+    if (alias > limit) return send(packet); // [MQTT-3.3.2-11] the aliases ran out
     const withBoth = aliased(packet, alias, topic);
     // The alias property makes the packet longer: not past what the client takes [MQTT-3.1.2-24].
     if (encodedSize(withBoth) > largestPacketFor(session.maximumPacketSize)) return send(packet);
-    if (!known) {
-      if (alias > limit) return send(packet); // [MQTT-3.3.2-11]
-      if (!(await ctx.store.assignTopicAlias(session.clientId, connectionId, topic, alias)))
-        return send(packet);
-    }
+    if (!known && !(await ctx.store.assignTopicAlias(session.clientId, connectionId, topic, alias)))
+      return send(packet);
     const result = await send(withBoth);
     // Only a post that returned makes the alias safe to send alone. Failing to confirm costs bytes, not
     // correctness, and the message is out: not worth a retry of the whole fan-out.
