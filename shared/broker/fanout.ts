@@ -92,14 +92,8 @@ export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promis
       const options = { retain, messageKey, subscriptionIdentifiers };
       const post: PacketSink = (packet) =>
         ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion));
-      const outcome = await deliver(
-        ctx,
-        session,
-        message,
-        qos,
-        options,
-        withTopicAliases(ctx, session, post),
-      );
+      const sink = withTopicAliases(ctx, session, post);
+      const outcome = await deliver(ctx, session, message, qos, options, sink);
       // A stale connection (its $disconnect lost) is cleaned up, never retried.
       if (outcome === 'gone' && connectionId) await connectionGone(ctx, connectionId, session);
       return outcome;
