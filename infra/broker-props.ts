@@ -107,9 +107,10 @@ export interface NimbusBrokerProps {
   /**
    * Quotas on client id, topic and filter lengths, filters per SUBSCRIBE and subscriptions per
    * session (`NIMBUS_MAX_CLIENT_ID_BYTES`, `NIMBUS_MAX_TOPIC_BYTES`, `NIMBUS_MAX_FILTER_BYTES`,
-   * `NIMBUS_MAX_FILTERS_PER_SUBSCRIBE`, `NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION`). Synthesis fails
-   * when they would let a key exceed DynamoDB's limits.
-   * @default - `defaultLimits` in shared/limits.ts: 256, 1024, 767 bytes, 100 filters, 1,000 subscriptions
+   * `NIMBUS_MAX_FILTERS_PER_SUBSCRIBE`, `NIMBUS_MAX_SUBSCRIPTIONS_PER_SESSION`), and the MQTT 5
+   * Topic Alias Maximum both ways (`topicAliasMaximum`, `NIMBUS_TOPIC_ALIAS_MAXIMUM`; 0 turns topic
+   * aliases off). Synthesis fails when they would let a key or a record exceed DynamoDB's limits.
+   * @default - `defaultLimits` in shared/limits.ts: 256, 1024, 767 bytes, 100 filters, 1,000 subscriptions, 10 topic aliases
    */
   readonly limits?: Partial<BrokerLimits>;
   /**

@@ -40,6 +40,12 @@ export interface BrokerLimits {
    * CONNACK 3, 5.0: CONNACK 0x97 Quota exceeded). 0: no limit. Anonymous clients are not counted.
    */
   readonly maxConnectionsPerUser: number;
+  /**
+   * MQTT 5 Topic Alias Maximum, both ways: the CONNACK offers it to clients [MQTT-3.2.2-17], and
+   * the broker uses at most this many (and no more than the client allows) on what it sends
+   * [MQTT-3.1.2-26]. Each alias is kept with the connection, so it bounds those records. 0: off.
+   */
+  readonly topicAliasMaximum: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -76,12 +82,18 @@ export const defaultLimits: BrokerLimits = {
   maxConnectionsPerUser: 100,
   // A kept session costs only storage while offline; the TTL backstop needs a finite expiry to act.
   maxSessionExpirySeconds: 0xffff_ffff,
+  // A device publishing to a handful of long topics saves most of their bytes; more grows every record read.
+  topicAliasMaximum: 10,
 };
+
+/** Bytes of topic names the aliases of one connection may hold, in its Connections and Sessions items (400 KB each at most). */
+export const topicAliasBudgetBytes = 64 * 1024;
 
 /** Quotas where 0 means no limit. */
 const switchable: ReadonlySet<keyof BrokerLimits> = new Set([
   'maxPublishesPerSecond',
   'maxConnectionsPerUser',
+  'topicAliasMaximum',
 ]);
 
 /**
@@ -97,7 +109,7 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   for (const [name, value] of Object.entries(limits)) {
     const off = switchable.has(name as keyof BrokerLimits);
     if (!Number.isInteger(value) || value < (off ? 0 : 1))
-      return `${name} must be a positive integer${off ? ' or 0 (no limit)' : ''}, not ${value}`;
+      return `${name} must be a positive integer${off ? ` or 0 (${name === 'topicAliasMaximum' ? 'off' : 'no limit'})` : ''}, not ${value}`;
   }
   if (maxClientIdBytes + qos2MarkerOverheadBytes > dynamoSortKeyLimit)
     return `client ids of ${maxClientIdBytes} bytes do not fit a Deliveries sort key: at most ${dynamoSortKeyLimit - qos2MarkerOverheadBytes}`;
@@ -108,5 +120,9 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
   if (limits.maxSessionExpirySeconds > 0xffff_ffff)
     return 'maxSessionExpirySeconds above 4294967295 (for ever) is not an MQTT interval';
+  if (limits.topicAliasMaximum > 65_535)
+    return 'topicAliasMaximum above 65,535 is not an MQTT Topic Alias Maximum';
+  if (limits.topicAliasMaximum * maxTopicBytes > topicAliasBudgetBytes)
+    return `${limits.topicAliasMaximum} topic aliases of topics up to ${maxTopicBytes} bytes do not fit the ${topicAliasBudgetBytes} bytes a connection's record keeps for them: lower topicAliasMaximum or maxTopicBytes`;
   return undefined;
 }

@@ -40,6 +40,22 @@ export interface ConnectionRecord {
    * a DISCONNECT may change it. `cleanSession` is true exactly when it is 0. Absent: the 3.1.1 rule.
    */
   readonly sessionExpirySeconds?: number;
+  /**
+   * The Topic Aliases the client set on this connection, alias (as a decimal string) → topic name
+   * [MQTT-3.3.2-12]; they end with the connection [MQTT-3.3.2-7] (shared/broker/topic-aliases.ts).
+   */
+  readonly inboundTopicAliases?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The Topic Aliases the broker set on one connection of a session, alias (as a decimal string:
+ * 1, 2, … without gaps) → topic name. `confirmed`: a PUBLISH carrying topic and alias was posted to
+ * the connection and the post returned, so a later PUBLISH may carry the alias alone
+ * (docs/adr/0019-topic-aliases.md).
+ */
+export interface OutboundTopicAliases {
+  readonly connectionId: string;
+  readonly aliases: Readonly<Record<string, { readonly topic: string; readonly confirmed: boolean }>>;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -59,6 +75,10 @@ export interface SessionRecord {
   readonly sessionExpirySeconds?: number;
   /** While offline with a finite expiry interval: when the session ends (epoch ms) [MQTT-3.1.2-23]. */
   readonly sessionExpiresAt?: number;
+  /** The connected MQTT 5 client's Topic Alias Maximum: the fan-out uses no more aliases [MQTT-3.1.2-26]. */
+  readonly topicAliasMaximum?: number;
+  /** The aliases the broker set on a connection; ignored unless it is `connectionId`'s [MQTT-3.3.2-7]. */
+  readonly outboundTopicAliases?: OutboundTopicAliases;
 }
 
 export interface SubscriptionRecord {
@@ -264,6 +284,25 @@ export interface BrokerStore {
   userConnections(user: string): Promise<string[]>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
+
+  /**
+   * Replaces the connection's `inboundTopicAliases` with `aliases`; a gone connection stays gone.
+   * Only the connection's frames, handled one at a time, write it.
+   */
+  setInboundTopicAliases(connectionId: string, aliases: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Records that `alias` stands for `topic` in what the broker sends to `connectionId`, unconfirmed,
+   * if the session is still served by that connection and `alias` is the next number: aliases are
+   * numbered 1, 2, … without gaps, so alias 1 starts a fresh `outboundTopicAliases` (an earlier
+   * connection's are dropped) and alias n needs exactly n - 1 assigned on this connection. False
+   * otherwise (another delivery got there first, a takeover). Assigned aliases never change topic.
+   */
+  assignTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<boolean>;
+  /**
+   * Marks `topic`'s alias on `connectionId` confirmed, if it is still `alias` there and the session is
+   * still served by that connection; otherwise nothing changes.
+   */
+  confirmTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<void>;
 }
 
 export type SendResult = 'sent' | 'gone';

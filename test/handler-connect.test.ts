@@ -50,7 +50,7 @@ describe('CONNECT accepted', () => {
     const reply = connack(await connectAs(broker, 'c1', 'alice', { protocolVersion: 5 }));
     assert.equal(reply.reasonCode, 0);
     assert.equal(reply.properties?.maximumPacketSize, 4096);
-    assert.equal(reply.properties?.topicAliasMaximum, 0);
+    assert.equal(reply.properties?.topicAliasMaximum, 10);
     assert.equal(reply.properties?.sharedSubscriptionAvailable, false);
     assert.equal(reply.properties?.assignedClientIdentifier, undefined);
   });

@@ -376,9 +376,9 @@ describe('MQTT 5 properties', () => {
     assertViolation(broker, 5, 0x82);
   });
 
-  test('[MQTT-3.3.2-9] a Topic Alias above the announced maximum (0) closes with DISCONNECT 0x94', async () => {
+  test('[MQTT-3.3.2-9] a Topic Alias above the announced maximum (10) closes with DISCONNECT 0x94', async () => {
     const broker = await connected(5);
-    const props = properties(property.topicAlias(1));
+    const props = properties(property.topicAlias(11));
     await sendBytes(broker, 'c1', rawPublish({ topic: 't', payload: 'x', props }), 5);
     assertViolation(broker, 5, 0x94);
     assert.deepEqual(broker.store.accepted, []);

@@ -156,7 +156,7 @@ describe('hostile input', () => {
     }
   });
 
-  test('MQTT 5: a repeated property or Receive Maximum 0: CONNACK 0x82; a Topic Alias: DISCONNECT 0x94', async () => {
+  test('MQTT 5: a repeated property or Receive Maximum 0: CONNACK 0x82; Topic Alias 0: DISCONNECT 0x94 [MQTT-3.3.2-8]', async () => {
     for (const props of [
       properties(property.receiveMaximum(5), property.receiveMaximum(5)),
       properties(property.receiveMaximum(0)),
@@ -165,7 +165,7 @@ describe('hostile input', () => {
       assert.equal((packets[0] as IConnackPacket).reasonCode, 0x82);
     }
     const client = await connectedRaw('alias', 5);
-    client.sendBytes(rawPublish({ topic: 'a', payload: 'x', props: properties(property.topicAlias(1)) }));
+    client.sendBytes(rawPublish({ topic: 'a', payload: 'x', props: properties(property.topicAlias(0)) }));
     await client.closed;
     assert.equal((client.packets[0] as IDisconnectPacket).reasonCode, 0x94);
   });

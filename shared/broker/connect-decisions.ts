@@ -10,7 +10,6 @@ import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
 import { keepAliveDue } from './keepalive.js';
-import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 import { grantedSessionExpiry, neverExpires } from './session-expiry.js';
 
@@ -43,6 +42,8 @@ export interface AcceptedConnect {
   readonly sessionExpirySeconds: number;
   /** The broker granted less than the client asked: a 5.0 CONNACK says how much. */
   readonly sessionExpiryCapped: boolean;
+  /** The MQTT 5 client's Topic Alias Maximum, if above 0: aliases the broker may send it. */
+  readonly topicAliasMaximum?: number;
 }
 
 /** Client ids the broker accepts: any MQTT UTF-8 string up to 65,535 bytes, [MQTT-3.1.3-5] allows more than the minimum. */
@@ -128,6 +129,9 @@ export function validateConnect(
       version === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > maxSessionExpirySeconds,
     ...(version === 5 && packet.properties?.maximumPacketSize !== undefined
       ? { maximumPacketSize: packet.properties.maximumPacketSize }
+      : {}),
+    ...(version === 5 && (packet.properties?.topicAliasMaximum ?? 0) > 0
+      ? { topicAliasMaximum: packet.properties?.topicAliasMaximum }
       : {}),
   };
 }
@@ -268,17 +272,19 @@ export function sessionRecord(
     ...(connect.version === 5 ? { sessionExpirySeconds: connect.sessionExpirySeconds } : {}),
     ...(connect.user === undefined ? {} : { owner: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
+    ...(connect.topicAliasMaximum === undefined ? {} : { topicAliasMaximum: connect.topicAliasMaximum }),
   };
 }
 
 /**
- * The CONNACK accepting a CONNECT. A 5.0 one states the broker's limits and,
- * for an assigned client id, which id it is.
+ * The CONNACK accepting a CONNECT. A 5.0 one states the broker's limits (the
+ * Topic Alias Maximum it accepts among them) and, for an assigned client id, which id it is.
  */
 export function buildConnack(
   connect: AcceptedConnect,
   resumed: boolean,
   maxPacketSize: number,
+  topicAliasMaximum = 0,
 ): IConnackPacket {
   if (connect.version === 4) {
     // [MQTT-3.2.2-1] session present is 0 for a clean session.
@@ -293,7 +299,8 @@ export function buildConnack(
       // The interval the broker will use, when lower than the client asked.
       ...(connect.sessionExpiryCapped ? { sessionExpiryInterval: connect.sessionExpirySeconds } : {}),
       maximumPacketSize: maxPacketSize,
-      topicAliasMaximum: serverTopicAliasMaximum,
+      // [MQTT-3.2.2-17] the aliases a client may use: alias 1..this (0: none).
+      topicAliasMaximum,
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,

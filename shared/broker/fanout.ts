@@ -2,8 +2,9 @@ import type { QoS, SessionRecord, StoredMessage, SubscriptionRecord } from '../p
 import { encodeFrame } from '../protocol/frames.js';
 import { mayRead } from './authorization.js';
 import type { BrokerContext } from './context.js';
-import { type DeliveryOutcome, deliver } from './delivery.js';
+import { type DeliveryOutcome, deliver, type PacketSink } from './delivery.js';
 import { connectionGone } from './lifecycle.js';
+import { withTopicAliases } from './topic-aliases.js';
 
 export interface Delivery {
   readonly clientId: string;
@@ -89,9 +90,10 @@ export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promis
     allowed.map(async ({ session, qos, retain, subscriptionIdentifiers }) => {
       const connectionId = session.connectionId;
       const options = { retain, messageKey, subscriptionIdentifiers };
-      const outcome = await deliver(ctx, session, message, qos, options, (packet) =>
-        ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion)),
-      );
+      const post: PacketSink = (packet) =>
+        ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion));
+      const sink = withTopicAliases(ctx, session, post);
+      const outcome = await deliver(ctx, session, message, qos, options, sink);
       // A stale connection (its $disconnect lost) is cleaned up, never retried.
       if (outcome === 'gone' && connectionId) await connectionGone(ctx, connectionId, session);
       return outcome;

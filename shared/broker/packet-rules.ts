@@ -23,9 +23,6 @@ export interface PacketFault {
   readonly reason: string;
 }
 
-/** The Topic Alias Maximum the broker announces in CONNACK: it accepts no aliases from clients. */
-export const serverTopicAliasMaximum = 0;
-
 // MQTT 5 §3.x.2.3: the properties a client may put in each packet it sends.
 const allowedProperties: Readonly<Record<string, ReadonlySet<string>>> = {
   connect: new Set([
@@ -179,9 +176,12 @@ export function packetFault(
       if (responseTopic !== undefined && !isValidTopicName(responseTopic))
         return protocolError('Response Topic with wildcards');
       const alias = packet.properties?.topicAlias;
-      // [MQTT-3.3.2-8] an alias of 0, [MQTT-3.3.2-9] one above the announced maximum, is invalid.
-      if (alias !== undefined && (alias === 0 || alias > serverTopicAliasMaximum))
-        return { code: ReasonCode.TopicAliasInvalid, reason: `topic alias ${alias}` };
+      // [MQTT-3.3.2-8] an alias of 0, [MQTT-3.3.2-9] one above the CONNACK's maximum, is invalid.
+      if (alias !== undefined && (alias === 0 || alias > limits.topicAliasMaximum))
+        return {
+          code: ReasonCode.TopicAliasInvalid,
+          reason: `Topic Alias ${alias} is outside 1..${limits.topicAliasMaximum}, the maximum the CONNACK gave`,
+        };
       return undefined;
     }
     case 'subscribe':

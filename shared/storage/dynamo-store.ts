@@ -204,4 +204,16 @@ export class DynamoStore implements BrokerStore {
   scanConnections(): AsyncIterable<ConnectionRecord[]> {
     return this.sessions.scanConnections();
   }
+
+  setInboundTopicAliases(connectionId: string, aliases: Readonly<Record<string, string>>): Promise<void> {
+    return this.sessions.setInboundTopicAliases(connectionId, aliases);
+  }
+
+  assignTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<boolean> {
+    return this.sessions.assignTopicAlias(clientId, connectionId, topic, alias);
+  }
+
+  confirmTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<void> {
+    return this.sessions.confirmTopicAlias(clientId, connectionId, topic, alias);
+  }
 }

@@ -86,6 +86,8 @@ export class MemoryStore implements BrokerStore {
       maximumPacketSize: _previousMaximum,
       sessionExpirySeconds: _previousExpiry,
       sessionExpiresAt: _noLongerExpiring,
+      topicAliasMaximum: _previousAliasMaximum,
+      outboundTopicAliases: _previousConnectionsAliases,
       ...kept
     } = stored ?? {};
     this.sessions.set(clientId, {
@@ -98,6 +100,7 @@ export class MemoryStore implements BrokerStore {
       ...(owner === undefined ? {} : { owner }),
       ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
       ...(next.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: next.sessionExpirySeconds }),
+      ...(next.topicAliasMaximum === undefined ? {} : { topicAliasMaximum: next.topicAliasMaximum }),
     });
     return true;
   }
@@ -122,7 +125,7 @@ export class MemoryStore implements BrokerStore {
     if (cleanSession) {
       this.sessions.delete(clientId);
     } else {
-      const { connectionId: _ended, ...offline } = stored;
+      const { connectionId: _ended, outboundTopicAliases: _endedWithIt, ...offline } = stored;
       this.sessions.set(clientId, {
         ...offline,
         ...(expiresAt === undefined ? {} : { sessionExpiresAt: expiresAt }),
@@ -380,6 +383,50 @@ export class MemoryStore implements BrokerStore {
 
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
     yield [...this.connections.values()].map(copy);
+  }
+
+  async setInboundTopicAliases(
+    connectionId: string,
+    aliases: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.connections.set(connectionId, { ...connection, inboundTopicAliases: copy(aliases) });
+  }
+
+  async assignTopicAlias(
+    clientId: string,
+    connectionId: string,
+    topic: string,
+    alias: number,
+  ): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.connectionId !== connectionId) return false;
+    const current = stored.outboundTopicAliases;
+    const aliases = current?.connectionId === connectionId ? current.aliases : undefined;
+    // Alias 1 starts afresh; alias n follows exactly n - 1 of this connection's.
+    const next = aliases === undefined ? 1 : Object.keys(aliases).length + 1;
+    if (alias !== next) return false;
+    stored.outboundTopicAliases = {
+      connectionId,
+      aliases: { ...aliases, [alias]: { topic, confirmed: false } },
+    };
+    return true;
+  }
+
+  async confirmTopicAlias(
+    clientId: string,
+    connectionId: string,
+    topic: string,
+    alias: number,
+  ): Promise<void> {
+    const stored = this.sessions.get(clientId);
+    const current = stored?.outboundTopicAliases;
+    if (!stored || stored.connectionId !== connectionId || current?.connectionId !== connectionId) return;
+    if (current.aliases[alias]?.topic !== topic) return;
+    stored.outboundTopicAliases = {
+      connectionId,
+      aliases: { ...current.aliases, [alias]: { topic, confirmed: true } },
+    };
   }
 
   private deliveriesOf(clientId: string): Deliveries {

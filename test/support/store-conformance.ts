@@ -11,6 +11,7 @@ import type {
   StoredMessage,
   SubscriptionRecord,
 } from '../../shared/ports.js';
+import { topicAliasConformance } from './store-conformance-topic-aliases.js';
 
 /** A store opened for one test, empty, on the clock the test controls. */
 export interface OpenStore {
@@ -1018,6 +1019,8 @@ export function storeConformance(
         }),
       );
     });
+
+    topicAliasConformance(withStore);
 
     describe('retained messages', () => {
       test(

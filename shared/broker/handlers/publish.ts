@@ -6,6 +6,7 @@ import { mayPublish } from '../authorization.js';
 import type { BrokerContext, Invocation } from '../context.js';
 import { acceptMessage } from '../publishing.js';
 import { ReasonCode } from '../reason-codes.js';
+import { resolveTopicAlias } from '../topic-aliases.js';
 import { protocolViolation } from './violation.js';
 
 /** Who a connection is, for authorization. */
@@ -21,9 +22,12 @@ export async function handlePublish(
   ctx: BrokerContext,
   invocation: Invocation,
   record: ConnectionRecord,
-  packet: IPublishPacket,
+  received: IPublishPacket,
 ) {
-  // [MQTT-3.3.2-2] no wildcards in a topic name; topic aliases are not offered (maximum 0).
+  // A Topic Alias is resolved first: everything below sees the topic name.
+  const packet = await resolveTopicAlias(ctx, invocation, record, received);
+  if (!packet) return;
+  // [MQTT-3.3.2-2] no wildcards in a topic name.
   if (!isValidTopicName(packet.topic)) {
     protocolViolation(invocation, record.protocolVersion, ReasonCode.TopicNameInvalid, 'invalid topic name');
     return;

@@ -24,6 +24,9 @@ type ConnectionsAndSessionsPort = Pick<
   | 'endSession'
   | 'sessionsExpired'
   | 'deleteExpiredSession'
+  | 'setInboundTopicAliases'
+  | 'assignTopicAlias'
+  | 'confirmTopicAlias'
 >;
 
 /**
@@ -57,8 +60,11 @@ function sessionUpdate(next: SessionRecord): string {
   else set.push('maximumPacketSize = :m');
   if (next.sessionExpirySeconds === undefined) remove.push('sessionExpirySeconds');
   else set.push('sessionExpirySeconds = :e');
-  // Online again: the session no longer expires, and leaves the expiry index.
-  remove.push('sessionExpiresAt', 'expiryShard', 'expiresAt');
+  if (next.topicAliasMaximum === undefined) remove.push('topicAliasMaximum');
+  else set.push('topicAliasMaximum = :aliases');
+  // Online again: the session no longer expires, and leaves the expiry index. A new connection
+  // starts with no topic aliases [MQTT-3.3.2-7].
+  remove.push('sessionExpiresAt', 'expiryShard', 'expiresAt', 'outboundTopicAliases');
   return `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`;
 }
 
@@ -206,6 +212,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ...(next.owner === undefined ? {} : { ':owner': next.owner }),
             ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
             ...(next.sessionExpirySeconds === undefined ? {} : { ':e': next.sessionExpirySeconds }),
+            ...(next.topicAliasMaximum === undefined ? {} : { ':aliases': next.topicAliasMaximum }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }
               : {}),
@@ -250,8 +257,8 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
               TableName: tables.Sessions,
               Key: { clientId },
               UpdateExpression: expiry
-                ? 'REMOVE connectionId SET sessionExpiresAt = :x, expiryShard = :shard, expiresAt = :ttl'
-                : 'REMOVE connectionId',
+                ? 'REMOVE connectionId, outboundTopicAliases SET sessionExpiresAt = :x, expiryShard = :shard, expiresAt = :ttl'
+                : 'REMOVE connectionId, outboundTopicAliases',
               ConditionExpression: 'connectionId = :c',
               ExpressionAttributeValues: { ':c': connectionId, ...expiry },
             }),
@@ -270,6 +277,78 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
       }),
     );
     return (await Promise.all(shards)).flat().map((item) => String(item.clientId));
+  }
+
+  async setInboundTopicAliases(
+    connectionId: string,
+    aliases: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    const { db, tables } = this.database;
+    // The whole map: a write costs the item's size whatever it changes. A gone connection stays gone.
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'SET inboundTopicAliases = :aliases',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: { ':aliases': aliases },
+        }),
+      ),
+    );
+  }
+
+  async assignTopicAlias(
+    clientId: string,
+    connectionId: string,
+    topic: string,
+    alias: number,
+  ): Promise<boolean> {
+    const { db, tables } = this.database;
+    const entry = { topic, confirmed: false };
+    // Alias 1 starts this connection's map; alias n joins one of exactly n - 1 entries, so two
+    // deliveries racing for the same number cannot both win, and an alias never changes topic.
+    const first = alias === 1;
+    return ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: first
+            ? 'SET outboundTopicAliases = :fresh'
+            : 'SET outboundTopicAliases.aliases.#alias = :entry',
+          ConditionExpression: first
+            ? 'connectionId = :c AND (attribute_not_exists(outboundTopicAliases) OR outboundTopicAliases.connectionId <> :c)'
+            : 'connectionId = :c AND outboundTopicAliases.connectionId = :c AND size(outboundTopicAliases.aliases) = :before',
+          ...(first ? {} : { ExpressionAttributeNames: { '#alias': String(alias) } }),
+          ExpressionAttributeValues: first
+            ? { ':c': connectionId, ':fresh': { connectionId, aliases: { 1: entry } } }
+            : { ':c': connectionId, ':entry': entry, ':before': alias - 1 },
+        }),
+      ),
+    );
+  }
+
+  async confirmTopicAlias(
+    clientId: string,
+    connectionId: string,
+    topic: string,
+    alias: number,
+  ): Promise<void> {
+    const { db, tables } = this.database;
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'SET outboundTopicAliases.aliases.#alias.confirmed = :yes',
+          ConditionExpression:
+            'connectionId = :c AND outboundTopicAliases.connectionId = :c AND outboundTopicAliases.aliases.#alias.topic = :t',
+          ExpressionAttributeNames: { '#alias': String(alias) },
+          ExpressionAttributeValues: { ':c': connectionId, ':t': topic, ':yes': true },
+        }),
+      ),
+    );
   }
 
   async deleteExpiredSession(clientId: string, now: number): Promise<boolean> {
