@@ -27,6 +27,8 @@ export interface ConnectionRecord {
   readonly keepAliveDue?: number;
   /** Published if the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
   readonly will?: ApplicationMessage;
+  /** MQTT 5 Will Delay Interval (seconds): the will waits this long after the connection ends [MQTT-3.1.3-9]. */
+  readonly willDelaySeconds?: number;
   /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
   readonly connectFrameId?: string;
   /** Who the authenticator said the client is; absent when it connected anonymously. */
@@ -148,7 +150,7 @@ export interface BrokerStore {
    * when `previous` is); false when another CONNECT got there first. "Still"
    * means the same session id, served by `previous`'s connection or by none.
    * `next` names its connection. The session's packet id and queue counters
-   * carry over.
+   * carry over; a deferred will is discarded (its client is back) [MQTT-3.1.3-9].
    */
   replaceSession(next: SessionRecord, previous: SessionRecord | undefined): Promise<boolean>;
   /** Sessions of these client ids that exist. */
@@ -169,8 +171,26 @@ export interface BrokerStore {
    * for the sweep. Reads only those (an index that may lag briefly).
    */
   sessionsExpired(now: number): Promise<string[]>;
-  /** Deletes the session item if it is offline and expired at `now`; false otherwise (a client came back). */
+  /**
+   * Deletes the session item if it is offline and expired at `now`; false otherwise (a client came
+   * back, or a delayed will is still to be published: see `deferWill`).
+   */
   deleteExpiredSession(clientId: string, now: number): Promise<boolean>;
+  /**
+   * Keeps a will on the session until `dueAt` (epoch ms), if `connectionId` still serves the client
+   * id; false when another connection took the session over, whose client is back: that will is
+   * never published [MQTT-3.1.3-9]. `replaceSession` (a reconnect) discards it.
+   */
+  deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean>;
+  /** Client ids whose deferred will is due at or before `now`. Reads only those (an index that may lag briefly). */
+  willsDue(now: number): Promise<string[]>;
+  /** Removes the client id's deferred will if due at `now` and returns it, to exactly one caller. */
+  takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined>;
 
   /**
    * Stores the subscriptions (a re-subscription replaces the options, keeps `subscribedAt`) and

@@ -35,6 +35,8 @@ export interface AcceptedConnect {
   readonly clean: boolean;
   readonly keepAliveSeconds: number;
   readonly will?: ApplicationMessage;
+  /** The 5.0 will's Will Delay Interval, seconds, when it has one [MQTT-3.1.3-9]. */
+  readonly willDelaySeconds?: number;
   /** Who the authenticator said the client is; absent without authentication. */
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size, if it set one. */
@@ -123,6 +125,9 @@ export function validateConnect(
     clean,
     keepAliveSeconds: packet.keepalive ?? 0,
     will,
+    ...(will && version === 5 && packet.will?.properties?.willDelayInterval
+      ? { willDelaySeconds: packet.will.properties.willDelayInterval }
+      : {}),
     sessionExpirySeconds: grantedSessionExpiry(version, packet.properties, clean, maxSessionExpirySeconds),
     sessionExpiryCapped:
       version === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > maxSessionExpirySeconds,
@@ -248,6 +253,7 @@ export function connectionRecord(
     }),
     connectFrameId: invocation.frameId,
     will: connect.will,
+    ...(connect.willDelaySeconds === undefined ? {} : { willDelaySeconds: connect.willDelaySeconds }),
     ...(connect.user === undefined ? {} : { user: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
   };

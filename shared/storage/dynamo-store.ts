@@ -98,6 +98,23 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.deleteExpiredSession(clientId, now);
   }
 
+  deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean> {
+    return this.sessions.deferWill(clientId, connectionId, will, dueAt);
+  }
+
+  willsDue(now: number): Promise<string[]> {
+    return this.sessions.willsDue(now);
+  }
+
+  takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
+    return this.sessions.takeDueWill(clientId, now);
+  }
+
   putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
     return this.subscriptions.putSubscriptions(subscriptions);
   }

@@ -2,7 +2,7 @@
  * The in-memory store's items (shared/storage/memory-store.ts): the shapes the DynamoDB tables hold,
  * and the copy a DynamoDB round trip makes of them.
  */
-import type { OutboundMessage, SessionRecord } from '../ports.js';
+import type { ApplicationMessage, OutboundMessage, SessionRecord } from '../ports.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -15,6 +15,9 @@ export type SessionItem = Partial<Mutable<SessionRecord>> & {
   clientId: string;
   nextPacketId?: number;
   queued?: number;
+  /** A will waiting for its delay, and when it is due (`BrokerStore.deferWill`). */
+  pendingWill?: ApplicationMessage;
+  willDueAt?: number;
 };
 
 /** One client id's packet state: the Deliveries table's `out#`, `in#`, `qos2#` and `qos2id#` entries. */
@@ -43,6 +46,6 @@ export function copy<T>(value: T): T {
 }
 
 export function sessionRecord(item: SessionItem): SessionRecord {
-  const { nextPacketId: _counter, queued: _queued, ...record } = item;
+  const { nextPacketId: _counter, queued: _queued, pendingWill: _will, willDueAt: _due, ...record } = item;
   return copy(record) as SessionRecord;
 }

@@ -86,6 +86,9 @@ export class MemoryStore implements BrokerStore {
       maximumPacketSize: _previousMaximum,
       sessionExpirySeconds: _previousExpiry,
       sessionExpiresAt: _noLongerExpiring,
+      // [MQTT-3.1.3-9] the client is back: its delayed will is never published.
+      pendingWill: _cancelledWill,
+      willDueAt: _cancelledDue,
       ...kept
     } = stored ?? {};
     this.sessions.set(clientId, {
@@ -142,9 +145,37 @@ export class MemoryStore implements BrokerStore {
     const expired =
       stored?.connectionId === undefined &&
       stored?.sessionExpiresAt !== undefined &&
-      stored.sessionExpiresAt <= now;
+      stored.sessionExpiresAt <= now &&
+      stored.pendingWill === undefined;
     if (expired) this.sessions.delete(clientId);
     return expired;
+  }
+
+  async deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.connectionId !== connectionId) return false;
+    this.sessions.set(clientId, { ...stored, pendingWill: copy(will), willDueAt: dueAt });
+    return true;
+  }
+
+  async willsDue(now: number): Promise<string[]> {
+    return [...this.sessions.values()]
+      .filter((s) => s.willDueAt !== undefined && s.willDueAt <= now)
+      .map((s) => s.clientId);
+  }
+
+  async takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.pendingWill === undefined || stored.willDueAt === undefined || stored.willDueAt > now)
+      return undefined;
+    const { pendingWill, willDueAt: _due, ...rest } = stored;
+    this.sessions.set(clientId, rest);
+    return copy(pendingWill);
   }
 
   async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {

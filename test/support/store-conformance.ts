@@ -505,6 +505,71 @@ export function storeConformance(
       );
     });
 
+    describe('delayed wills', () => {
+      const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+      const lastWords = { ...will('status/a', 'gone', 1), properties: fullProperties };
+
+      test(
+        'deferWill keeps the will until due: willsDue and takeDueWill give it from then on, once [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          assert.equal(await store.deferWill('a', 'c1', lastWords, 5_000), true);
+          await store.endSession('a', 'c1', false, 61_000);
+          assert.deepEqual(await store.willsDue(4_999), []);
+          assert.equal(await store.takeDueWill('a', 4_999), undefined);
+          assert.deepEqual(await eventually(() => store.willsDue(5_000), ['a']), ['a']);
+          const taken = await Promise.all(Array.from({ length: 3 }, () => store.takeDueWill('a', 5_000)));
+          assert.deepEqual(
+            taken.filter((w) => w !== undefined),
+            [lastWords],
+          );
+          assert.deepEqual(await eventually(() => store.willsDue(10_000), []), []);
+          // The session itself is untouched: offline, expiring as before.
+          const { connectionId: _ended, ...offline } = five;
+          assert.deepEqual(sessionFields(await store.getSession('a')), {
+            ...offline,
+            sessionExpiresAt: 61_000,
+          });
+        }),
+      );
+
+      test(
+        'deferWill: false, and nothing kept, when another connection serves the client id [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession({ ...five, connectionId: 'c2' }, undefined);
+          assert.equal(await store.deferWill('a', 'c1', lastWords, 5_000), false);
+          assert.equal(await store.deferWill('nobody', 'c1', lastWords, 5_000), false);
+          assert.equal(await store.takeDueWill('a', 10_000), undefined);
+          assert.deepEqual(await store.willsDue(10_000), []);
+        }),
+      );
+
+      test(
+        'replaceSession (the client reconnects) discards the deferred will [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          await store.deferWill('a', 'c1', lastWords, 5_000);
+          await store.endSession('a', 'c1', false, 61_000);
+          const offline = await store.getSession('a');
+          assert.equal(await store.replaceSession({ ...five, connectionId: 'c2' }, offline), true);
+          assert.equal(await store.takeDueWill('a', 10_000), undefined);
+          assert.deepEqual(await eventually(() => store.willsDue(10_000), []), []);
+        }),
+      );
+
+      test(
+        'deleteExpiredSession keeps a session whose deferred will is still to be published',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          await store.deferWill('a', 'c1', lastWords, 61_000);
+          await store.endSession('a', 'c1', false, 61_000);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), false);
+          assert.deepEqual(await store.takeDueWill('a', 61_000), lastWords);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), true);
+        }),
+      );
+    });
+
     describe('subscriptions', () => {
       test(
         'subscriptionsMatching finds a subscription by its exact topic',
