@@ -31,6 +31,7 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   publishBurst: 'NIMBUS_PUBLISH_BURST',
   maxConnectionsPerUser: 'NIMBUS_MAX_CONNECTIONS_PER_USER',
   maxSessionExpirySeconds: 'NIMBUS_MAX_SESSION_EXPIRY_SECONDS',
+  serverKeepAliveSeconds: 'NIMBUS_SERVER_KEEP_ALIVE_SECONDS',
 };
 
 /**

@@ -40,6 +40,13 @@ export interface BrokerLimits {
    * CONNACK 3, 5.0: CONNACK 0x97 Quota exceeded). 0: no limit. Anonymous clients are not counted.
    */
   readonly maxConnectionsPerUser: number;
+  /**
+   * MQTT 5 Server Keep Alive, seconds: a 5.0 client asking a keep-alive of 0, below this, or above
+   * `gatewayKeepAliveCeiling` (540) is told in CONNACK to use this (or 540) instead, and is held to
+   * it [MQTT-3.2.2-21]. Fewer PINGREQs for idle fleets, which API Gateway bills; slower detection of
+   * dead clients. 0 (the default): every client keeps its own keep-alive. At most 540.
+   */
+  readonly serverKeepAliveSeconds: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -76,12 +83,21 @@ export const defaultLimits: BrokerLimits = {
   maxConnectionsPerUser: 100,
   // A kept session costs only storage while offline; the TTL backstop needs a finite expiry to act.
   maxSessionExpirySeconds: 0xffff_ffff,
+  // Off: a longer keep-alive also delays noticing dead clients (and their wills); the operator trades the two.
+  serverKeepAliveSeconds: 0,
 };
+
+/**
+ * Longest keep-alive a client behind API Gateway can use: the gateway closes a WebSocket idle for
+ * 10 minutes, so a client must ping within that; 540 s leaves a minute for a late ping.
+ */
+export const gatewayKeepAliveCeiling = 540;
 
 /** Quotas where 0 means no limit. */
 const switchable: ReadonlySet<keyof BrokerLimits> = new Set([
   'maxPublishesPerSecond',
   'maxConnectionsPerUser',
+  'serverKeepAliveSeconds',
 ]);
 
 /**
@@ -106,6 +122,8 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   if (maxFilterBytes + subscriptionKeySeparatorBytes + maxClientIdBytes > dynamoSortKeyLimit)
     return `filters of ${maxFilterBytes} bytes with client ids of ${maxClientIdBytes} bytes do not fit a Subscriptions sort key: together at most ${dynamoSortKeyLimit - subscriptionKeySeparatorBytes}`;
   if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
+  if (limits.serverKeepAliveSeconds > gatewayKeepAliveCeiling)
+    return `serverKeepAliveSeconds above ${gatewayKeepAliveCeiling} lets clients idle past API Gateway's 10-minute idle timeout`;
   if (limits.maxSessionExpirySeconds > 0xffff_ffff)
     return 'maxSessionExpirySeconds above 4294967295 (for ever) is not an MQTT interval';
   return undefined;

@@ -12,6 +12,7 @@ import type { Invocation } from './context.js';
 import { keepAliveDue } from './keepalive.js';
 import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
+import { grantKeepAlive } from './server-keep-alive.js';
 import { grantedSessionExpiry, neverExpires } from './session-expiry.js';
 
 /** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
@@ -33,7 +34,10 @@ export interface AcceptedConnect {
   /** The broker chose the client id [MQTT-3.1.3-6]; a 5.0 CONNACK tells the client which. */
   readonly assigned: boolean;
   readonly clean: boolean;
+  /** The keep-alive the broker holds the client to: its own, or the Server Keep Alive. */
   readonly keepAliveSeconds: number;
+  /** Set when the broker overrides the client's keep-alive: the 5.0 CONNACK says so [MQTT-3.2.2-21]. */
+  readonly serverKeepAlive?: number;
   readonly will?: ApplicationMessage;
   /** The 5.0 will's Will Delay Interval, seconds, when it has one [MQTT-3.1.3-9]. */
   readonly willDelaySeconds?: number;
@@ -73,6 +77,7 @@ export function validateConnect(
   packet: IConnectPacket,
   newId: () => string,
   maxSessionExpirySeconds = neverExpires,
+  serverKeepAliveSeconds = 0,
 ): ConnectRefusal | AcceptedConnect {
   const version = packet.protocolVersion;
   if (version !== 4 && version !== 5) {
@@ -123,7 +128,7 @@ export function validateConnect(
     clientId,
     assigned,
     clean,
-    keepAliveSeconds: packet.keepalive ?? 0,
+    ...grantKeepAlive(version, packet.keepalive ?? 0, serverKeepAliveSeconds),
     will,
     ...(will && version === 5 && packet.will?.properties?.willDelayInterval
       ? { willDelaySeconds: packet.will.properties.willDelayInterval }
@@ -298,6 +303,8 @@ export function buildConnack(
       ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
       // The interval the broker will use, when lower than the client asked.
       ...(connect.sessionExpiryCapped ? { sessionExpiryInterval: connect.sessionExpirySeconds } : {}),
+      // [MQTT-3.2.2-21] the client uses this instead of the keep-alive it asked for.
+      ...(connect.serverKeepAlive === undefined ? {} : { serverKeepAlive: connect.serverKeepAlive }),
       maximumPacketSize: maxPacketSize,
       topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,

@@ -32,7 +32,12 @@ type SessionPlan = ReturnType<typeof planSession>;
  * resume the session, answer CONNACK. The decisions live in connect-decisions.ts.
  */
 export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
-  const validated = validateConnect(packet, ctx.newId, ctx.limits.maxSessionExpirySeconds);
+  const validated = validateConnect(
+    packet,
+    ctx.newId,
+    ctx.limits.maxSessionExpirySeconds,
+    ctx.limits.serverKeepAliveSeconds,
+  );
   if (validated.refused) return refuse(invocation, validated);
   invocation.protocolVersion = validated.version;
   // Refused before the connection is claimed, so a refused client takes over no
