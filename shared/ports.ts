@@ -35,6 +35,8 @@ export interface ConnectionRecord {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The MQTT 5 client's Receive Maximum, when flow control tracks it (shared/broker/flow-control.ts). */
+  readonly receiveMaximum?: number;
   /** The publish rate bucket, once the client has used half its burst (shared/broker/publish-rate.ts). */
   readonly publishBucket?: { readonly tokens: number; readonly at: number };
   /**
@@ -57,6 +59,8 @@ export interface SessionRecord {
   readonly owner?: string;
   /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The connected MQTT 5 client's Receive Maximum, when flow control tracks it, for the fan-out [MQTT-3.3.4-9]. */
+  readonly receiveMaximum?: number;
   /** The Session Expiry Interval the session started with (seconds; absent for 3.1.1). */
   readonly sessionExpirySeconds?: number;
   /** While offline with a finite expiry interval: when the session ends (epoch ms) [MQTT-3.1.2-23]. */
@@ -123,6 +127,17 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly publishedAt?: number;
   /** The identifiers of the MQTT 5 subscriptions it matched, resent with it [MQTT-3.3.4-3]. */
   readonly subscriptionIdentifiers?: readonly number[];
+}
+
+/**
+ * A PUBLISH (or PUBREL) held back by the client's Receive Maximum, to be sent in order once a
+ * place frees (shared/broker/flow-control.ts).
+ */
+export interface HeldPacket {
+  /** Queuing order (the packet id's reservation): held packets go out lowest first. */
+  readonly seq: number;
+  /** The frame to post, encoded for the connection it was held for. */
+  readonly frame: string;
 }
 
 /** A retained message as stored. */
@@ -250,6 +265,36 @@ export interface BrokerStore {
   outboundMessages(clientId: string): Promise<OutboundMessage[]>;
   /** Forgets all packet state of the client id (a clean session starts or ends). */
   deleteDeliveries(clientId: string): Promise<void>;
+
+  /**
+   * Takes one of the client's Receive Maximum places for a PUBLISH to send now: true when fewer
+   * than `receiveMaximum` are unacknowledged, none is held back (order), and `connectionId` still
+   * serves the client id [MQTT-3.3.4-9].
+   */
+  takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean>;
+  /**
+   * Holds a packet back until a place frees, if every place is taken or others are held already
+   * (and `connectionId` still serves the client id); false otherwise: then take a place instead. A
+   * packet already held (a retried fan-out) counts as held.
+   */
+  holdPacket(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    held: HeldPacket,
+  ): Promise<boolean>;
+  /**
+   * Takes a place for the oldest held packet and removes it from the held ones; undefined when
+   * none is held or no place is free. The packet counts as held until `heldPacketSent`, so
+   * nothing sent meanwhile overtakes it.
+   */
+  claimHeldPacket(clientId: string, receiveMaximum: number): Promise<HeldPacket | undefined>;
+  /** The claimed held packet has been posted: it no longer stands in front of new ones. */
+  heldPacketSent(clientId: string): Promise<void>;
+  /** PUBACK or PUBCOMP frees a place (never below none); true when packets are held, waiting for it. */
+  freeSendPlace(clientId: string): Promise<boolean>;
+  /** A new connection of the client id: forgets held packets and counts `inFlight` places taken. */
+  resetFlow(clientId: string, inFlight: number): Promise<void>;
 
   /** Stores, replaces, or (empty payload) clears the retained message of a topic [MQTT-3.3.1-10]. */
   putRetained(message: RetainedMessage): Promise<void>;

@@ -9,6 +9,7 @@ import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionReco
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
+import { trackedReceiveMaximum } from './flow-control.js';
 import { keepAliveDue } from './keepalive.js';
 import { serverTopicAliasMaximum } from './packet-rules.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
@@ -45,6 +46,8 @@ export interface AcceptedConnect {
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size, if it set one. */
   readonly maximumPacketSize?: number;
+  /** The MQTT 5 client's Receive Maximum, when flow control tracks it (shared/broker/flow-control.ts). */
+  readonly receiveMaximum?: number;
   /** The Session Expiry Interval granted, seconds (3.1.1: 0 or for ever by the clean flag). */
   readonly sessionExpirySeconds: number;
   /** The broker granted less than the client asked: a 5.0 CONNACK says how much. */
@@ -139,6 +142,7 @@ export function validateConnect(
     ...(version === 5 && packet.properties?.maximumPacketSize !== undefined
       ? { maximumPacketSize: packet.properties.maximumPacketSize }
       : {}),
+    ...receiveMaximumField(trackedReceiveMaximum(version, packet.properties)),
   };
 }
 
@@ -261,7 +265,12 @@ export function connectionRecord(
     ...(connect.willDelaySeconds === undefined ? {} : { willDelaySeconds: connect.willDelaySeconds }),
     ...(connect.user === undefined ? {} : { user: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
+    ...receiveMaximumField(connect.receiveMaximum),
   };
+}
+
+function receiveMaximumField(receiveMaximum: number | undefined): { receiveMaximum?: number } {
+  return receiveMaximum === undefined ? {} : { receiveMaximum };
 }
 
 /** The session record that makes `connectionId` the one serving the client id. */
@@ -279,6 +288,7 @@ export function sessionRecord(
     ...(connect.version === 5 ? { sessionExpirySeconds: connect.sessionExpirySeconds } : {}),
     ...(connect.user === undefined ? {} : { owner: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
+    ...receiveMaximumField(connect.receiveMaximum),
   };
 }
 

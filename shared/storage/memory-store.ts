@@ -2,6 +2,7 @@ import type {
   ApplicationMessage,
   BrokerStore,
   ConnectionRecord,
+  HeldPacket,
   OutboundMessage,
   QoS,
   RetainedMessage,
@@ -84,6 +85,7 @@ export class MemoryStore implements BrokerStore {
     const {
       owner: _previousOwner,
       maximumPacketSize: _previousMaximum,
+      receiveMaximum: _previousReceiveMaximum,
       sessionExpirySeconds: _previousExpiry,
       sessionExpiresAt: _noLongerExpiring,
       // [MQTT-3.1.3-9] the client is back: its delayed will is never published.
@@ -100,6 +102,7 @@ export class MemoryStore implements BrokerStore {
       cleanSession,
       ...(owner === undefined ? {} : { owner }),
       ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
+      ...(next.receiveMaximum === undefined ? {} : { receiveMaximum: next.receiveMaximum }),
       ...(next.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: next.sessionExpirySeconds }),
     });
     return true;
@@ -409,6 +412,61 @@ export class MemoryStore implements BrokerStore {
     return copy(will);
   }
 
+  async takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean> {
+    const session = this.sessions.get(clientId);
+    if (session?.connectionId !== connectionId) return false;
+    if ((session.inFlight ?? 0) >= receiveMaximum || (session.waiting ?? 0) > 0) return false;
+    session.inFlight = (session.inFlight ?? 0) + 1;
+    return true;
+  }
+
+  async holdPacket(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    held: HeldPacket,
+  ): Promise<boolean> {
+    const deliveries = this.deliveriesOf(clientId);
+    if (deliveries.held.has(held.seq)) return true; // a retried fan-out: already held
+    const session = this.sessions.get(clientId);
+    if (session?.connectionId !== connectionId) return false;
+    if ((session.inFlight ?? 0) < receiveMaximum && (session.waiting ?? 0) === 0) return false;
+    session.waiting = (session.waiting ?? 0) + 1;
+    deliveries.held.set(held.seq, copy(held));
+    return true;
+  }
+
+  async claimHeldPacket(clientId: string, receiveMaximum: number): Promise<HeldPacket | undefined> {
+    const held = this.deliveries.get(clientId)?.held;
+    const session = this.sessions.get(clientId);
+    const oldest = Math.min(...(held?.keys() ?? []));
+    const packet = held?.get(oldest);
+    if (!held || !session || !packet || (session.inFlight ?? 0) >= receiveMaximum) return undefined;
+    held.delete(oldest);
+    session.inFlight = (session.inFlight ?? 0) + 1;
+    return copy(packet);
+  }
+
+  async heldPacketSent(clientId: string): Promise<void> {
+    const session = this.sessions.get(clientId);
+    if (session && (session.waiting ?? 0) > 0) session.waiting = (session.waiting ?? 0) - 1;
+  }
+
+  async freeSendPlace(clientId: string): Promise<boolean> {
+    const session = this.sessions.get(clientId);
+    if (!session) return false;
+    if ((session.inFlight ?? 0) > 0) session.inFlight = (session.inFlight ?? 0) - 1;
+    return (session.waiting ?? 0) > 0;
+  }
+
+  async resetFlow(clientId: string, inFlight: number): Promise<void> {
+    this.deliveries.get(clientId)?.held.clear();
+    const session = this.sessions.get(clientId);
+    if (!session) return;
+    session.inFlight = inFlight;
+    session.waiting = 0;
+  }
+
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
     yield [...this.connections.values()].map(copy);
   }
@@ -416,7 +474,13 @@ export class MemoryStore implements BrokerStore {
   private deliveriesOf(clientId: string): Deliveries {
     let deliveries = this.deliveries.get(clientId);
     if (!deliveries) {
-      deliveries = { outbound: new Map(), inbound: new Set(), qos2: new Map(), qos2ByPacketId: new Map() };
+      deliveries = {
+        outbound: new Map(),
+        inbound: new Set(),
+        qos2: new Map(),
+        qos2ByPacketId: new Map(),
+        held: new Map(),
+      };
       this.deliveries.set(clientId, deliveries);
     }
     return deliveries;

@@ -570,6 +570,103 @@ export function storeConformance(
       );
     });
 
+    describe('flow control (Receive Maximum)', () => {
+      const online = () => session('a', 's1', 'c1', { protocolVersion: 5, receiveMaximum: 2 });
+      const held = (seq: number) => ({ seq, frame: `frame-${seq}` });
+
+      test(
+        'takeSendPlace: up to the Receive Maximum, then false; false for a connection that no longer serves [MQTT-3.3.4-9]',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false);
+          assert.equal(await store.freeSendPlace('a'), false, 'nothing held');
+          assert.equal(await store.takeSendPlace('a', 'old', 2), false);
+          assert.equal(await store.takeSendPlace('nobody', 'c1', 2), false);
+        }),
+      );
+
+      test(
+        'holdPacket: only while every place is taken or others are held; held packets come back oldest first, one per free place',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(1)), false, 'a place is free: send instead');
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.takeSendPlace('a', 'c1', 2);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(4)), true);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(3)), true);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(3)), true, 'a retry counts as held');
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'no place free');
+          assert.equal(await store.freeSendPlace('a'), true, 'packets are held');
+          // A free place, but packets wait: a new one may not overtake them.
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false);
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(3));
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'the place is taken again');
+          await store.heldPacketSent('a');
+          assert.equal(await store.freeSendPlace('a'), true);
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(4));
+          await store.heldPacketSent('a');
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'none held');
+          assert.equal(await store.freeSendPlace('a'), false);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true, 'nothing held: straight out again');
+        }),
+      );
+
+      test(
+        'a held packet stands in front of new ones until heldPacketSent',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.holdPacket('a', 'c1', 2, held(3));
+          await store.freeSendPlace('a');
+          await store.freeSendPlace('a');
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(3));
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false, 'still being posted');
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(4)), true);
+          await store.heldPacketSent('a');
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(4));
+        }),
+      );
+
+      test(
+        'freeSendPlace never counts below none; resetFlow forgets held packets and sets the places taken',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.freeSendPlace('a'), false);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), true);
+          assert.equal(await store.holdPacket('a', 'c1', 1, held(2)), true);
+          await store.resetFlow('a', 1);
+          assert.equal(await store.freeSendPlace('a'), false, 'nothing held any more');
+          assert.equal(await store.claimHeldPacket('a', 1), undefined);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), false);
+        }),
+      );
+
+      test(
+        'concurrent takeSendPlace calls take no more places than the Receive Maximum [MQTT-3.3.4-9]',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          const taken = await Promise.all(Array.from({ length: 6 }, () => store.takeSendPlace('a', 'c1', 2)));
+          assert.equal(taken.filter(Boolean).length, 2);
+        }),
+      );
+
+      test(
+        'replaceSession keeps the Receive Maximum it is given and drops one the next connection does not send',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal((await store.getSession('a'))?.receiveMaximum, 2);
+          const first = await store.getSession('a');
+          const next = session('a', 's1', 'c2', { protocolVersion: 5 });
+          assert.equal(await store.replaceSession(next, first), true);
+          assert.equal((await store.getSession('a'))?.receiveMaximum, undefined);
+        }),
+      );
+    });
+
     describe('subscriptions', () => {
       test(
         'subscriptionsMatching finds a subscription by its exact topic',

@@ -19,6 +19,7 @@ import {
   willRefusal,
 } from '../connect-decisions.js';
 import type { BrokerContext, Invocation } from '../context.js';
+import { resendWithinReceiveMaximum } from '../flow-control.js';
 import { ReasonCode } from '../reason-codes.js';
 import { sessionExpired } from '../session-expiry.js';
 import { countUserConnection } from '../user-connections.js';
@@ -82,7 +83,12 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     const now = ctx.now();
     for (const expired of expiredOutbound(queued, now))
       await ctx.store.deleteOutbound(connect.clientId, expired.packetId);
-    for (const resend of resumeOutbox(queued, connect.version, now)) invocation.outbox.push(resend);
+    const resends = resumeOutbox(queued, connect.version, now);
+    // [MQTT-3.3.4-9] no more than the client's Receive Maximum at once; the rest are held back.
+    const current = invocation.record ?? record;
+    invocation.outbox.push(...(await resendWithinReceiveMaximum(ctx, current, queued, resends)));
+  } else if (connect.receiveMaximum !== undefined) {
+    await ctx.store.resetFlow(connect.clientId, 0); // nothing the last connection counted holds this one back
   }
 }
 

@@ -65,6 +65,8 @@ function sessionUpdate(next: SessionRecord): string {
   else set.push('#owner = :owner');
   if (next.maximumPacketSize === undefined) remove.push('maximumPacketSize');
   else set.push('maximumPacketSize = :m');
+  if (next.receiveMaximum === undefined) remove.push('receiveMaximum');
+  else set.push('receiveMaximum = :rm');
   if (next.sessionExpirySeconds === undefined) remove.push('sessionExpirySeconds');
   else set.push('sessionExpirySeconds = :e');
   // Online again: the session no longer expires, and leaves the expiry index.
@@ -217,6 +219,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':clean': next.cleanSession,
             ...(next.owner === undefined ? {} : { ':owner': next.owner }),
             ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
+            ...(next.receiveMaximum === undefined ? {} : { ':rm': next.receiveMaximum }),
             ...(next.sessionExpirySeconds === undefined ? {} : { ':e': next.sessionExpirySeconds }),
             ...(previous
               ? { ':previousSession': previous.sessionId, ':previousConnection': previous.connectionId ?? '' }

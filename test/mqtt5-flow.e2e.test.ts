@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IConnackPacket } from 'mqtt-packet';
+import { connect as connectNimbus } from '../client/index.js';
+import type { Emulator } from '../emulator/index.js';
+import { connectClient, eventually, startTestEmulator } from './support/emulator.js';
+
+// MQTT 5 Will Delay Interval and Server Keep Alive through the emulator, with MQTT.js speaking 5.0.
+// The keep-alive check (which also publishes due wills) runs every second, as on AWS.
+
+let emulator: Emulator & { logs: string[] };
+let watcher: MqttClient;
+let wills: Array<{ topic: string; payload: string; at: number }>;
+const clients: MqttClient[] = [];
+
+before(async () => {
+  emulator = await startTestEmulator({
+    jitterMs: 10,
+    ...(process.env.FLOW_LOGS ? { logLevel: 'debug' as const } : {}),
+    brokerLimits: { maxPublishesPerSecond: 0, serverKeepAliveSeconds: 120 },
+  });
+  watcher = await connect({ clientId: 'flow-watcher' });
+  wills = [];
+  watcher.on('message', (topic, payload) =>
+    wills.push({ topic, payload: payload.toString(), at: Date.now() }),
+  );
+  await watcher.subscribeAsync('will/#', { qos: 1 });
+});
+after(async () => {
+  if (process.env.FLOW_LOGS) console.log(emulator?.logs.join('\n'));
+  for (const client of clients) client.end(true);
+  await emulator?.stop();
+});
+
+async function connect(options: IClientOptions): Promise<MqttClient> {
+  const client = await connectClient(emulator.url, { protocolVersion: 5, ...options });
+  clients.push(client);
+  return client;
+}
+
+/** A 5.0 client with a will delayed `delay` seconds, in a session kept a minute. */
+function withDelayedWill(clientId: string, topic: string, delay: number): Promise<MqttClient> {
+  return connect({
+    clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: 60 },
+    will: {
+      topic,
+      payload: Buffer.from('gone'),
+      qos: 1,
+      retain: false,
+      properties: { willDelayInterval: delay },
+    },
+  });
+}
+
+describe('Will Delay Interval', () => {
+  test('[MQTT-3.1.3-9] a will with delay 3 s is published after the delay, not at the abrupt close', async () => {
+    const client = await withDelayedWill('flow-will-late', 'will/late', 3);
+    const closedAt = Date.now();
+    client.stream.destroy(); // no DISCONNECT
+    await eventually('the delayed will', () => wills.some((w) => w.topic === 'will/late'), 15_000);
+    const [published] = wills.filter((w) => w.topic === 'will/late');
+    // The broker cannot publish it before it is due: 3 s after the close it saw, which is after ours.
+    assert.ok(
+      published && published.at - closedAt >= 3_000,
+      `published ${published && published.at - closedAt} ms after the close`,
+    );
+    await emulator.settle();
+    assert.equal(wills.filter((w) => w.topic === 'will/late').length, 1, 'published once');
+  });
+
+  test('[MQTT-3.1.3-9] a client that reconnects within the delay: its will is never published', async () => {
+    // A delay long enough for the reconnect to be handled on a loaded machine.
+    const delayMs = 15_000;
+    const client = await withDelayedWill('flow-will-back', 'will/back', delayMs / 1000);
+    const closedAt = Date.now();
+    client.stream.destroy();
+    // Back within the delay, with the same client id.
+    await connect({ clientId: 'flow-will-back', clean: false, properties: { sessionExpiryInterval: 60 } });
+    assert.ok(Date.now() - closedAt < delayMs, 'reconnected within the delay');
+    // Past the delay and a few checks: still nothing.
+    await new Promise((resolve) => setTimeout(resolve, delayMs - (Date.now() - closedAt) + 3_000));
+    await emulator.settle();
+    assert.deepEqual(
+      wills.filter((w) => w.topic === 'will/back'),
+      [],
+    );
+  });
+});
+
+/** Connects and returns the client with the CONNACK it got. */
+function connectForConnack(
+  options: IClientOptions,
+): Promise<{ client: MqttClient; connack: IConnackPacket }> {
+  const client = connectNimbus(emulator.url, { reconnectPeriod: 0, protocolVersion: 5, ...options });
+  clients.push(client);
+  return new Promise((resolve, reject) => {
+    client.once('connect', (connack) => resolve({ client, connack }));
+    client.once('error', reject);
+  });
+}
+
+describe('Server Keep Alive', () => {
+  test("[MQTT-3.2.2-21] a 5.0 client asking keep-alive 10 is told the broker's 120 in CONNACK, and pings by it", async () => {
+    const { client, connack } = await connectForConnack({ clientId: 'flow-keepalive', keepalive: 10 });
+    assert.equal(connack.properties?.serverKeepAlive, 120);
+    assert.equal(client.keepalive, 120);
+  });
+
+  test('[MQTT-3.2.2-22] a 5.0 client asking a keep-alive in bounds gets no Server Keep Alive', async () => {
+    const { connack } = await connectForConnack({ clientId: 'flow-keepalive-ok', keepalive: 300 });
+    assert.equal(connack.properties?.serverKeepAlive, undefined);
+  });
+});
