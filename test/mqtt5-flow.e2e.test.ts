@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import type { IConnackPacket } from 'mqtt-packet';
+import mqttPacket, { type IConnackPacket } from 'mqtt-packet';
+import { WebSocket } from 'ws';
 import { connect as connectNimbus } from '../client/index.js';
 import type { Emulator } from '../emulator/index.js';
 import { connectClient, eventually, startTestEmulator } from './support/emulator.js';
@@ -112,5 +113,60 @@ describe('Server Keep Alive', () => {
   test('[MQTT-3.2.2-22] a 5.0 client asking a keep-alive in bounds gets no Server Keep Alive', async () => {
     const { connack } = await connectForConnack({ clientId: 'flow-keepalive-ok', keepalive: 300 });
     assert.equal(connack.properties?.serverKeepAlive, undefined);
+  });
+});
+
+/** A `ws` WebSocket that counts the PUBLISH packets the broker sends, as they arrive on the wire. */
+function countingWebSocket(onPublish: (packet: mqttPacket.IPublishPacket) => void) {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      const parser = mqttPacket.parser({ protocolVersion: 5 });
+      parser.on('packet', (packet) => {
+        if (packet.cmd === 'publish') onPublish(packet);
+      });
+      this.on('message', (data) => parser.parse(Buffer.from(data.toString(), 'base64')));
+    }
+  };
+}
+
+describe('Receive Maximum toward the client', () => {
+  test('[MQTT-3.3.4-9] a client allowing 2 that acknowledges slowly never has more than 2 in flight, and gets all in order', async () => {
+    let arrived = 0;
+    let acked = 0;
+    let mostInFlight = 0;
+    const subscriber = connectNimbus(emulator.url, {
+      reconnectPeriod: 0,
+      protocolVersion: 5,
+      clientId: 'flow-slow',
+      properties: { receiveMaximum: 2 },
+      WebSocket: countingWebSocket((packet) => {
+        if (packet.qos === 0) return;
+        arrived++;
+        mostInFlight = Math.max(mostInFlight, arrived - acked);
+      }),
+      // The PUBACK goes a while after each message.
+      customHandleAcks: (_topic, _message, _packet, done) => {
+        setTimeout(() => done(0), 400);
+      },
+    });
+    clients.push(subscriber);
+    subscriber.on('packetsend', (packet) => {
+      if (packet.cmd === 'puback') acked++;
+    });
+    await new Promise<void>((resolve, reject) => {
+      subscriber.once('connect', () => resolve());
+      subscriber.once('error', reject);
+    });
+    const received: string[] = [];
+    subscriber.on('message', (_topic, payload) => received.push(payload.toString()));
+    await subscriber.subscribeAsync('flow/slow', { qos: 1 });
+    const publisher = await connect({ clientId: 'flow-fast' });
+    const sent = Array.from({ length: 10 }, (_, i) => `m${i}`);
+    await Promise.all(sent.map((m) => publisher.publishAsync('flow/slow', m, { qos: 1 })));
+    await eventually('every message', () => received.length >= sent.length, 60_000);
+    await emulator.settle();
+    assert.deepEqual(received, sent);
+    assert.ok(mostInFlight <= 2, `${mostInFlight} unacknowledged at once`);
   });
 });
