@@ -47,6 +47,12 @@ export interface BrokerLimits {
    * dead clients. 0 (the default): every client keeps its own keep-alive. At most 540.
    */
   readonly serverKeepAliveSeconds: number;
+  /**
+   * The broker's Receive Maximum, announced to 5.0 clients in CONNACK: most QoS 2 PUBLISHes one
+   * may have awaiting PUBREL (QoS 1 is acknowledged as soon as it is stored); one more is
+   * DISCONNECT 0x93 [MQTT-3.3.4-8]. Each is a stored row until PUBREL. 65,535: none announced.
+   */
+  readonly receiveMaximum: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -85,6 +91,8 @@ export const defaultLimits: BrokerLimits = {
   maxSessionExpirySeconds: 0xffff_ffff,
   // Off: a longer keep-alive also delays noticing dead clients (and their wills); the operator trades the two.
   serverKeepAliveSeconds: 0,
+  // Far above what a client needs in flight to keep a link busy; bounds one client's rows awaiting PUBREL.
+  receiveMaximum: 100,
 };
 
 /**
@@ -122,6 +130,7 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   if (maxFilterBytes + subscriptionKeySeparatorBytes + maxClientIdBytes > dynamoSortKeyLimit)
     return `filters of ${maxFilterBytes} bytes with client ids of ${maxClientIdBytes} bytes do not fit a Subscriptions sort key: together at most ${dynamoSortKeyLimit - subscriptionKeySeparatorBytes}`;
   if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
+  if (limits.receiveMaximum > 65_535) return 'receiveMaximum above 65,535 is not an MQTT Receive Maximum';
   if (limits.serverKeepAliveSeconds > gatewayKeepAliveCeiling)
     return `serverKeepAliveSeconds above ${gatewayKeepAliveCeiling} lets clients idle past API Gateway's 10-minute idle timeout`;
   if (limits.maxSessionExpirySeconds > 0xffff_ffff)

@@ -228,11 +228,18 @@ export interface BrokerStore {
   /**
    * Stores an inbound QoS 2 PUBLISH exactly once: the message and the packet
    * id's marker are written together, and false means the packet id is
-   * already awaiting PUBREL (a resent PUBLISH) [MQTT-4.3.3-2].
+   * already awaiting PUBREL (a resent PUBLISH) [MQTT-4.3.3-2]. With
+   * `receiveMaximum`, the publisher's session counts its packet ids awaiting
+   * PUBREL in the same write, and 'exceeded' (nothing stored) means it already
+   * has that many [MQTT-3.3.4-8].
    */
-  putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean>;
-  /** PUBREL: the inbound packet id is free again. */
-  releaseInboundPacketId(clientId: string, packetId: number): Promise<void>;
+  putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'>;
+  /** PUBREL: the inbound packet id is free again; `counted`: it was stored with a `receiveMaximum`. */
+  releaseInboundPacketId(clientId: string, packetId: number, counted?: boolean): Promise<void>;
 
   /**
    * Reserves the next packet identifier for a message to the client: `seq`
@@ -263,7 +270,7 @@ export interface BrokerStore {
   markOutboundReleased(clientId: string, packetId: number): Promise<void>;
   /** The session's unacknowledged messages, in queuing order. */
   outboundMessages(clientId: string): Promise<OutboundMessage[]>;
-  /** Forgets all packet state of the client id (a clean session starts or ends). */
+  /** Forgets all packet state of the client id (a clean session starts or ends), the count of inbound QoS 2 included. */
   deleteDeliveries(clientId: string): Promise<void>;
 
   /**

@@ -166,3 +166,52 @@ test('trackedReceiveMaximum: tracked below 65,535 only, and only for 5.0', () =>
   assert.equal(trackedReceiveMaximum(5, {}), undefined);
   assert.equal(trackedReceiveMaximum(4, { receiveMaximum: 10 }), undefined);
 });
+
+// The broker's own Receive Maximum: QoS 2 PUBLISHes from a 5.0 client awaiting PUBREL.
+
+async function publisherV5(broker: TestBroker) {
+  const [connack] = await connectAs(broker, 'pub5', 'carol', { protocolVersion: 5 });
+  return connack;
+}
+
+const q2 = (id: number) => publishPacket('t', `q${id}`, 2, { messageId: id });
+
+test('[MQTT-3.3.4-8] the broker announces its Receive Maximum in CONNACK', async () => {
+  const broker = testContext({ limits: { receiveMaximum: 3 } });
+  const connack = await publisherV5(broker);
+  assert.ok(connack?.cmd === 'connack');
+  assert.equal(connack.properties?.receiveMaximum, 3);
+});
+
+test('[MQTT-3.3.4-8] one QoS 2 PUBLISH more than the Receive Maximum awaiting PUBREL: DISCONNECT 0x93', async () => {
+  const broker = testContext({ limits: { receiveMaximum: 2 } });
+  await publisherV5(broker);
+  await sendPackets(broker, 'pub5', [q2(1), q2(2)], 5);
+  const outcome = await sendPackets(broker, 'pub5', [q2(3)], 5);
+  assert.ok(outcome.closed);
+  const last = broker.gateway.packetsTo('pub5').at(-1);
+  assert.ok(last?.cmd === 'disconnect');
+  assert.equal(last.reasonCode, 0x93);
+  assert.deepEqual(
+    broker.store.accepted.map((m) => m.topic && Buffer.from(m.payload).toString()),
+    ['q1', 'q2'],
+  );
+});
+
+test('[MQTT-3.3.4-8] PUBREL frees a place: a client that waits for PUBCOMP is never disconnected', async () => {
+  const broker = testContext({ limits: { receiveMaximum: 1 } });
+  await publisherV5(broker);
+  for (let id = 1; id <= 5; id++) {
+    const outcome = await sendPackets(broker, 'pub5', [q2(id), { cmd: 'pubrel', messageId: id }], 5);
+    assert.equal(outcome.closed, undefined);
+  }
+  assert.equal(broker.store.accepted.length, 5);
+});
+
+test('a 3.1.1 client is not told a Receive Maximum and is not held to one', async () => {
+  const broker = testContext({ limits: { receiveMaximum: 1 } });
+  await connectAs(broker, 'pub4', 'dave');
+  const outcome = await sendPackets(broker, 'pub4', [q2(1), q2(2), q2(3)]);
+  assert.equal(outcome.closed, undefined);
+  assert.equal(broker.store.accepted.length, 3);
+});

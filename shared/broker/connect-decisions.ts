@@ -300,6 +300,7 @@ export function buildConnack(
   connect: AcceptedConnect,
   resumed: boolean,
   maxPacketSize: number,
+  receiveMaximum = 65_535,
 ): IConnackPacket {
   if (connect.version === 4) {
     // [MQTT-3.2.2-1] session present is 0 for a clean session.
@@ -316,6 +317,8 @@ export function buildConnack(
       // [MQTT-3.2.2-21] the client uses this instead of the keep-alive it asked for.
       ...(connect.serverKeepAlive === undefined ? {} : { serverKeepAlive: connect.serverKeepAlive }),
       maximumPacketSize: maxPacketSize,
+      // [MQTT-3.3.4-8] QoS 2 PUBLISHes a client may have awaiting PUBREL; 65,535 (the default) goes unsaid.
+      ...(receiveMaximum < 65_535 ? { receiveMaximum } : {}),
       topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,
       sharedSubscriptionAvailable: false,

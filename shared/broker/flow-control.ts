@@ -6,6 +6,10 @@
  * from concurrent fan-out instances; the acknowledgements of one connection are handled one at a
  * time (its frame queue group), so they alone send held packets, in order.
  *
+ * Toward the broker, its own Receive Maximum (`limits.receiveMaximum`, in CONNACK) is held to
+ * by counting each 5.0 publisher's QoS 2 packet ids awaiting PUBREL on its session item, in the
+ * same transaction that stores the message [MQTT-3.3.4-8]; QoS 1 is acknowledged once stored.
+ *
  * Pay for use: only a client that sends a Receive Maximum below `flowControlThreshold` is
  * tracked; one that sends none (65,535) costs no write per delivery.
  */
@@ -37,6 +41,18 @@ export function trackedReceiveMaximum(
 ): number | undefined {
   const asked = version === 5 ? properties?.receiveMaximum : undefined;
   return asked !== undefined && asked < flowControlThreshold ? asked : undefined;
+}
+
+/**
+ * The broker's own Receive Maximum for a connection's inbound QoS 2 PUBLISHes, or undefined when
+ * none is counted: 3.1.1 clients are not told one, and 65,535 announces none [MQTT-3.3.4-8].
+ */
+export function inboundReceiveMaximum(
+  ctx: Pick<BrokerContext, 'limits'>,
+  record: Pick<ConnectionRecord, 'protocolVersion'>,
+): number | undefined {
+  const max = ctx.limits.receiveMaximum;
+  return record.protocolVersion === 5 && max < 65_535 ? max : undefined;
 }
 
 /**

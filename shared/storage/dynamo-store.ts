@@ -172,12 +172,16 @@ export class DynamoStore implements BrokerStore {
     return this.deliveries.putMessage(message);
   }
 
-  putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
-    return this.deliveries.putQoS2Message(message, packetId);
+  putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'> {
+    return this.deliveries.putQoS2Message(message, packetId, receiveMaximum);
   }
 
-  releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
-    return this.deliveries.releaseInboundPacketId(clientId, packetId);
+  releaseInboundPacketId(clientId: string, packetId: number, counted?: boolean): Promise<void> {
+    return this.deliveries.releaseInboundPacketId(clientId, packetId, counted);
   }
 
   reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {

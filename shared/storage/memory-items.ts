@@ -21,6 +21,8 @@ export type SessionItem = Partial<Mutable<SessionRecord>> & {
   /** Receive Maximum places taken, and packets held back (`BrokerStore.takeSendPlace`). */
   inFlight?: number;
   waiting?: number;
+  /** Inbound QoS 2 packet ids awaiting PUBREL, counted against the broker's Receive Maximum. */
+  inboundQoS2?: number;
 };
 
 /** One client id's packet state: the Deliveries table's `out#`, `in#`, `qos2#` and `qos2id#` entries. */
@@ -58,6 +60,7 @@ export function sessionRecord(item: SessionItem): SessionRecord {
     willDueAt: _due,
     inFlight: _inFlight,
     waiting: _waiting,
+    inboundQoS2: _inbound,
     ...record
   } = item;
   return copy(record) as SessionRecord;

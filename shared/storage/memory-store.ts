@@ -240,17 +240,29 @@ export class MemoryStore implements BrokerStore {
     this.messages.set(JSON.stringify([message.publisher, message.messageId]), copy(message));
   }
 
-  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+  async putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'> {
     const deliveries = this.deliveriesOf(message.publisher);
     // [MQTT-4.3.3-2] the packet id is awaiting PUBREL: a resent PUBLISH, already stored.
     if (deliveries.inbound.has(packetId)) return false;
+    if (receiveMaximum !== undefined) {
+      const session = this.sessions.get(message.publisher);
+      if (!session || (session.inboundQoS2 ?? 0) >= receiveMaximum) return 'exceeded';
+      session.inboundQoS2 = (session.inboundQoS2 ?? 0) + 1;
+    }
     deliveries.inbound.add(packetId);
     await this.putMessage(message);
     return true;
   }
 
-  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
-    this.deliveries.get(clientId)?.inbound.delete(packetId);
+  async releaseInboundPacketId(clientId: string, packetId: number, counted = false): Promise<void> {
+    if (!this.deliveries.get(clientId)?.inbound.delete(packetId)) return; // a repeated PUBREL
+    const session = this.sessions.get(clientId);
+    if (counted && session && (session.inboundQoS2 ?? 0) > 0)
+      session.inboundQoS2 = (session.inboundQoS2 ?? 0) - 1;
   }
 
   async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
@@ -325,7 +337,10 @@ export class MemoryStore implements BrokerStore {
   }
 
   async deleteDeliveries(clientId: string): Promise<void> {
+    const hadInbound = (this.deliveries.get(clientId)?.inbound.size ?? 0) > 0;
     this.deliveries.delete(clientId);
+    const session = this.sessions.get(clientId);
+    if (hadInbound && session) delete session.inboundQoS2;
   }
 
   async putRetained(message: RetainedMessage): Promise<void> {

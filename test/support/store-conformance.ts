@@ -923,6 +923,37 @@ export function storeConformance(
       );
     });
 
+    describe('inbound QoS 2 against the Receive Maximum', () => {
+      const publisher = () => session('pub', 's1', 'c1', { protocolVersion: 5 });
+
+      test(
+        "putQoS2Message with a Receive Maximum: 'exceeded' past it, nothing stored; a PUBREL frees a place [MQTT-3.3.4-8]",
+        withStore(async (store) => {
+          await store.replaceSession(publisher(), undefined);
+          assert.equal(await store.putQoS2Message(message('pub', 'm1', 't', 'x'), 1, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 2, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 2, 2), false, 'a resend');
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), 'exceeded');
+          await store.releaseInboundPacketId('pub', 3, true); // never stored: changes nothing
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), 'exceeded');
+          await store.releaseInboundPacketId('pub', 1, true);
+          await store.releaseInboundPacketId('pub', 1, true); // repeated: counted once
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm4', 't', 'x'), 4, 2), 'exceeded');
+        }),
+      );
+
+      test(
+        'deleteDeliveries forgets the count of inbound QoS 2 with the packet ids',
+        withStore(async (store) => {
+          await store.replaceSession(publisher(), undefined);
+          assert.equal(await store.putQoS2Message(message('pub', 'm1', 't', 'x'), 1, 1), true);
+          await store.deleteDeliveries('pub');
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 1, 1), true);
+        }),
+      );
+    });
+
     describe('packet ids and outbound QoS 2', () => {
       test(
         'reservePacketId counts up from 1 per client id [MQTT-2.3.1-1]',

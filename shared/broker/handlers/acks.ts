@@ -1,7 +1,7 @@
 import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
 import type { ConnectionRecord } from '../../ports.js';
 import type { BrokerContext, Invocation } from '../context.js';
-import { placeFreed } from '../flow-control.js';
+import { inboundReceiveMaximum, placeFreed } from '../flow-control.js';
 
 /**
  * Acknowledgements of QoS 1 and 2 flows, both directions. A clean session
@@ -28,7 +28,11 @@ export async function handleAck(
       return;
     case 'pubrel':
       // [MQTT-4.3.3-2] the packet id may be reused: a new PUBLISH with it is a new message.
-      await ctx.store.releaseInboundPacketId(record.clientId, packetId);
+      await ctx.store.releaseInboundPacketId(
+        record.clientId,
+        packetId,
+        inboundReceiveMaximum(ctx, record) !== undefined,
+      );
       invocation.outbox.push({ cmd: 'pubcomp', messageId: packetId });
       return;
   }

@@ -77,7 +77,9 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     await ctx.store.deleteStaleSubscriptions(connect.clientId, taken.plan.sessionId);
     await ctx.store.deleteDeliveries(connect.clientId);
   }
-  invocation.outbox.push(buildConnack(connect, taken.plan.resumed, ctx.maxPacketSize));
+  invocation.outbox.push(
+    buildConnack(connect, taken.plan.resumed, ctx.maxPacketSize, ctx.limits.receiveMaximum),
+  );
   if (taken.plan.resumed) {
     const queued = await ctx.store.outboundMessages(connect.clientId);
     const now = ctx.now();
