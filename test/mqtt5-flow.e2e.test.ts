@@ -108,6 +108,8 @@ describe('Server Keep Alive', () => {
     const { client, connack } = await connectForConnack({ clientId: 'flow-keepalive', keepalive: 10 });
     assert.equal(connack.properties?.serverKeepAlive, 120);
     assert.equal(client.keepalive, 120);
+    // [MQTT-3.3.4-8] and the broker's own Receive Maximum, the default 100.
+    assert.equal(connack.properties?.receiveMaximum, 100);
   });
 
   test('[MQTT-3.2.2-22] a 5.0 client asking a keep-alive in bounds gets no Server Keep Alive', async () => {
