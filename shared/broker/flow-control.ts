@@ -82,25 +82,18 @@ export async function sendWithinReceiveMaximum(
 }
 
 /**
- * PUBACK or PUBCOMP from a tracked client: its place is free again, so the oldest held packets go
- * out, each posted before the next is claimed, while places last.
+ * PUBACK or PUBCOMP from a tracked client: its place is free again, so the oldest held packet
+ * takes it and goes out. One acknowledgement frees one place, so one packet goes.
  */
 export async function placeFreed(ctx: BrokerContext, record: ConnectionRecord): Promise<void> {
   const max = record.receiveMaximum;
   if (max === undefined) return;
   if (!(await ctx.store.freeSendPlace(record.clientId))) return; // nothing held: the usual case
-  await sendHeld(ctx, record.clientId, record.connectionId, max);
-}
-
-async function sendHeld(ctx: BrokerContext, clientId: string, connectionId: string, max: number) {
-  for (;;) {
-    const held = await ctx.store.claimHeldPacket(clientId, max);
-    if (!held) return;
-    const sent = await ctx.gateway.send(connectionId, held.frame);
-    // Only now may newer packets go straight out: this one is on the wire before them.
-    await ctx.store.heldPacketSent(clientId);
-    if (sent === 'gone') return;
-  }
+  const held = await ctx.store.claimHeldPacket(record.clientId, max);
+  if (!held) return;
+  await ctx.gateway.send(record.connectionId, held.frame);
+  // Only now may newer packets go straight out: this one is on the wire before them.
+  await ctx.store.heldPacketSent(record.clientId);
 }
 
 /**
