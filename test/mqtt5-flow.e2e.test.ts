@@ -18,7 +18,6 @@ const clients: MqttClient[] = [];
 before(async () => {
   emulator = await startTestEmulator({
     jitterMs: 10,
-    ...(process.env.FLOW_LOGS ? { logLevel: 'debug' as const } : {}),
     brokerLimits: { maxPublishesPerSecond: 0, serverKeepAliveSeconds: 120 },
   });
   watcher = await connect({ clientId: 'flow-watcher' });
@@ -29,7 +28,6 @@ before(async () => {
   await watcher.subscribeAsync('will/#', { qos: 1 });
 });
 after(async () => {
-  if (process.env.FLOW_LOGS) console.log(emulator?.logs.join('\n'));
   for (const client of clients) client.end(true);
   await emulator?.stop();
 });
