@@ -32,6 +32,8 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
   maxConnectionsPerUser: 'NIMBUS_MAX_CONNECTIONS_PER_USER',
   maxSessionExpirySeconds: 'NIMBUS_MAX_SESSION_EXPIRY_SECONDS',
   topicAliasMaximum: 'NIMBUS_TOPIC_ALIAS_MAXIMUM',
+  serverKeepAliveSeconds: 'NIMBUS_SERVER_KEEP_ALIVE_SECONDS',
+  receiveMaximum: 'NIMBUS_RECEIVE_MAXIMUM',
 };
 
 /**

@@ -46,6 +46,19 @@ export interface BrokerLimits {
    * [MQTT-3.1.2-26]. Each alias is kept with the connection, so it bounds those records. 0: off.
    */
   readonly topicAliasMaximum: number;
+  /**
+   * MQTT 5 Server Keep Alive, seconds: a 5.0 client asking a keep-alive of 0, below this, or above
+   * `gatewayKeepAliveCeiling` (540) is told in CONNACK to use this (or 540) instead, and is held to
+   * it [MQTT-3.2.2-21]. Fewer PINGREQs for idle fleets, which API Gateway bills; slower detection of
+   * dead clients. 0 (the default): every client keeps its own keep-alive. At most 540.
+   */
+  readonly serverKeepAliveSeconds: number;
+  /**
+   * The broker's Receive Maximum, announced to 5.0 clients in CONNACK: most QoS 2 PUBLISHes one
+   * may have awaiting PUBREL (QoS 1 is acknowledged as soon as it is stored); one more is
+   * DISCONNECT 0x93 [MQTT-3.3.4-8]. Each is a stored row until PUBREL. 65,535: none announced.
+   */
+  readonly receiveMaximum: number;
 }
 
 /** DynamoDB's largest sort key value, in bytes. */
@@ -84,16 +97,27 @@ export const defaultLimits: BrokerLimits = {
   maxSessionExpirySeconds: 0xffff_ffff,
   // A device publishing to a handful of long topics saves most of their bytes; more grows every record read.
   topicAliasMaximum: 10,
+  // Off: a longer keep-alive also delays noticing dead clients (and their wills); the operator trades the two.
+  serverKeepAliveSeconds: 0,
+  // Far above what a client needs in flight to keep a link busy; bounds one client's rows awaiting PUBREL.
+  receiveMaximum: 100,
 };
 
 /** Bytes of topic names the aliases of one connection may hold, in its Connections and Sessions items (400 KB each at most). */
 export const topicAliasBudgetBytes = 64 * 1024;
+
+/**
+ * Longest keep-alive a client behind API Gateway can use: the gateway closes a WebSocket idle for
+ * 10 minutes, so a client must ping within that; 540 s leaves a minute for a late ping.
+ */
+export const gatewayKeepAliveCeiling = 540;
 
 /** Quotas where 0 means no limit. */
 const switchable: ReadonlySet<keyof BrokerLimits> = new Set([
   'maxPublishesPerSecond',
   'maxConnectionsPerUser',
   'topicAliasMaximum',
+  'serverKeepAliveSeconds',
 ]);
 
 /**
@@ -118,6 +142,9 @@ export function limitsFault(limits: BrokerLimits): string | undefined {
   if (maxFilterBytes + subscriptionKeySeparatorBytes + maxClientIdBytes > dynamoSortKeyLimit)
     return `filters of ${maxFilterBytes} bytes with client ids of ${maxClientIdBytes} bytes do not fit a Subscriptions sort key: together at most ${dynamoSortKeyLimit - subscriptionKeySeparatorBytes}`;
   if (maxFiltersPerSubscribe > 65_535) return 'maxFiltersPerSubscribe above 65,535 is no limit';
+  if (limits.receiveMaximum > 65_535) return 'receiveMaximum above 65,535 is not an MQTT Receive Maximum';
+  if (limits.serverKeepAliveSeconds > gatewayKeepAliveCeiling)
+    return `serverKeepAliveSeconds above ${gatewayKeepAliveCeiling} lets clients idle past API Gateway's 10-minute idle timeout`;
   if (limits.maxSessionExpirySeconds > 0xffff_ffff)
     return 'maxSessionExpirySeconds above 4294967295 (for ever) is not an MQTT interval';
   if (limits.topicAliasMaximum > 65_535)

@@ -27,12 +27,16 @@ export interface ConnectionRecord {
   readonly keepAliveDue?: number;
   /** Published if the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
   readonly will?: ApplicationMessage;
+  /** MQTT 5 Will Delay Interval (seconds): the will waits this long after the connection ends [MQTT-3.1.3-9]. */
+  readonly willDelaySeconds?: number;
   /** The queue's id of the frame that carried CONNECT, to recognise it redelivered. */
   readonly connectFrameId?: string;
   /** Who the authenticator said the client is; absent when it connected anonymously. */
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size: nothing larger is sent to it [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The MQTT 5 client's Receive Maximum, when flow control tracks it (shared/broker/flow-control.ts). */
+  readonly receiveMaximum?: number;
   /** The publish rate bucket, once the client has used half its burst (shared/broker/publish-rate.ts). */
   readonly publishBucket?: { readonly tokens: number; readonly at: number };
   /**
@@ -71,6 +75,8 @@ export interface SessionRecord {
   readonly owner?: string;
   /** The connected MQTT 5 client's Maximum Packet Size, for the fan-out [MQTT-3.1.2-24]. */
   readonly maximumPacketSize?: number;
+  /** The connected MQTT 5 client's Receive Maximum, when flow control tracks it, for the fan-out [MQTT-3.3.4-9]. */
+  readonly receiveMaximum?: number;
   /** The Session Expiry Interval the session started with (seconds; absent for 3.1.1). */
   readonly sessionExpirySeconds?: number;
   /** While offline with a finite expiry interval: when the session ends (epoch ms) [MQTT-3.1.2-23]. */
@@ -143,6 +149,17 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly subscriptionIdentifiers?: readonly number[];
 }
 
+/**
+ * A PUBLISH (or PUBREL) held back by the client's Receive Maximum, to be sent in order once a
+ * place frees (shared/broker/flow-control.ts).
+ */
+export interface HeldPacket {
+  /** Queuing order (the packet id's reservation): held packets go out lowest first. */
+  readonly seq: number;
+  /** The frame to post, encoded for the connection it was held for. */
+  readonly frame: string;
+}
+
 /** A retained message as stored. */
 export interface RetainedMessage extends ApplicationMessage {
   readonly publishedAt: number;
@@ -168,7 +185,7 @@ export interface BrokerStore {
    * when `previous` is); false when another CONNECT got there first. "Still"
    * means the same session id, served by `previous`'s connection or by none.
    * `next` names its connection. The session's packet id and queue counters
-   * carry over.
+   * carry over; a deferred will is discarded (its client is back) [MQTT-3.1.3-9].
    */
   replaceSession(next: SessionRecord, previous: SessionRecord | undefined): Promise<boolean>;
   /** Sessions of these client ids that exist. */
@@ -189,8 +206,26 @@ export interface BrokerStore {
    * for the sweep. Reads only those (an index that may lag briefly).
    */
   sessionsExpired(now: number): Promise<string[]>;
-  /** Deletes the session item if it is offline and expired at `now`; false otherwise (a client came back). */
+  /**
+   * Deletes the session item if it is offline and expired at `now`; false otherwise (a client came
+   * back, or a delayed will is still to be published: see `deferWill`).
+   */
   deleteExpiredSession(clientId: string, now: number): Promise<boolean>;
+  /**
+   * Keeps a will on the session until `dueAt` (epoch ms), if `connectionId` still serves the client
+   * id; false when another connection took the session over, whose client is back: that will is
+   * never published [MQTT-3.1.3-9]. `replaceSession` (a reconnect) discards it.
+   */
+  deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean>;
+  /** Client ids whose deferred will is due at or before `now`. Reads only those (an index that may lag briefly). */
+  willsDue(now: number): Promise<string[]>;
+  /** Removes the client id's deferred will if due at `now` and returns it, to exactly one caller. */
+  takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined>;
 
   /**
    * Stores the subscriptions (a re-subscription replaces the options, keeps `subscribedAt`) and
@@ -213,11 +248,18 @@ export interface BrokerStore {
   /**
    * Stores an inbound QoS 2 PUBLISH exactly once: the message and the packet
    * id's marker are written together, and false means the packet id is
-   * already awaiting PUBREL (a resent PUBLISH) [MQTT-4.3.3-2].
+   * already awaiting PUBREL (a resent PUBLISH) [MQTT-4.3.3-2]. With
+   * `receiveMaximum`, the publisher's session counts its packet ids awaiting
+   * PUBREL in the same write, and 'exceeded' (nothing stored) means it already
+   * has that many [MQTT-3.3.4-8].
    */
-  putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean>;
-  /** PUBREL: the inbound packet id is free again. */
-  releaseInboundPacketId(clientId: string, packetId: number): Promise<void>;
+  putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'>;
+  /** PUBREL: the inbound packet id is free again; `counted`: it was stored with a `receiveMaximum`. */
+  releaseInboundPacketId(clientId: string, packetId: number, counted?: boolean): Promise<void>;
 
   /**
    * Reserves the next packet identifier for a message to the client: `seq`
@@ -248,8 +290,38 @@ export interface BrokerStore {
   markOutboundReleased(clientId: string, packetId: number): Promise<void>;
   /** The session's unacknowledged messages, in queuing order. */
   outboundMessages(clientId: string): Promise<OutboundMessage[]>;
-  /** Forgets all packet state of the client id (a clean session starts or ends). */
+  /** Forgets all packet state of the client id (a clean session starts or ends), the count of inbound QoS 2 included. */
   deleteDeliveries(clientId: string): Promise<void>;
+
+  /**
+   * Takes one of the client's Receive Maximum places for a PUBLISH to send now: true when fewer
+   * than `receiveMaximum` are unacknowledged, none is held back (order), and `connectionId` still
+   * serves the client id [MQTT-3.3.4-9].
+   */
+  takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean>;
+  /**
+   * Holds a packet back until a place frees, if every place is taken or others are held already
+   * (and `connectionId` still serves the client id); false otherwise: then take a place instead. A
+   * packet already held (a retried fan-out) counts as held.
+   */
+  holdPacket(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    held: HeldPacket,
+  ): Promise<boolean>;
+  /**
+   * Takes a place for the oldest held packet and removes it from the held ones; undefined when
+   * none is held or no place is free. The packet counts as held until `heldPacketSent`, so
+   * nothing sent meanwhile overtakes it.
+   */
+  claimHeldPacket(clientId: string, receiveMaximum: number): Promise<HeldPacket | undefined>;
+  /** The claimed held packet has been posted: it no longer stands in front of new ones. */
+  heldPacketSent(clientId: string): Promise<void>;
+  /** PUBACK or PUBCOMP frees a place (never below none); true when packets are held, waiting for it. */
+  freeSendPlace(clientId: string): Promise<boolean>;
+  /** A new connection of the client id: forgets held packets and counts `inFlight` places taken. */
+  resetFlow(clientId: string, inFlight: number): Promise<void>;
 
   /** Stores, replaces, or (empty payload) clears the retained message of a topic [MQTT-3.3.1-10]. */
   putRetained(message: RetainedMessage): Promise<void>;

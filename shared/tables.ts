@@ -66,7 +66,11 @@ export const connectionsTable: TableDefinition = {
   envVar: 'NIMBUS_CONNECTIONS_TABLE',
 };
 
-/** One item per MQTT client id: where the client is connected now, and its session generation. */
+/**
+ * One item per MQTT client id: where the client is connected now, and its session generation.
+ * `bySessionExpiry` lists offline sessions by expiry (docs/adr/0018-session-expiry.md);
+ * `byWillDue` lists wills waiting for their delay (docs/adr/0021-flow-control-server-keep-alive-will-delay.md).
+ */
 export const sessionsTable: TableDefinition = {
   id: 'Sessions',
   partitionKey: str('clientId'),
@@ -76,6 +80,13 @@ export const sessionsTable: TableDefinition = {
       indexName: 'bySessionExpiry',
       partitionKey: str('expiryShard'),
       sortKey: { name: 'sessionExpiresAt', type: 'N' },
+      projection: 'KEYS_ONLY',
+    },
+    {
+      // Sparse: only sessions holding a will that waits for its Will Delay Interval carry `willShard`.
+      indexName: 'byWillDue',
+      partitionKey: str('willShard'),
+      sortKey: { name: 'willDueAt', type: 'N' },
       projection: 'KEYS_ONLY',
     },
   ],

@@ -31,11 +31,21 @@ export const handler = async (
       typeof context?.getRemainingTimeInMillis === 'function'
         ? context.getRemainingTimeInMillis() - finishMarginMs
         : runForMs;
-    await checkKeepAlivesFor(broker, Math.min(runForMs, left), periodMs, ({ error, ...counts }) => {
-      if (counts.failed > 0)
-        logger.error('keep-alive check failed; the next one retries', { ...counts, error });
-      else if (counts.expired > 0) logger.info('keep-alive expired', counts);
-    });
+    await checkKeepAlivesFor(
+      broker,
+      Math.min(runForMs, left),
+      periodMs,
+      ({ error, ...counts }) => {
+        if (counts.failed > 0)
+          logger.error('keep-alive check failed; the next one retries', { ...counts, error });
+        else if (counts.expired > 0) logger.info('keep-alive expired', counts);
+      },
+      (wills) => {
+        if (typeof wills !== 'number')
+          logger.error('publishing delayed wills failed; the next check retries', { error: wills.error });
+        else if (wills > 0) logger.info('delayed wills published', { wills });
+      },
+    );
     return;
   }
   const result = await sweep(broker);

@@ -9,8 +9,10 @@ import type { ApplicationMessage, ConnectionRecord, OutboundMessage, SessionReco
 import type { ProtocolVersion } from '../protocol/frames.js';
 import { isValidTopicName } from '../topics.js';
 import type { Invocation } from './context.js';
+import { trackedReceiveMaximum } from './flow-control.js';
 import { keepAliveDue } from './keepalive.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
+import { grantKeepAlive } from './server-keep-alive.js';
 import { grantedSessionExpiry, neverExpires } from './session-expiry.js';
 
 /** A CONNECT the broker refuses: what to answer, if anything, before closing the connection. */
@@ -32,12 +34,19 @@ export interface AcceptedConnect {
   /** The broker chose the client id [MQTT-3.1.3-6]; a 5.0 CONNACK tells the client which. */
   readonly assigned: boolean;
   readonly clean: boolean;
+  /** The keep-alive the broker holds the client to: its own, or the Server Keep Alive. */
   readonly keepAliveSeconds: number;
+  /** Set when the broker overrides the client's keep-alive: the 5.0 CONNACK says so [MQTT-3.2.2-21]. */
+  readonly serverKeepAlive?: number;
   readonly will?: ApplicationMessage;
+  /** The 5.0 will's Will Delay Interval, seconds, when it has one [MQTT-3.1.3-9]. */
+  readonly willDelaySeconds?: number;
   /** Who the authenticator said the client is; absent without authentication. */
   readonly user?: string;
   /** The MQTT 5 client's Maximum Packet Size, if it set one. */
   readonly maximumPacketSize?: number;
+  /** The MQTT 5 client's Receive Maximum, when flow control tracks it (shared/broker/flow-control.ts). */
+  readonly receiveMaximum?: number;
   /** The Session Expiry Interval granted, seconds (3.1.1: 0 or for ever by the clean flag). */
   readonly sessionExpirySeconds: number;
   /** The broker granted less than the client asked: a 5.0 CONNACK says how much. */
@@ -72,6 +81,7 @@ export function validateConnect(
   packet: IConnectPacket,
   newId: () => string,
   maxSessionExpirySeconds = neverExpires,
+  serverKeepAliveSeconds = 0,
 ): ConnectRefusal | AcceptedConnect {
   const version = packet.protocolVersion;
   if (version !== 4 && version !== 5) {
@@ -122,8 +132,11 @@ export function validateConnect(
     clientId,
     assigned,
     clean,
-    keepAliveSeconds: packet.keepalive ?? 0,
+    ...grantKeepAlive(version, packet.keepalive ?? 0, serverKeepAliveSeconds),
     will,
+    ...(will && version === 5 && packet.will?.properties?.willDelayInterval
+      ? { willDelaySeconds: packet.will.properties.willDelayInterval }
+      : {}),
     sessionExpirySeconds: grantedSessionExpiry(version, packet.properties, clean, maxSessionExpirySeconds),
     sessionExpiryCapped:
       version === 5 && (packet.properties?.sessionExpiryInterval ?? 0) > maxSessionExpirySeconds,
@@ -133,6 +146,7 @@ export function validateConnect(
     ...(version === 5 && (packet.properties?.topicAliasMaximum ?? 0) > 0
       ? { topicAliasMaximum: packet.properties?.topicAliasMaximum }
       : {}),
+    ...receiveMaximumField(trackedReceiveMaximum(version, packet.properties)),
   };
 }
 
@@ -252,9 +266,15 @@ export function connectionRecord(
     }),
     connectFrameId: invocation.frameId,
     will: connect.will,
+    ...(connect.willDelaySeconds === undefined ? {} : { willDelaySeconds: connect.willDelaySeconds }),
     ...(connect.user === undefined ? {} : { user: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
+    ...receiveMaximumField(connect.receiveMaximum),
   };
+}
+
+function receiveMaximumField(receiveMaximum: number | undefined): { receiveMaximum?: number } {
+  return receiveMaximum === undefined ? {} : { receiveMaximum };
 }
 
 /** The session record that makes `connectionId` the one serving the client id. */
@@ -273,6 +293,7 @@ export function sessionRecord(
     ...(connect.user === undefined ? {} : { owner: connect.user }),
     ...(connect.maximumPacketSize === undefined ? {} : { maximumPacketSize: connect.maximumPacketSize }),
     ...(connect.topicAliasMaximum === undefined ? {} : { topicAliasMaximum: connect.topicAliasMaximum }),
+    ...receiveMaximumField(connect.receiveMaximum),
   };
 }
 
@@ -285,6 +306,7 @@ export function buildConnack(
   resumed: boolean,
   maxPacketSize: number,
   topicAliasMaximum = 0,
+  receiveMaximum = 65_535,
 ): IConnackPacket {
   if (connect.version === 4) {
     // [MQTT-3.2.2-1] session present is 0 for a clean session.
@@ -298,9 +320,13 @@ export function buildConnack(
       ...(connect.assigned ? { assignedClientIdentifier: connect.clientId } : {}),
       // The interval the broker will use, when lower than the client asked.
       ...(connect.sessionExpiryCapped ? { sessionExpiryInterval: connect.sessionExpirySeconds } : {}),
+      // [MQTT-3.2.2-21] the client uses this instead of the keep-alive it asked for.
+      ...(connect.serverKeepAlive === undefined ? {} : { serverKeepAlive: connect.serverKeepAlive }),
       maximumPacketSize: maxPacketSize,
       // [MQTT-3.2.2-17] the aliases a client may use: alias 1..this (0: none).
       topicAliasMaximum,
+      // [MQTT-3.3.4-8] QoS 2 PUBLISHes a client may have awaiting PUBREL; 65,535 (the default) goes unsaid.
+      ...(receiveMaximum < 65_535 ? { receiveMaximum } : {}),
       retainAvailable: true,
       sharedSubscriptionAvailable: false,
       wildcardSubscriptionAvailable: true,

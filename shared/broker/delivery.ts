@@ -2,6 +2,7 @@ import type { IPublishPacket } from 'mqtt-packet';
 import { propertiesSize, publishProperties, remainingExpiry } from '../message-properties.js';
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { sendWithinReceiveMaximum } from './flow-control.js';
 import { largestPacketFor } from './outbox.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
@@ -102,6 +103,7 @@ export async function deliver(
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
   if (publishSize(message, qos, session.protocolVersion, subscriptionIdentifiers) > largest) return 'dropped';
   const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
+  let seq: number | undefined; // the reservation's order, for flow control
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
   } else {
@@ -111,6 +113,7 @@ export async function deliver(
     // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
     if (id.received) return 'sent';
     packet.messageId = id.packetId;
+    seq = id.seq;
     packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
     if (!session.cleanSession) {
       const kept = await ctx.store.putOutbound(
@@ -135,6 +138,9 @@ export async function deliver(
     }
     if (!online) return session.cleanSession ? 'dropped' : 'queued';
   }
-  const sent = await sink(packet);
+  // [MQTT-3.3.4-9] within the client's Receive Maximum, when flow control tracks it.
+  const sent = await (seq === undefined
+    ? sink(packet)
+    : sendWithinReceiveMaximum(ctx, session, seq, packet, sink));
   return sent === 'gone' ? 'gone' : 'sent';
 }

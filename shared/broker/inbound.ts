@@ -13,6 +13,7 @@ import { packetFault, refusePacket } from './packet-rules.js';
 import { keepAllowance, openAllowance, type PublishAllowance, spendPublish } from './publish-quota.js';
 import { ConnackReturnCode, ReasonCode } from './reason-codes.js';
 import { expiryAtDisconnect } from './session-expiry.js';
+import { disconnectWithWill } from './will-delay.js';
 
 export interface FrameOutcome {
   /** Commands of the packets handled, in order. */
@@ -99,8 +100,8 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
         ); // [MQTT-3.14.2-2]
       // The session ends by the interval the DISCONNECT gave, read back when the connection is gone.
       if (next !== record) await ctx.store.putConnection(next);
-      // [MQTT-3.1.2-10] a DISCONNECT discards the will; [MQTT-3.14.4-1] then the server closes.
-      await ctx.store.takeWill(record.connectionId);
+      // [MQTT-3.14.4-3] a DISCONNECT discards the will, unless 5.0's 0x04 asks for it; [MQTT-3.14.4-1] then the server closes.
+      if (packet.reasonCode !== disconnectWithWill) await ctx.store.takeWill(record.connectionId);
       invocation.closeReason = 'client DISCONNECT';
       return;
     }

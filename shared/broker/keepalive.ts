@@ -2,6 +2,7 @@ import type { ConnectionRecord } from '../ports.js';
 import { encodeFrame } from '../protocol/frames.js';
 import type { BrokerContext } from './context.js';
 import { connectionGone } from './lifecycle.js';
+import { publishDueWills } from './will-delay.js';
 
 /**
  * Keep-alive enforcement (docs/adr/0015-keep-alive-deadlines.md). `lastSeen`
@@ -117,7 +118,7 @@ async function expire(ctx: BrokerContext, connectionId: string, now: number): Pr
 }
 
 /**
- * Runs `checkKeepAlives` every `periodMs` for `runForMs` (at least once):
+ * Runs `checkKeepAlives` and `publishDueWills` every `periodMs` for `runForMs` (at least once):
  * EventBridge starts the sweeper once a minute, and one invocation looping
  * through that minute costs far less than anything started each second. A
  * check that fails (the index unreadable) is reported and the loop goes on.
@@ -127,6 +128,7 @@ export async function checkKeepAlivesFor(
   runForMs: number,
   periodMs: number,
   onResult: (result: KeepAliveCheckResult) => void = () => {},
+  onWills: (published: number | { error: unknown }) => void = () => {},
 ): Promise<void> {
   const end = ctx.now() + runForMs;
   for (;;) {
@@ -134,6 +136,8 @@ export async function checkKeepAlivesFor(
     onResult(
       await checkKeepAlives(ctx).catch((error: unknown) => ({ due: 0, expired: 0, failed: 1, error })),
     );
+    // Delayed wills come due on the same clock (ADR 0021); a failure is reported and retried next tick.
+    onWills(await publishDueWills(ctx).catch((error: unknown) => ({ error })));
     const next = started + periodMs;
     if (next >= end) return;
     await ctx.sleep(Math.max(0, next - ctx.now()));

@@ -3,10 +3,12 @@ import { mayPublish } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { acceptMessage } from './publishing.js';
 import { sessionExpiresAt } from './session-expiry.js';
+import { willDueAt } from './will-delay.js';
 
 /**
  * The connection is gone (a $disconnect event, a 410 from the gateway, or
- * the sweep): publish its will unless DISCONNECT cleared it [MQTT-3.1.2-8],
+ * the sweep): publish its will unless DISCONNECT cleared it [MQTT-3.1.2-8]
+ * (a 5.0 will with a delay is deferred on the session instead),
  * forget the connection and, if it still served its client id, end the
  * session's online state; a clean session (5.0: expiry 0) ends altogether
  * [MQTT-3.1.2-6], a 5.0 session with an expiry interval starts counting down.
@@ -23,8 +25,12 @@ export async function connectionGone(
   const record = await ctx.store.getConnection(connectionId);
   const will = record?.will && (await ctx.store.takeWill(connectionId));
   // A will is published with its client's rights: one it may not write is dropped.
-  if (record && will && mayPublish(ctx, { user: record.user, clientId: record.clientId }, will.topic))
-    await acceptMessage(ctx, record.clientId, will);
+  if (record && will && mayPublish(ctx, { user: record.user, clientId: record.clientId }, will.topic)) {
+    const dueAt = willDueAt(record, ctx.now());
+    // [MQTT-3.1.3-9] a delayed will waits on the session, unless the client is already back (then never).
+    if (dueAt === undefined) await acceptMessage(ctx, record.clientId, will);
+    else await ctx.store.deferWill(record.clientId, connectionId, will, dueAt);
+  }
   // The record may already be gone (expired, or removed by another instance); the session may still point here.
   const owner = record ?? knownOwner;
   if (!owner) return;

@@ -13,6 +13,7 @@ export const ReasonCode = {
   SessionTakenOver: 0x8e,
   TopicFilterInvalid: 0x8f,
   TopicNameInvalid: 0x90,
+  ReceiveMaximumExceeded: 0x93,
   TopicAliasInvalid: 0x94,
   PacketTooLarge: 0x95,
   MessageRateTooHigh: 0x96,

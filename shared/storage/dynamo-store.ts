@@ -5,6 +5,7 @@ import type {
   ApplicationMessage,
   BrokerStore,
   ConnectionRecord,
+  HeldPacket,
   OutboundMessage,
   RetainedMessage,
   SessionRecord,
@@ -14,6 +15,7 @@ import type {
 import type { TableId } from '../tables.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
 import { Deliveries } from './dynamo/deliveries.js';
+import { FlowControl } from './dynamo/flow-control.js';
 import { Retained } from './dynamo/retained.js';
 import { Subscriptions } from './dynamo/subscriptions.js';
 import { UserConnections } from './dynamo/user-connections.js';
@@ -38,6 +40,7 @@ export class DynamoStore implements BrokerStore {
   private readonly subscriptions: Subscriptions;
   private readonly deliveries: Deliveries;
   private readonly retained: Retained;
+  private readonly flow: FlowControl;
   private readonly userConnectionSets: UserConnections;
 
   constructor(
@@ -50,6 +53,7 @@ export class DynamoStore implements BrokerStore {
     this.subscriptions = new Subscriptions(database);
     this.deliveries = new Deliveries(database);
     this.retained = new Retained(database);
+    this.flow = new FlowControl(database);
     this.userConnectionSets = new UserConnections(database);
   }
 
@@ -98,6 +102,52 @@ export class DynamoStore implements BrokerStore {
     return this.sessions.deleteExpiredSession(clientId, now);
   }
 
+  deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean> {
+    return this.sessions.deferWill(clientId, connectionId, will, dueAt);
+  }
+
+  willsDue(now: number): Promise<string[]> {
+    return this.sessions.willsDue(now);
+  }
+
+  takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
+    return this.sessions.takeDueWill(clientId, now);
+  }
+
+  takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean> {
+    return this.flow.takeSendPlace(clientId, connectionId, receiveMaximum);
+  }
+
+  holdPacket(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    held: HeldPacket,
+  ): Promise<boolean> {
+    return this.flow.holdPacket(clientId, connectionId, receiveMaximum, held);
+  }
+
+  claimHeldPacket(clientId: string, receiveMaximum: number): Promise<HeldPacket | undefined> {
+    return this.flow.claimHeldPacket(clientId, receiveMaximum);
+  }
+
+  heldPacketSent(clientId: string): Promise<void> {
+    return this.flow.heldPacketSent(clientId);
+  }
+
+  freeSendPlace(clientId: string): Promise<boolean> {
+    return this.flow.freeSendPlace(clientId);
+  }
+
+  resetFlow(clientId: string, inFlight: number): Promise<void> {
+    return this.flow.resetFlow(clientId, inFlight);
+  }
+
   putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
     return this.subscriptions.putSubscriptions(subscriptions);
   }
@@ -122,12 +172,16 @@ export class DynamoStore implements BrokerStore {
     return this.deliveries.putMessage(message);
   }
 
-  putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
-    return this.deliveries.putQoS2Message(message, packetId);
+  putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'> {
+    return this.deliveries.putQoS2Message(message, packetId, receiveMaximum);
   }
 
-  releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
-    return this.deliveries.releaseInboundPacketId(clientId, packetId);
+  releaseInboundPacketId(clientId: string, packetId: number, counted?: boolean): Promise<void> {
+    return this.deliveries.releaseInboundPacketId(clientId, packetId, counted);
   }
 
   reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {

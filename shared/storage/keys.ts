@@ -23,8 +23,14 @@ export const outboundPrefix = 'out#';
 
 /** Deliveries-table entry of a QoS 1/2 message to the client. */
 export const outboundEntry = (packetId: number) => `${outboundPrefix}${padded(packetId)}`;
+/** Deliveries-table entry prefix of packets held back by the client's Receive Maximum. */
+export const heldPrefix = 'flow#';
+/** Deliveries-table entry of a held packet: zero-padded seq, so the oldest sorts first. */
+export const heldEntry = (seq: number) => `${heldPrefix}${String(seq).padStart(15, '0')}`;
+/** Deliveries-table entry prefix of inbound QoS 2 packet ids awaiting PUBREL. */
+export const inboundPrefix = 'in#';
 /** Deliveries-table entry of an inbound QoS 2 packet id awaiting PUBREL. */
-export const inboundEntry = (packetId: number) => `in#${padded(packetId)}`;
+export const inboundEntry = (packetId: number) => `${inboundPrefix}${padded(packetId)}`;
 /** Deliveries-table entry pinning the packet id of one QoS 2 delivery of a message. */
 export const qos2Entry = (messageKey: string) => `qos2#${messageKey}`;
 /** Deliveries-table entry leading from a QoS 2 delivery's packet id back to its `qos2#` marker. */

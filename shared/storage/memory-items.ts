@@ -2,7 +2,7 @@
  * The in-memory store's items (shared/storage/memory-store.ts): the shapes the DynamoDB tables hold,
  * and the copy a DynamoDB round trip makes of them.
  */
-import type { OutboundMessage, SessionRecord } from '../ports.js';
+import type { ApplicationMessage, HeldPacket, OutboundMessage, SessionRecord } from '../ports.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -15,6 +15,14 @@ export type SessionItem = Partial<Mutable<SessionRecord>> & {
   clientId: string;
   nextPacketId?: number;
   queued?: number;
+  /** A will waiting for its delay, and when it is due (`BrokerStore.deferWill`). */
+  pendingWill?: ApplicationMessage;
+  willDueAt?: number;
+  /** Receive Maximum places taken, and packets held back (`BrokerStore.takeSendPlace`). */
+  inFlight?: number;
+  waiting?: number;
+  /** Inbound QoS 2 packet ids awaiting PUBREL, counted against the broker's Receive Maximum. */
+  inboundQoS2?: number;
 };
 
 /** One client id's packet state: the Deliveries table's `out#`, `in#`, `qos2#` and `qos2id#` entries. */
@@ -23,6 +31,8 @@ export interface Deliveries {
   readonly inbound: Set<number>;
   readonly qos2: Map<string, { packetId: number; seq: number; received: boolean }>;
   readonly qos2ByPacketId: Map<number, string>;
+  /** `flow#` entries: packets held back by the client's Receive Maximum, by seq. */
+  readonly held: Map<number, HeldPacket>;
 }
 
 /**
@@ -43,6 +53,15 @@ export function copy<T>(value: T): T {
 }
 
 export function sessionRecord(item: SessionItem): SessionRecord {
-  const { nextPacketId: _counter, queued: _queued, ...record } = item;
+  const {
+    nextPacketId: _counter,
+    queued: _queued,
+    pendingWill: _will,
+    willDueAt: _due,
+    inFlight: _inFlight,
+    waiting: _waiting,
+    inboundQoS2: _inbound,
+    ...record
+  } = item;
   return copy(record) as SessionRecord;
 }

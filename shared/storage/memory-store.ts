@@ -2,6 +2,7 @@ import type {
   ApplicationMessage,
   BrokerStore,
   ConnectionRecord,
+  HeldPacket,
   OutboundMessage,
   QoS,
   RetainedMessage,
@@ -84,10 +85,14 @@ export class MemoryStore implements BrokerStore {
     const {
       owner: _previousOwner,
       maximumPacketSize: _previousMaximum,
+      receiveMaximum: _previousReceiveMaximum,
       sessionExpirySeconds: _previousExpiry,
       sessionExpiresAt: _noLongerExpiring,
       topicAliasMaximum: _previousAliasMaximum,
       outboundTopicAliases: _previousConnectionsAliases,
+      // [MQTT-3.1.3-9] the client is back: its delayed will is never published.
+      pendingWill: _cancelledWill,
+      willDueAt: _cancelledDue,
       ...kept
     } = stored ?? {};
     this.sessions.set(clientId, {
@@ -99,6 +104,7 @@ export class MemoryStore implements BrokerStore {
       cleanSession,
       ...(owner === undefined ? {} : { owner }),
       ...(maximumPacketSize === undefined ? {} : { maximumPacketSize }),
+      ...(next.receiveMaximum === undefined ? {} : { receiveMaximum: next.receiveMaximum }),
       ...(next.sessionExpirySeconds === undefined ? {} : { sessionExpirySeconds: next.sessionExpirySeconds }),
       ...(next.topicAliasMaximum === undefined ? {} : { topicAliasMaximum: next.topicAliasMaximum }),
     });
@@ -145,9 +151,37 @@ export class MemoryStore implements BrokerStore {
     const expired =
       stored?.connectionId === undefined &&
       stored?.sessionExpiresAt !== undefined &&
-      stored.sessionExpiresAt <= now;
+      stored.sessionExpiresAt <= now &&
+      stored.pendingWill === undefined;
     if (expired) this.sessions.delete(clientId);
     return expired;
+  }
+
+  async deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.connectionId !== connectionId) return false;
+    this.sessions.set(clientId, { ...stored, pendingWill: copy(will), willDueAt: dueAt });
+    return true;
+  }
+
+  async willsDue(now: number): Promise<string[]> {
+    return [...this.sessions.values()]
+      .filter((s) => s.willDueAt !== undefined && s.willDueAt <= now)
+      .map((s) => s.clientId);
+  }
+
+  async takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
+    const stored = this.sessions.get(clientId);
+    if (stored?.pendingWill === undefined || stored.willDueAt === undefined || stored.willDueAt > now)
+      return undefined;
+    const { pendingWill, willDueAt: _due, ...rest } = stored;
+    this.sessions.set(clientId, rest);
+    return copy(pendingWill);
   }
 
   async putSubscriptions(subscriptions: readonly SubscriptionRecord[]): Promise<string[]> {
@@ -209,17 +243,29 @@ export class MemoryStore implements BrokerStore {
     this.messages.set(JSON.stringify([message.publisher, message.messageId]), copy(message));
   }
 
-  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+  async putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'> {
     const deliveries = this.deliveriesOf(message.publisher);
     // [MQTT-4.3.3-2] the packet id is awaiting PUBREL: a resent PUBLISH, already stored.
     if (deliveries.inbound.has(packetId)) return false;
+    if (receiveMaximum !== undefined) {
+      const session = this.sessions.get(message.publisher);
+      if (!session || (session.inboundQoS2 ?? 0) >= receiveMaximum) return 'exceeded';
+      session.inboundQoS2 = (session.inboundQoS2 ?? 0) + 1;
+    }
     deliveries.inbound.add(packetId);
     await this.putMessage(message);
     return true;
   }
 
-  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
-    this.deliveries.get(clientId)?.inbound.delete(packetId);
+  async releaseInboundPacketId(clientId: string, packetId: number, counted = false): Promise<void> {
+    if (!this.deliveries.get(clientId)?.inbound.delete(packetId)) return; // a repeated PUBREL
+    const session = this.sessions.get(clientId);
+    if (counted && session && (session.inboundQoS2 ?? 0) > 0)
+      session.inboundQoS2 = (session.inboundQoS2 ?? 0) - 1;
   }
 
   async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
@@ -294,7 +340,10 @@ export class MemoryStore implements BrokerStore {
   }
 
   async deleteDeliveries(clientId: string): Promise<void> {
+    const hadInbound = (this.deliveries.get(clientId)?.inbound.size ?? 0) > 0;
     this.deliveries.delete(clientId);
+    const session = this.sessions.get(clientId);
+    if (hadInbound && session) delete session.inboundQoS2;
   }
 
   async putRetained(message: RetainedMessage): Promise<void> {
@@ -381,6 +430,61 @@ export class MemoryStore implements BrokerStore {
     return copy(will);
   }
 
+  async takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean> {
+    const session = this.sessions.get(clientId);
+    if (session?.connectionId !== connectionId) return false;
+    if ((session.inFlight ?? 0) >= receiveMaximum || (session.waiting ?? 0) > 0) return false;
+    session.inFlight = (session.inFlight ?? 0) + 1;
+    return true;
+  }
+
+  async holdPacket(
+    clientId: string,
+    connectionId: string,
+    receiveMaximum: number,
+    held: HeldPacket,
+  ): Promise<boolean> {
+    const deliveries = this.deliveriesOf(clientId);
+    if (deliveries.held.has(held.seq)) return true; // a retried fan-out: already held
+    const session = this.sessions.get(clientId);
+    if (session?.connectionId !== connectionId) return false;
+    if ((session.inFlight ?? 0) < receiveMaximum && (session.waiting ?? 0) === 0) return false;
+    session.waiting = (session.waiting ?? 0) + 1;
+    deliveries.held.set(held.seq, copy(held));
+    return true;
+  }
+
+  async claimHeldPacket(clientId: string, receiveMaximum: number): Promise<HeldPacket | undefined> {
+    const held = this.deliveries.get(clientId)?.held;
+    const session = this.sessions.get(clientId);
+    const oldest = Math.min(...(held?.keys() ?? []));
+    const packet = held?.get(oldest);
+    if (!held || !session || !packet || (session.inFlight ?? 0) >= receiveMaximum) return undefined;
+    held.delete(oldest);
+    session.inFlight = (session.inFlight ?? 0) + 1;
+    return copy(packet);
+  }
+
+  async heldPacketSent(clientId: string): Promise<void> {
+    const session = this.sessions.get(clientId);
+    if (session && (session.waiting ?? 0) > 0) session.waiting = (session.waiting ?? 0) - 1;
+  }
+
+  async freeSendPlace(clientId: string): Promise<boolean> {
+    const session = this.sessions.get(clientId);
+    if (!session) return false;
+    if ((session.inFlight ?? 0) > 0) session.inFlight = (session.inFlight ?? 0) - 1;
+    return (session.waiting ?? 0) > 0;
+  }
+
+  async resetFlow(clientId: string, inFlight: number): Promise<void> {
+    this.deliveries.get(clientId)?.held.clear();
+    const session = this.sessions.get(clientId);
+    if (!session) return;
+    session.inFlight = inFlight;
+    session.waiting = 0;
+  }
+
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
     yield [...this.connections.values()].map(copy);
   }
@@ -432,7 +536,13 @@ export class MemoryStore implements BrokerStore {
   private deliveriesOf(clientId: string): Deliveries {
     let deliveries = this.deliveries.get(clientId);
     if (!deliveries) {
-      deliveries = { outbound: new Map(), inbound: new Set(), qos2: new Map(), qos2ByPacketId: new Map() };
+      deliveries = {
+        outbound: new Map(),
+        inbound: new Set(),
+        qos2: new Map(),
+        qos2ByPacketId: new Map(),
+        held: new Map(),
+      };
       this.deliveries.set(clientId, deliveries);
     }
     return deliveries;

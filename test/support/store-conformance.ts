@@ -506,6 +506,168 @@ export function storeConformance(
       );
     });
 
+    describe('delayed wills', () => {
+      const five = session('a', 's1', 'c1', { protocolVersion: 5, sessionExpirySeconds: 60 });
+      const lastWords = { ...will('status/a', 'gone', 1), properties: fullProperties };
+
+      test(
+        'deferWill keeps the will until due: willsDue and takeDueWill give it from then on, once [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          assert.equal(await store.deferWill('a', 'c1', lastWords, 5_000), true);
+          await store.endSession('a', 'c1', false, 61_000);
+          assert.deepEqual(await store.willsDue(4_999), []);
+          assert.equal(await store.takeDueWill('a', 4_999), undefined);
+          assert.deepEqual(await eventually(() => store.willsDue(5_000), ['a']), ['a']);
+          const taken = await Promise.all(Array.from({ length: 3 }, () => store.takeDueWill('a', 5_000)));
+          assert.deepEqual(
+            taken.filter((w) => w !== undefined),
+            [lastWords],
+          );
+          assert.deepEqual(await eventually(() => store.willsDue(10_000), []), []);
+          // The session itself is untouched: offline, expiring as before.
+          const { connectionId: _ended, ...offline } = five;
+          assert.deepEqual(sessionFields(await store.getSession('a')), {
+            ...offline,
+            sessionExpiresAt: 61_000,
+          });
+        }),
+      );
+
+      test(
+        'deferWill: false, and nothing kept, when another connection serves the client id [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession({ ...five, connectionId: 'c2' }, undefined);
+          assert.equal(await store.deferWill('a', 'c1', lastWords, 5_000), false);
+          assert.equal(await store.deferWill('nobody', 'c1', lastWords, 5_000), false);
+          assert.equal(await store.takeDueWill('a', 10_000), undefined);
+          assert.deepEqual(await store.willsDue(10_000), []);
+        }),
+      );
+
+      test(
+        'replaceSession (the client reconnects) discards the deferred will [MQTT-3.1.3-9]',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          await store.deferWill('a', 'c1', lastWords, 5_000);
+          await store.endSession('a', 'c1', false, 61_000);
+          const offline = await store.getSession('a');
+          assert.equal(await store.replaceSession({ ...five, connectionId: 'c2' }, offline), true);
+          assert.equal(await store.takeDueWill('a', 10_000), undefined);
+          assert.deepEqual(await eventually(() => store.willsDue(10_000), []), []);
+        }),
+      );
+
+      test(
+        'deleteExpiredSession keeps a session whose deferred will is still to be published',
+        withStore(async (store) => {
+          await store.replaceSession(five, undefined);
+          await store.deferWill('a', 'c1', lastWords, 61_000);
+          await store.endSession('a', 'c1', false, 61_000);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), false);
+          assert.deepEqual(await store.takeDueWill('a', 61_000), lastWords);
+          assert.equal(await store.deleteExpiredSession('a', 61_000), true);
+        }),
+      );
+    });
+
+    describe('flow control (Receive Maximum)', () => {
+      const online = () => session('a', 's1', 'c1', { protocolVersion: 5, receiveMaximum: 2 });
+      const held = (seq: number) => ({ seq, frame: `frame-${seq}` });
+
+      test(
+        'takeSendPlace: up to the Receive Maximum, then false; false for a connection that no longer serves [MQTT-3.3.4-9]',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false);
+          assert.equal(await store.freeSendPlace('a'), false, 'nothing held');
+          assert.equal(await store.takeSendPlace('a', 'old', 2), false);
+          assert.equal(await store.takeSendPlace('nobody', 'c1', 2), false);
+        }),
+      );
+
+      test(
+        'holdPacket: only while every place is taken or others are held; held packets come back oldest first, one per free place',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(1)), false, 'a place is free: send instead');
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.takeSendPlace('a', 'c1', 2);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(4)), true);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(3)), true);
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(3)), true, 'a retry counts as held');
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'no place free');
+          assert.equal(await store.freeSendPlace('a'), true, 'packets are held');
+          // A free place, but packets wait: a new one may not overtake them.
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false);
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(3));
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'the place is taken again');
+          await store.heldPacketSent('a');
+          assert.equal(await store.freeSendPlace('a'), true);
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(4));
+          await store.heldPacketSent('a');
+          assert.equal(await store.claimHeldPacket('a', 2), undefined, 'none held');
+          assert.equal(await store.freeSendPlace('a'), false);
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), true, 'nothing held: straight out again');
+        }),
+      );
+
+      test(
+        'a held packet stands in front of new ones until heldPacketSent',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.takeSendPlace('a', 'c1', 2);
+          await store.holdPacket('a', 'c1', 2, held(3));
+          await store.freeSendPlace('a');
+          await store.freeSendPlace('a');
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(3));
+          assert.equal(await store.takeSendPlace('a', 'c1', 2), false, 'still being posted');
+          assert.equal(await store.holdPacket('a', 'c1', 2, held(4)), true);
+          await store.heldPacketSent('a');
+          assert.deepEqual(await store.claimHeldPacket('a', 2), held(4));
+        }),
+      );
+
+      test(
+        'freeSendPlace never counts below none; resetFlow forgets held packets and sets the places taken',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal(await store.freeSendPlace('a'), false);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), true);
+          assert.equal(await store.holdPacket('a', 'c1', 1, held(2)), true);
+          await store.resetFlow('a', 1);
+          assert.equal(await store.freeSendPlace('a'), false, 'nothing held any more');
+          assert.equal(await store.claimHeldPacket('a', 1), undefined);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), true);
+          assert.equal(await store.takeSendPlace('a', 'c1', 1), false);
+        }),
+      );
+
+      test(
+        'concurrent takeSendPlace calls take no more places than the Receive Maximum [MQTT-3.3.4-9]',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          const taken = await Promise.all(Array.from({ length: 6 }, () => store.takeSendPlace('a', 'c1', 2)));
+          assert.equal(taken.filter(Boolean).length, 2);
+        }),
+      );
+
+      test(
+        'replaceSession keeps the Receive Maximum it is given and drops one the next connection does not send',
+        withStore(async (store) => {
+          await store.replaceSession(online(), undefined);
+          assert.equal((await store.getSession('a'))?.receiveMaximum, 2);
+          const first = await store.getSession('a');
+          const next = session('a', 's1', 'c2', { protocolVersion: 5 });
+          assert.equal(await store.replaceSession(next, first), true);
+          assert.equal((await store.getSession('a'))?.receiveMaximum, undefined);
+        }),
+      );
+    });
+
     describe('subscriptions', () => {
       test(
         'subscriptionsMatching finds a subscription by its exact topic',
@@ -758,6 +920,37 @@ export function storeConformance(
           await store.deleteDeliveries('p1');
           assert.equal(await store.putQoS2Message(message('p1', 'm3', 't', 'x'), 7), true);
           assert.equal(await store.putQoS2Message(message('p2', 'm4', 't', 'x'), 7), false);
+        }),
+      );
+    });
+
+    describe('inbound QoS 2 against the Receive Maximum', () => {
+      const publisher = () => session('pub', 's1', 'c1', { protocolVersion: 5 });
+
+      test(
+        "putQoS2Message with a Receive Maximum: 'exceeded' past it, nothing stored; a PUBREL frees a place [MQTT-3.3.4-8]",
+        withStore(async (store) => {
+          await store.replaceSession(publisher(), undefined);
+          assert.equal(await store.putQoS2Message(message('pub', 'm1', 't', 'x'), 1, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 2, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 2, 2), false, 'a resend');
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), 'exceeded');
+          await store.releaseInboundPacketId('pub', 3, true); // never stored: changes nothing
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), 'exceeded');
+          await store.releaseInboundPacketId('pub', 1, true);
+          await store.releaseInboundPacketId('pub', 1, true); // repeated: counted once
+          assert.equal(await store.putQoS2Message(message('pub', 'm3', 't', 'x'), 3, 2), true);
+          assert.equal(await store.putQoS2Message(message('pub', 'm4', 't', 'x'), 4, 2), 'exceeded');
+        }),
+      );
+
+      test(
+        'deleteDeliveries forgets the count of inbound QoS 2 with the packet ids',
+        withStore(async (store) => {
+          await store.replaceSession(publisher(), undefined);
+          assert.equal(await store.putQoS2Message(message('pub', 'm1', 't', 'x'), 1, 1), true);
+          await store.deleteDeliveries('pub');
+          assert.equal(await store.putQoS2Message(message('pub', 'm2', 't', 'x'), 1, 1), true);
         }),
       );
     });

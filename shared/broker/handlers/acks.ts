@@ -1,6 +1,7 @@
 import type { IPubackPacket, IPubcompPacket, IPubrecPacket, IPubrelPacket } from 'mqtt-packet';
 import type { ConnectionRecord } from '../../ports.js';
 import type { BrokerContext, Invocation } from '../context.js';
+import { inboundReceiveMaximum, placeFreed } from '../flow-control.js';
 
 /**
  * Acknowledgements of QoS 1 and 2 flows, both directions. A clean session
@@ -17,6 +18,7 @@ export async function handleAck(
     case 'puback': // [MQTT-4.3.2-1] QoS 1 delivery done
     case 'pubcomp': // [MQTT-4.3.3-1] QoS 2 delivery done
       if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);
+      await placeFreed(ctx, record); // [MQTT-3.3.4-9] a held packet may go now
       return;
     case 'pubrec':
       // [MQTT-4.3.3-1] answer PUBREC with PUBREL; from now on PUBREL is what a reconnect resends.
@@ -26,7 +28,11 @@ export async function handleAck(
       return;
     case 'pubrel':
       // [MQTT-4.3.3-2] the packet id may be reused: a new PUBLISH with it is a new message.
-      await ctx.store.releaseInboundPacketId(record.clientId, packetId);
+      await ctx.store.releaseInboundPacketId(
+        record.clientId,
+        packetId,
+        inboundReceiveMaximum(ctx, record) !== undefined,
+      );
       invocation.outbox.push({ cmd: 'pubcomp', messageId: packetId });
       return;
   }

@@ -19,6 +19,7 @@ import {
   willRefusal,
 } from '../connect-decisions.js';
 import type { BrokerContext, Invocation } from '../context.js';
+import { resendWithinReceiveMaximum } from '../flow-control.js';
 import { ReasonCode } from '../reason-codes.js';
 import { sessionExpired } from '../session-expiry.js';
 import { countUserConnection } from '../user-connections.js';
@@ -32,7 +33,12 @@ type SessionPlan = ReturnType<typeof planSession>;
  * resume the session, answer CONNACK. The decisions live in connect-decisions.ts.
  */
 export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
-  const validated = validateConnect(packet, ctx.newId, ctx.limits.maxSessionExpirySeconds);
+  const validated = validateConnect(
+    packet,
+    ctx.newId,
+    ctx.limits.maxSessionExpirySeconds,
+    ctx.limits.serverKeepAliveSeconds,
+  );
   if (validated.refused) return refuse(invocation, validated);
   invocation.protocolVersion = validated.version;
   // Refused before the connection is claimed, so a refused client takes over no
@@ -72,14 +78,25 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     await ctx.store.deleteDeliveries(connect.clientId);
   }
   invocation.outbox.push(
-    buildConnack(connect, taken.plan.resumed, ctx.maxPacketSize, ctx.limits.topicAliasMaximum),
+    buildConnack(
+      connect,
+      taken.plan.resumed,
+      ctx.maxPacketSize,
+      ctx.limits.topicAliasMaximum,
+      ctx.limits.receiveMaximum,
+    ),
   );
   if (taken.plan.resumed) {
     const queued = await ctx.store.outboundMessages(connect.clientId);
     const now = ctx.now();
     for (const expired of expiredOutbound(queued, now))
       await ctx.store.deleteOutbound(connect.clientId, expired.packetId);
-    for (const resend of resumeOutbox(queued, connect.version, now)) invocation.outbox.push(resend);
+    const resends = resumeOutbox(queued, connect.version, now);
+    // [MQTT-3.3.4-9] no more than the client's Receive Maximum at once; the rest are held back.
+    const current = invocation.record ?? record;
+    invocation.outbox.push(...(await resendWithinReceiveMaximum(ctx, current, queued, resends)));
+  } else if (connect.receiveMaximum !== undefined) {
+    await ctx.store.resetFlow(connect.clientId, 0); // nothing the last connection counted holds this one back
   }
 }
 

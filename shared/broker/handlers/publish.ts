@@ -4,6 +4,7 @@ import type { ConnectionRecord } from '../../ports.js';
 import { isValidTopicName } from '../../topics.js';
 import { mayPublish } from '../authorization.js';
 import type { BrokerContext, Invocation } from '../context.js';
+import { inboundReceiveMaximum } from '../flow-control.js';
 import { acceptMessage } from '../publishing.js';
 import { ReasonCode } from '../reason-codes.js';
 import { resolveTopicAlias } from '../topic-aliases.js';
@@ -57,7 +58,7 @@ export async function handlePublish(
     if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId, ...refused });
     return;
   }
-  await acceptMessage(
+  const accepted = await acceptMessage(
     ctx,
     record.clientId,
     {
@@ -68,7 +69,13 @@ export async function handlePublish(
       ...(properties ? { properties } : {}),
     },
     packet.messageId,
+    inboundReceiveMaximum(ctx, record),
   );
+  if (accepted === 'exceeded') {
+    // [MQTT-3.3.4-8] more QoS 2 PUBLISHes awaiting PUBREL than the CONNACK allowed.
+    const why = `more than ${ctx.limits.receiveMaximum} QoS 2 PUBLISHes awaiting PUBREL (Receive Maximum)`;
+    return protocolViolation(invocation, 5, ReasonCode.ReceiveMaximumExceeded, why);
+  }
   // [MQTT-4.3.2-2] PUBACK, [MQTT-4.3.3-2] PUBREC, only once the message is durably stored.
   if (packet.qos === 1) invocation.outbox.push({ cmd: 'puback', messageId: packet.messageId });
   if (packet.qos === 2) invocation.outbox.push({ cmd: 'pubrec', messageId: packet.messageId });

@@ -27,6 +27,9 @@ type ConnectionsAndSessionsPort = Pick<
   | 'setInboundTopicAliases'
   | 'assignTopicAlias'
   | 'confirmTopicAlias'
+  | 'deferWill'
+  | 'willsDue'
+  | 'takeDueWill'
 >;
 
 /**
@@ -41,6 +44,13 @@ const sessionTtlGraceSeconds = 24 * 3600;
  * sweep costs one half-unit query per shard (docs/adr/0018-session-expiry.md).
  */
 const expiryShards = 16;
+
+/**
+ * Partitions of the will index: wills are deferred at the rate clients drop, far below one
+ * partition's 1,000 writes a second per shard; the per-second check costs one half-unit query
+ * per shard, so few (docs/adr/0021-flow-control-server-keep-alive-will-delay.md).
+ */
+const willShards = 4;
 
 /**
  * The Connections table (one row per live WebSocket connection) and the
@@ -58,6 +68,8 @@ function sessionUpdate(next: SessionRecord): string {
   else set.push('#owner = :owner');
   if (next.maximumPacketSize === undefined) remove.push('maximumPacketSize');
   else set.push('maximumPacketSize = :m');
+  if (next.receiveMaximum === undefined) remove.push('receiveMaximum');
+  else set.push('receiveMaximum = :rm');
   if (next.sessionExpirySeconds === undefined) remove.push('sessionExpirySeconds');
   else set.push('sessionExpirySeconds = :e');
   if (next.topicAliasMaximum === undefined) remove.push('topicAliasMaximum');
@@ -65,6 +77,8 @@ function sessionUpdate(next: SessionRecord): string {
   // Online again: the session no longer expires, and leaves the expiry index. A new connection
   // starts with no topic aliases [MQTT-3.3.2-7].
   remove.push('sessionExpiresAt', 'expiryShard', 'expiresAt', 'outboundTopicAliases');
+  // [MQTT-3.1.3-9] the client is back: its delayed will is never published, and leaves the will index.
+  remove.push('pendingWill', 'willDueAt', 'willShard');
   return `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`;
 }
 
@@ -211,6 +225,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
             ':clean': next.cleanSession,
             ...(next.owner === undefined ? {} : { ':owner': next.owner }),
             ...(next.maximumPacketSize === undefined ? {} : { ':m': next.maximumPacketSize }),
+            ...(next.receiveMaximum === undefined ? {} : { ':rm': next.receiveMaximum }),
             ...(next.sessionExpirySeconds === undefined ? {} : { ':e': next.sessionExpirySeconds }),
             ...(next.topicAliasMaximum === undefined ? {} : { ':aliases': next.topicAliasMaximum }),
             ...(previous
@@ -358,11 +373,74 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         new DeleteCommand({
           TableName: tables.Sessions,
           Key: { clientId },
-          ConditionExpression: 'attribute_not_exists(connectionId) AND sessionExpiresAt <= :now',
+          // A will still waiting is published first: it is due by the session's end at the latest.
+          ConditionExpression:
+            'attribute_not_exists(connectionId) AND sessionExpiresAt <= :now AND attribute_not_exists(pendingWill)',
           ExpressionAttributeValues: { ':now': now },
         }),
       ),
     );
+  }
+
+  async deferWill(
+    clientId: string,
+    connectionId: string,
+    will: ApplicationMessage,
+    dueAt: number,
+  ): Promise<boolean> {
+    const { db, tables } = this.database;
+    return ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Sessions,
+          Key: { clientId },
+          UpdateExpression: 'SET pendingWill = :will, willDueAt = :due, willShard = :shard',
+          ConditionExpression: 'connectionId = :c',
+          ExpressionAttributeValues: {
+            ':will': will,
+            ':due': dueAt,
+            ':shard': String(shardOf(clientId, willShards)),
+            ':c': connectionId,
+          },
+        }),
+      ),
+    );
+  }
+
+  async willsDue(now: number): Promise<string[]> {
+    const { db, tables } = this.database;
+    const shards = Array.from({ length: willShards }, (_, shard) =>
+      queryAll(db, {
+        TableName: tables.Sessions,
+        IndexName: 'byWillDue',
+        KeyConditionExpression: 'willShard = :shard AND willDueAt <= :now',
+        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
+      }),
+    );
+    return (await Promise.all(shards)).flat().map((item) => String(item.clientId));
+  }
+
+  async takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
+    const { db, tables } = this.database;
+    let will: ApplicationMessage | undefined;
+    // Fails when there is none, it is not due, or another caller took it.
+    await ifConditionHolds(
+      db
+        .send(
+          new UpdateCommand({
+            TableName: tables.Sessions,
+            Key: { clientId },
+            UpdateExpression: 'REMOVE pendingWill, willDueAt, willShard',
+            ConditionExpression: 'attribute_exists(pendingWill) AND willDueAt <= :now',
+            ExpressionAttributeValues: { ':now': now },
+            ReturnValues: 'UPDATED_OLD',
+          }),
+        )
+        .then(({ Attributes }) => {
+          will = Attributes?.pendingWill as ApplicationMessage | undefined;
+        }),
+    );
+    return will;
   }
 }
 

@@ -9,6 +9,7 @@ import { propertiesField } from '../../message-properties.js';
 import type { BrokerStore, OutboundMessage, QoS, StoredMessage } from '../../ports.js';
 import {
   inboundEntry,
+  inboundPrefix,
   outboundEntry,
   outboundPrefix,
   packetIdOf,
@@ -57,10 +58,30 @@ export class Deliveries implements DeliveriesPort {
     await db.send(new PutCommand({ TableName: tables.Messages, Item: messageItem(message) }));
   }
 
-  async putQoS2Message(message: StoredMessage, packetId: number): Promise<boolean> {
+  async putQoS2Message(
+    message: StoredMessage,
+    packetId: number,
+    receiveMaximum?: number,
+  ): Promise<boolean | 'exceeded'> {
     const { db, tables } = this.database;
+    // [MQTT-3.3.4-8] the count of packet ids awaiting PUBREL moves with the marker, or not at all.
+    const counter =
+      receiveMaximum === undefined
+        ? []
+        : [
+            {
+              Update: {
+                TableName: tables.Sessions,
+                Key: { clientId: message.publisher },
+                UpdateExpression: 'ADD inboundQoS2 :one',
+                ConditionExpression:
+                  'attribute_exists(clientId) AND (attribute_not_exists(inboundQoS2) OR inboundQoS2 < :max)',
+                ExpressionAttributeValues: { ':one': 1, ':max': receiveMaximum },
+              },
+            },
+          ];
     // One transaction: a resent PUBLISH is never stored twice, and a crash never leaves one without the other.
-    return ifConditionHolds(
+    const failed = await failedConditions(
       db.send(
         new TransactWriteCommand({
           TransactItems: [
@@ -77,17 +98,50 @@ export class Deliveries implements DeliveriesPort {
               },
             },
             { Put: { TableName: tables.Messages, Item: messageItem(message) } },
+            ...counter,
           ],
         }),
       ),
     );
+    if (failed.includes(0)) return false;
+    return failed.length === 0 ? true : 'exceeded';
   }
 
-  async releaseInboundPacketId(clientId: string, packetId: number): Promise<void> {
+  async releaseInboundPacketId(clientId: string, packetId: number, counted = false): Promise<void> {
     const { db, tables } = this.database;
-    await db.send(
-      new DeleteCommand({ TableName: tables.Deliveries, Key: { clientId, entry: inboundEntry(packetId) } }),
+    const key = { clientId, entry: inboundEntry(packetId) };
+    if (!counted) {
+      await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
+      return;
+    }
+    const failed = await failedConditions(
+      db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: tables.Deliveries,
+                Key: key,
+                ConditionExpression: 'attribute_exists(entry)',
+              },
+            },
+            {
+              Update: {
+                TableName: tables.Sessions,
+                Key: { clientId },
+                UpdateExpression: 'ADD inboundQoS2 :minus',
+                ConditionExpression: 'inboundQoS2 > :zero',
+                ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+              },
+            },
+          ],
+        }),
+      ),
     );
+    // Only the count was missing (reset with the session's state): the marker still goes.
+    if (failed.length === 1 && failed[0] === 1) {
+      await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
+    }
   }
 
   async reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }> {
@@ -296,6 +350,19 @@ export class Deliveries implements DeliveriesPort {
       tables.Deliveries,
       items.map((item) => ({ DeleteRequest: { Key: { clientId: item.clientId, entry: item.entry } } })),
     );
+    // The count of inbound packet ids goes with them; one write, only when there were some.
+    if (items.some((item) => String(item.entry).startsWith(inboundPrefix))) {
+      await ifConditionHolds(
+        db.send(
+          new UpdateCommand({
+            TableName: tables.Sessions,
+            Key: { clientId },
+            UpdateExpression: 'REMOVE inboundQoS2',
+            ConditionExpression: 'attribute_exists(clientId)',
+          }),
+        ),
+      );
+    }
   }
 }
 
