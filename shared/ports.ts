@@ -40,6 +40,11 @@ export interface ConnectionRecord {
    * a DISCONNECT may change it. `cleanSession` is true exactly when it is 0. Absent: the 3.1.1 rule.
    */
   readonly sessionExpirySeconds?: number;
+  /**
+   * The connection made a Shared Subscription: even a clean session keeps its QoS 1 deliveries
+   * through one until PUBACK, and its end hands the unacknowledged ones on (MQTT 5.0 §4.8.2).
+   */
+  readonly sharedSubscriber?: boolean;
 }
 
 /** Where a client id's session stands: which connection serves it now. */
@@ -121,6 +126,10 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly publishedAt?: number;
   /** The identifiers of the MQTT 5 subscriptions it matched, resent with it [MQTT-3.3.4-3]. */
   readonly subscriptionIdentifiers?: readonly number[];
+  /** The `$share/…` filter it came through: handed to another member if the session ends unacknowledged. */
+  readonly share?: string;
+  /** With `share`: the message's key (`publisher#messageId`), by which its group's member is chosen. */
+  readonly shareKey?: string;
 }
 
 /** A retained message as stored. */
@@ -244,6 +253,8 @@ export interface BrokerStore {
    * may lag the records briefly (an index), so callers re-read the record.
    */
   connectionsDue(now: number): Promise<string[]>;
+  /** Sets `sharedSubscriber` on the connection's record; a gone connection stays gone. */
+  markSharedSubscriber(connectionId: string): Promise<void>;
   /** Keeps the connection's publish rate bucket on its record; a gone connection stays gone. */
   savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void>;
   /**

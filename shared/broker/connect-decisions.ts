@@ -295,7 +295,7 @@ export function buildConnack(
       maximumPacketSize: maxPacketSize,
       topicAliasMaximum: serverTopicAliasMaximum,
       retainAvailable: true,
-      sharedSubscriptionAvailable: false,
+      sharedSubscriptionAvailable: true, // MQTT 5.0 §4.8.2, docs/adr/0020
       wildcardSubscriptionAvailable: true,
       subscriptionIdentifiersAvailable: true,
     },

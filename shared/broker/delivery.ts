@@ -3,6 +3,7 @@ import { propertiesSize, publishProperties, remainingExpiry } from '../message-p
 import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
 import { largestPacketFor } from './outbox.js';
+import { shareDeliveryKey } from './shared-subscriptions.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
 
@@ -70,6 +71,8 @@ export async function deliver(
     retryKey?: string;
     /** The matching MQTT 5 subscriptions' identifiers, all in the one PUBLISH [MQTT-3.3.4-3]. */
     subscriptionIdentifiers?: readonly number[];
+    /** The Shared Subscription group it goes to (its `$share/…` filter), as one of its members. */
+    share?: string;
   },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
@@ -101,7 +104,12 @@ export async function deliver(
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
   if (publishSize(message, qos, session.protocolVersion, subscriptionIdentifiers) > largest) return 'dropped';
-  const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
+  // One message reaches each group once, whichever member: the group's key pins QoS 2 [MQTT-4.3.3-2].
+  const deliveryKey =
+    options.share !== undefined && options.messageKey !== undefined
+      ? shareDeliveryKey(options.messageKey, options.share)
+      : options.messageKey;
+  const pinKey = options.retryKey ?? (qos === 2 ? deliveryKey : undefined);
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
   } else {
@@ -112,7 +120,10 @@ export async function deliver(
     if (id.received) return 'sent';
     packet.messageId = id.packetId;
     packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
-    if (!session.cleanSession) {
+    // A group's QoS 1 message is kept even for a clean session, to hand to another member if the
+    // session ends unacknowledged (§4.8.2); a QoS 2 one never moves once sent [MQTT-4.8.2-5].
+    const handOff = options.share !== undefined && qos === 1;
+    if (!session.cleanSession || handOff) {
       const kept = await ctx.store.putOutbound(
         session.clientId,
         {
@@ -128,6 +139,7 @@ export async function deliver(
           sent: online,
           released: false,
           ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
+          ...(options.share !== undefined ? { share: options.share, shareKey: options.messageKey } : {}),
         },
         ctx.maxQueuedPerSession,
       );

@@ -193,6 +193,10 @@ export class DynamoStore implements BrokerStore {
     return this.userConnectionSets.userConnections(user);
   }
 
+  markSharedSubscriber(connectionId: string): Promise<void> {
+    return this.sessions.markSharedSubscriber(connectionId);
+  }
+
   savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {
     return this.sessions.savePublishBucket(connectionId, bucket);
   }

@@ -279,6 +279,8 @@ export class Deliveries implements DeliveriesPort {
         ...(Array.isArray(item.subscriptionIdentifiers)
           ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) }
           : {}),
+        ...(typeof item.share === 'string' ? { share: item.share } : {}),
+        ...(typeof item.shareKey === 'string' ? { shareKey: item.shareKey } : {}),
       }))
       .sort((a, b) => a.seq - b.seq);
   }
