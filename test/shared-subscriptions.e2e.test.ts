@@ -40,7 +40,8 @@ describe('Shared Subscriptions', () => {
   });
 
   test('§4.8.2 each message reaches exactly one member of each group, spread across the members', async () => {
-    const workers = await Promise.all(['w1', 'w2', 'w3'].map((w) => v5(`e2e-share-${w}`)));
+    const workers = [];
+    for (const w of ['w1', 'w2', 'w3']) workers.push(await v5(`e2e-share-${w}`));
     const auditor = await v5('e2e-share-audit');
     const boxes = workers.map((w) => inbox(w));
     const audit = inbox(auditor);
@@ -69,7 +70,8 @@ describe('Shared Subscriptions', () => {
         stalled.push(message.toString());
       },
     });
-    const workers = await Promise.all(['h1', 'h2'].map((w) => v5(`e2e-share-${w}`)));
+    const workers = [];
+    for (const w of ['h1', 'h2']) workers.push(await v5(`e2e-share-${w}`));
     const boxes = workers.map((w) => inbox(w));
     for (const c of [stuck, ...workers]) await c.subscribeAsync('$share/handoff/e2e-share/tasks', { qos: 1 });
     const publisher = await v5('e2e-share-pub2');
