@@ -233,6 +233,15 @@ export interface BrokerStore {
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;
   /** PUBACK or PUBCOMP: the message is done. */
   deleteOutbound(clientId: string, packetId: number): Promise<void>;
+  /**
+   * Keeps a copy of a message in flight to a clean session, among `outboundMessages` but outside
+   * the queue's count and bound, until `forgetInFlight` or `deleteDeliveries` (a Shared
+   * Subscription's QoS 1 message, to hand on if the session ends first). A packet id already kept
+   * is left as it is.
+   */
+  keepInFlight(clientId: string, message: OutboundMessage): Promise<void>;
+  /** PUBACK of a message `keepInFlight` kept: the copy goes; harmless when there is none. */
+  forgetInFlight(clientId: string, packetId: number): Promise<void>;
   /** PUBREC: from now on PUBREL is what to resend. */
   markOutboundReleased(clientId: string, packetId: number): Promise<void>;
   /** The session's unacknowledged messages, in queuing order. */

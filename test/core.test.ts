@@ -189,7 +189,15 @@ describe('grantFor', () => {
     assert.equal(grantFor('$share/group/a/b', 1, 5), 1);
     assert.equal(grantFor('$share/group/#', 0, 5), 0);
     assert.equal(grantFor('$share/group/a/b', 2, 4), 2);
-    for (const filter of ['$share/', '$share/g', '$share//a', '$share/g/', '$share/g+/a', '$share/#/a', '$share/g/a/#/b']) {
+    for (const filter of [
+      '$share/',
+      '$share/g',
+      '$share//a',
+      '$share/g/',
+      '$share/g+/a',
+      '$share/#/a',
+      '$share/g/a/#/b',
+    ]) {
       assert.equal(grantFor(filter, 1, 5), 0x8f, filter);
       assert.equal(grantFor(filter, 1, 4), 0x80, filter);
     }

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import { propertiesSize, publishProperties, remainingExpiry } from '../message-properties.js';
-import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
+import type { ApplicationMessage, OutboundMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
 import { largestPacketFor } from './outbox.js';
 import { shareDeliveryKey } from './shared-subscriptions.js';
@@ -124,25 +124,25 @@ export async function deliver(
     // session ends unacknowledged (§4.8.2); a QoS 2 one never moves once sent [MQTT-4.8.2-5].
     const handOff = options.share !== undefined && qos === 1;
     if (!session.cleanSession || handOff) {
-      const kept = await ctx.store.putOutbound(
-        session.clientId,
-        {
-          topic: message.topic,
-          payload: message.payload,
-          ...(message.properties ? { properties: message.properties } : {}),
-          // The expiry runs on while queued, from the publication [MQTT-3.3.2-5].
-          ...(remaining !== undefined ? { publishedAt: message.publishedAt } : {}),
-          qos,
-          retain: options.retain,
-          packetId: id.packetId,
-          seq: id.seq,
-          sent: online,
-          released: false,
-          ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
-          ...(options.share !== undefined ? { share: options.share, shareKey: options.messageKey } : {}),
-        },
-        ctx.maxQueuedPerSession,
-      );
+      // A clean session's copy is outside the queue and its counter: one write, none in a transaction.
+      const keep = session.cleanSession
+        ? (copy: OutboundMessage) => ctx.store.keepInFlight(session.clientId, copy).then(() => true)
+        : (copy: OutboundMessage) => ctx.store.putOutbound(session.clientId, copy, ctx.maxQueuedPerSession);
+      const kept = await keep({
+        topic: message.topic,
+        payload: message.payload,
+        ...(message.properties ? { properties: message.properties } : {}),
+        // The expiry runs on while queued, from the publication [MQTT-3.3.2-5].
+        ...(remaining !== undefined ? { publishedAt: message.publishedAt } : {}),
+        qos,
+        retain: options.retain,
+        packetId: id.packetId,
+        seq: id.seq,
+        sent: online,
+        released: false,
+        ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
+        ...(options.share !== undefined ? { share: options.share, shareKey: options.messageKey } : {}),
+      });
       if (!kept) return 'dropped';
     }
     if (!online) return session.cleanSession ? 'dropped' : 'queued';

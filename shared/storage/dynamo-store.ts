@@ -153,6 +153,14 @@ export class DynamoStore implements BrokerStore {
     return this.deliveries.deleteOutbound(clientId, packetId);
   }
 
+  keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    return this.deliveries.keepInFlight(clientId, message);
+  }
+
+  forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    return this.deliveries.forgetInFlight(clientId, packetId);
+  }
+
   markOutboundReleased(clientId: string, packetId: number): Promise<void> {
     return this.deliveries.markOutboundReleased(clientId, packetId);
   }

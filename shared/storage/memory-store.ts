@@ -266,6 +266,15 @@ export class MemoryStore implements BrokerStore {
     if (session) session.queued = (session.queued ?? 0) - 1;
   }
 
+  async keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    const deliveries = this.deliveriesOf(clientId);
+    if (!deliveries.outbound.has(message.packetId)) deliveries.outbound.set(message.packetId, copy(message));
+  }
+
+  async forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    this.deliveries.get(clientId)?.outbound.delete(packetId);
+  }
+
   async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
     const outbound = this.deliveries.get(clientId)?.outbound;
     const message = outbound?.get(packetId);

@@ -962,6 +962,30 @@ export function storeConformance(
       );
 
       test(
+        'keepInFlight keeps a copy outside the queue’s bound; forgetInFlight removes it, harmlessly twice',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const first = outbound(7, 7, 'in flight', { share: '$share/g/t', shareKey: 'pub#m-7', sent: true });
+          await store.keepInFlight('a', first);
+          // A packet id already kept stays as it was (a retried fan-out).
+          await store.keepInFlight('a', { ...first, topic: 'other' });
+          assert.deepEqual(await store.outboundMessages('a'), [first]);
+          // Not counted: the queue's bound of 1 still has its place.
+          assert.equal(await store.putOutbound('a', outbound(8, 8, 'queued'), 1), true);
+          await store.forgetInFlight('a', 7);
+          await store.forgetInFlight('a', 7);
+          assert.deepEqual(
+            (await store.outboundMessages('a')).map((m) => m.packetId),
+            [8],
+          );
+          assert.equal(await store.putOutbound('a', outbound(9, 9, 'over'), 1), false);
+          await store.keepInFlight('a', outbound(10, 10, 'x'));
+          await store.deleteDeliveries('a');
+          assert.deepEqual(await store.outboundMessages('a'), []);
+        }),
+      );
+
+      test(
         'putOutbound keeps the subscription identifiers a message is resent with [MQTT-3.3.4-3]',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1'), undefined);

@@ -17,8 +17,8 @@ export async function handleAck(
   switch (packet.cmd) {
     case 'puback': // [MQTT-4.3.2-1] QoS 1 delivery done
       // [MQTT-4.8.2-6] whatever its reason code: a refused message is discarded, never handed on.
-      if (!record.cleanSession || record.sharedSubscriber)
-        await ctx.store.deleteOutbound(record.clientId, packetId);
+      if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);
+      else if (record.sharedSubscriber) await ctx.store.forgetInFlight(record.clientId, packetId);
       return;
     case 'pubcomp': // [MQTT-4.3.3-1] QoS 2 delivery done
       if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);

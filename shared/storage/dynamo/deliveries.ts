@@ -34,6 +34,8 @@ type DeliveriesPort = Pick<
   | 'markQoS2Received'
   | 'putOutbound'
   | 'deleteOutbound'
+  | 'keepInFlight'
+  | 'forgetInFlight'
   | 'markOutboundReleased'
   | 'outboundMessages'
   | 'deleteDeliveries'
@@ -238,6 +240,32 @@ export class Deliveries implements DeliveriesPort {
     if (failed.length === 1 && failed[0] === 1) {
       await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
     }
+  }
+
+  async keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    const { db, tables, now } = this.database;
+    // One conditional put, no counter: a clean session's copies end with it (deleteDeliveries, else TTL).
+    await ifConditionHolds(
+      db.send(
+        new PutCommand({
+          TableName: tables.Deliveries,
+          Item: {
+            clientId,
+            entry: outboundEntry(message.packetId),
+            ...message,
+            expiresAt: epochSeconds(now()) + deliveryTtlSeconds,
+          },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      ),
+    );
+  }
+
+  async forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(
+      new DeleteCommand({ TableName: tables.Deliveries, Key: { clientId, entry: outboundEntry(packetId) } }),
+    );
   }
 
   async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
