@@ -209,7 +209,7 @@ describe('Shared Subscriptions: the fan-out', () => {
     );
   });
 
-  test('[MQTT-3.3.4-4] a member gets only its own Subscription Identifier', async () => {
+  test('§3.3.4 a member gets only its own Subscription Identifier', async () => {
     const broker = testContext();
     await connectAs(broker, 'w1', 'w1', { protocolVersion: 5 });
     await sendPackets(broker, 'w1', [subscribe(1, [['$share/g/jobs']], 7)], 5);

@@ -21,7 +21,7 @@ export interface ShareDelivery {
   readonly session: SessionRecord;
   readonly qos: QoS;
   readonly retain: boolean;
-  /** Only the receiving member's own identifier [MQTT-3.3.4-4]. */
+  /** Only the receiving member's own identifier (§3.3.4: a shared subscription's are the receiver's). */
   readonly subscriptionIdentifiers: readonly number[];
   /** The group: its `$share/{ShareName}/{filter}` filter. */
   readonly share: string;
