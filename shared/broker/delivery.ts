@@ -55,7 +55,9 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
  * [MQTT-3.3.2-5]. An MQTT 5 session gets the publisher's properties, with
  * what is left of the expiry interval [MQTT-3.3.2-6]; a 3.1.1 one the bare
  * message. `retryKey` pins the packet id at QoS 1 as at QoS 2, so a retried
- * caller queues the message once.
+ * caller queues the message once. A Shared Subscription group's delivery
+ * (`share`) is pinned by the group's key, and even a clean session keeps a
+ * QoS 1 one until PUBACK, to hand on if it ends first (shared-handoff.ts).
  *
  * @example
  * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
@@ -122,13 +124,8 @@ export async function deliver(
     packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
     // A group's QoS 1 message is kept even for a clean session, to hand to another member if the
     // session ends unacknowledged (§4.8.2); a QoS 2 one never moves once sent [MQTT-4.8.2-5].
-    const handOff = options.share !== undefined && qos === 1;
-    if (!session.cleanSession || handOff) {
-      // A clean session's copy is outside the queue and its counter: one write, none in a transaction.
-      const keep = session.cleanSession
-        ? (copy: OutboundMessage) => ctx.store.keepInFlight(session.clientId, copy).then(() => true)
-        : (copy: OutboundMessage) => ctx.store.putOutbound(session.clientId, copy, ctx.maxQueuedPerSession);
-      const kept = await keep({
+    if (!session.cleanSession || (options.share !== undefined && qos === 1)) {
+      const kept = await keepCopy(ctx, session, {
         topic: message.topic,
         payload: message.payload,
         ...(message.properties ? { properties: message.properties } : {}),
@@ -149,4 +146,15 @@ export async function deliver(
   }
   const sent = await sink(packet);
   return sent === 'gone' ? 'gone' : 'sent';
+}
+
+/**
+ * Keeps a session's copy of a message until acknowledged: queued and counted for a persistent
+ * session (false when its queue is full or it is gone); a clean session's copy, kept only to hand a
+ * shared message on, is one write outside the queue's bound.
+ */
+async function keepCopy(ctx: BrokerContext, session: SessionRecord, copy: OutboundMessage): Promise<boolean> {
+  if (!session.cleanSession) return ctx.store.putOutbound(session.clientId, copy, ctx.maxQueuedPerSession);
+  await ctx.store.keepInFlight(session.clientId, copy);
+  return true;
 }
