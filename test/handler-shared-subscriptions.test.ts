@@ -377,6 +377,17 @@ describe('Shared Subscriptions: a member that goes away', () => {
     assert.deepEqual(payloadsTo(broker, 'w1'), []);
   });
 
+  test('a member whose connection is gone without a $disconnect: its QoS 1 share goes to the others', async () => {
+    const broker = testContext();
+    for (const w of ['w1', 'w2', 'w3']) await member(broker, w, ['$share/g/jobs']);
+    broker.gateway.markGone('w1');
+    await publisher(broker);
+    const sent = Array.from({ length: 12 }, (_, i) => `m${i}`);
+    for (const m of sent) await publish(broker, 'jobs', m);
+    assert.deepEqual([...payloadsTo(broker, 'w2'), ...payloadsTo(broker, 'w3')].sort(), [...sent].sort());
+    assert.equal(await broker.store.getSession('w1'), undefined);
+  });
+
   test('with no other member left, a departing member’s messages end with its session', async () => {
     const broker = testContext();
     await member(broker, 'w1', ['$share/g/jobs']);
