@@ -45,6 +45,11 @@ export interface ConnectionRecord {
    */
   readonly sessionExpirySeconds?: number;
   /**
+   * The connection made a Shared Subscription: even a clean session keeps its QoS 1 deliveries
+   * through one until PUBACK, and its end hands the unacknowledged ones on (MQTT 5.0 §4.8.2).
+   */
+  readonly sharedSubscriber?: boolean;
+  /**
    * The Topic Aliases the client set on this connection, alias (as a decimal string) → topic name
    * [MQTT-3.3.2-12]; they end with the connection [MQTT-3.3.2-7] (shared/broker/topic-aliases.ts).
    */
@@ -147,6 +152,10 @@ export interface OutboundMessage extends ApplicationMessage {
   readonly publishedAt?: number;
   /** The identifiers of the MQTT 5 subscriptions it matched, resent with it [MQTT-3.3.4-3]. */
   readonly subscriptionIdentifiers?: readonly number[];
+  /** The `$share/…` filter it came through: handed to another member if the session ends unacknowledged. */
+  readonly share?: string;
+  /** With `share`: the message's key (`publisher#messageId`), by which its group's member is chosen. */
+  readonly shareKey?: string;
 }
 
 /**
@@ -286,6 +295,15 @@ export interface BrokerStore {
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean>;
   /** PUBACK or PUBCOMP: the message is done. */
   deleteOutbound(clientId: string, packetId: number): Promise<void>;
+  /**
+   * Keeps a copy of a message in flight to a clean session, among `outboundMessages` but outside
+   * the queue's count and bound, until `forgetInFlight` or `deleteDeliveries` (a Shared
+   * Subscription's QoS 1 message, to hand on if the session ends first). A packet id already kept
+   * is left as it is.
+   */
+  keepInFlight(clientId: string, message: OutboundMessage): Promise<void>;
+  /** PUBACK of a message `keepInFlight` kept: the copy goes; harmless when there is none. */
+  forgetInFlight(clientId: string, packetId: number): Promise<void>;
   /** PUBREC: from now on PUBREL is what to resend. */
   markOutboundReleased(clientId: string, packetId: number): Promise<void>;
   /** The session's unacknowledged messages, in queuing order. */
@@ -336,6 +354,8 @@ export interface BrokerStore {
    * may lag the records briefly (an index), so callers re-read the record.
    */
   connectionsDue(now: number): Promise<string[]>;
+  /** Sets `sharedSubscriber` on the connection's record; a gone connection stays gone. */
+  markSharedSubscriber(connectionId: string): Promise<void>;
   /** Keeps the connection's publish rate bucket on its record; a gone connection stays gone. */
   savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void>;
   /**

@@ -42,6 +42,52 @@ export function isValidTopicFilter(filter: string): boolean {
   });
 }
 
+/** The prefix of a Shared Subscription's filter (MQTT 5.0 §4.8.2). */
+export const sharePrefix = '$share/';
+
+/** A Shared Subscription's two parts: `$share/{shareName}/{topicFilter}`. */
+export interface SharedFilter {
+  readonly shareName: string;
+  readonly topicFilter: string;
+}
+
+/**
+ * Splits a Shared Subscription's filter: undefined for a filter that is not
+ * one, 'malformed' for one without a valid ShareName or topic filter.
+ *
+ * @example
+ * parseSharedFilter('$share/workers/jobs/+'); // { shareName: 'workers', topicFilter: 'jobs/+' }
+ * parseSharedFilter('$share/a+b/jobs');      // 'malformed'
+ * parseSharedFilter('jobs/+');               // undefined
+ */
+export function parseSharedFilter(filter: string): SharedFilter | 'malformed' | undefined {
+  if (!filter.startsWith(sharePrefix)) return undefined;
+  const rest = filter.slice(sharePrefix.length);
+  const slash = rest.indexOf('/');
+  // [MQTT-4.8.2-2] the ShareName is followed by '/' and a Topic Filter; it holds no '/' (the split), '+' or '#'.
+  if (slash === -1) return 'malformed';
+  const shareName = rest.slice(0, slash);
+  const topicFilter = rest.slice(slash + 1);
+  // [MQTT-4.8.2-1] a ShareName of at least one character.
+  if (shareName.length === 0 || shareName.includes('+') || shareName.includes('#')) return 'malformed';
+  if (!isValidTopicFilter(topicFilter)) return 'malformed';
+  return { shareName, topicFilter };
+}
+
+/**
+ * The filter topics are matched against: a Shared Subscription's topic
+ * filter, or the filter itself. Subscriptions are stored, matched and
+ * authorized by it.
+ *
+ * @example
+ * matchingFilter('$share/workers/jobs/+'); // 'jobs/+'
+ * matchingFilter('jobs/+');                // 'jobs/+'
+ */
+export function matchingFilter(filter: string): string {
+  const shared = parseSharedFilter(filter);
+  return typeof shared === 'object' ? shared.topicFilter : filter;
+}
+
 /**
  * Whether a topic name matches a topic filter, MQTT 3.1.1 §4.7.
  *

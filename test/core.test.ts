@@ -185,13 +185,25 @@ describe('grantFor', () => {
     }
   });
 
-  test('a $share/ filter is refused with 0x9E Shared Subscriptions not supported in 5.0', () => {
-    assert.equal(grantFor('$share/group/a/b', 1, 5), 0x9e);
-    assert.equal(grantFor('$share/group/#', 0, 5), 0x9e);
-    // In 3.1.1 it is an ordinary filter whose first level is '$share'.
-    assert.equal(grantFor('$share/group/a/b', 1, 4), 1);
+  test('[MQTT-4.8.2-1] [MQTT-4.8.2-2] a well-formed $share/ filter is granted at either level, a malformed one refused', () => {
+    assert.equal(grantFor('$share/group/a/b', 1, 5), 1);
+    assert.equal(grantFor('$share/group/#', 0, 5), 0);
+    assert.equal(grantFor('$share/group/a/b', 2, 4), 2);
+    for (const filter of [
+      '$share/',
+      '$share/g',
+      '$share//a',
+      '$share/g/',
+      '$share/g+/a',
+      '$share/#/a',
+      '$share/g/a/#/b',
+    ]) {
+      assert.equal(grantFor(filter, 1, 5), 0x8f, filter);
+      assert.equal(grantFor(filter, 1, 4), 0x80, filter);
+    }
     // Only the '$share' level itself marks a shared subscription.
     assert.equal(grantFor('$shared/a', 1, 5), 1);
+    assert.equal(grantFor('$share', 1, 5), 1);
   });
 });
 

@@ -51,7 +51,7 @@ describe('CONNECT accepted', () => {
     assert.equal(reply.reasonCode, 0);
     assert.equal(reply.properties?.maximumPacketSize, 4096);
     assert.equal(reply.properties?.topicAliasMaximum, 10);
-    assert.equal(reply.properties?.sharedSubscriptionAvailable, false);
+    assert.equal(reply.properties?.sharedSubscriptionAvailable, true);
     assert.equal(reply.properties?.assignedClientIdentifier, undefined);
   });
 

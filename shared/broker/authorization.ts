@@ -3,6 +3,7 @@
  * client writes them [MQTT-4.7.2-1]; everything else is the authorizer's call (docs/adr/0008-authorization.md).
  */
 import type { AclSubject } from '../acl.js';
+import { matchingFilter } from '../topics.js';
 import type { BrokerContext } from './context.js';
 
 /** Whether the subject may publish to a topic name (a PUBLISH or its will). */
@@ -16,7 +17,10 @@ export function mayRead(ctx: BrokerContext, subject: AclSubject, topic: string):
   return ctx.authorizer?.mayRead(subject, topic) ?? true;
 }
 
-/** Whether the subject may SUBSCRIBE with a filter. */
+/**
+ * Whether the subject may SUBSCRIBE with a filter. A Shared Subscription is
+ * judged by its topic filter: `$share/g/a/#` needs what `a/#` needs, whatever the ShareName.
+ */
 export function maySubscribe(ctx: BrokerContext, subject: AclSubject, filter: string): boolean {
-  return ctx.authorizer?.maySubscribe(subject, filter) ?? true;
+  return ctx.authorizer?.maySubscribe(subject, matchingFilter(filter)) ?? true;
 }

@@ -328,7 +328,7 @@ export function buildConnack(
       // [MQTT-3.3.4-8] QoS 2 PUBLISHes a client may have awaiting PUBREL; 65,535 (the default) goes unsaid.
       ...(receiveMaximum < 65_535 ? { receiveMaximum } : {}),
       retainAvailable: true,
-      sharedSubscriptionAvailable: false,
+      sharedSubscriptionAvailable: true, // MQTT 5.0 §4.8.2, docs/adr/0020
       wildcardSubscriptionAvailable: true,
       subscriptionIdentifiersAvailable: true,
     },

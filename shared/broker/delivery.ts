@@ -1,9 +1,10 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import { propertiesSize, publishProperties, remainingExpiry } from '../message-properties.js';
-import type { ApplicationMessage, QoS, SendResult, SessionRecord } from '../ports.js';
+import type { ApplicationMessage, OutboundMessage, QoS, SendResult, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
 import { sendWithinReceiveMaximum } from './flow-control.js';
 import { largestPacketFor } from './outbox.js';
+import { shareDeliveryKey } from './shared-subscriptions.js';
 
 export type DeliveryOutcome = 'sent' | 'queued' | 'dropped' | 'gone';
 
@@ -55,7 +56,9 @@ export type PacketSink = (packet: IPublishPacket) => Promise<SendResult>;
  * [MQTT-3.3.2-5]. An MQTT 5 session gets the publisher's properties, with
  * what is left of the expiry interval [MQTT-3.3.2-6]; a 3.1.1 one the bare
  * message. `retryKey` pins the packet id at QoS 1 as at QoS 2, so a retried
- * caller queues the message once.
+ * caller queues the message once. A Shared Subscription group's delivery
+ * (`share`) is pinned by the group's key, and even a clean session keeps a
+ * QoS 1 one until PUBACK, to hand on if it ends first (shared-handoff.ts).
  *
  * @example
  * await deliver(ctx, session, message, 1, { retain: false, messageKey: 'pub#id' }, post);
@@ -71,6 +74,8 @@ export async function deliver(
     retryKey?: string;
     /** The matching MQTT 5 subscriptions' identifiers, all in the one PUBLISH [MQTT-3.3.4-3]. */
     subscriptionIdentifiers?: readonly number[];
+    /** The Shared Subscription group it goes to (its `$share/…` filter), as one of its members. */
+    share?: string;
   },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
@@ -102,7 +107,12 @@ export async function deliver(
   // An offline session's next connection may allow more: only the gateway's own limit applies.
   const largest = largestPacketFor(online ? session.maximumPacketSize : undefined);
   if (publishSize(message, qos, session.protocolVersion, subscriptionIdentifiers) > largest) return 'dropped';
-  const pinKey = options.retryKey ?? (qos === 2 ? options.messageKey : undefined);
+  // One message reaches each group once, whichever member: the group's key pins QoS 2 [MQTT-4.3.3-2].
+  const deliveryKey =
+    options.share !== undefined && options.messageKey !== undefined
+      ? shareDeliveryKey(options.messageKey, options.share)
+      : options.messageKey;
+  const pinKey = options.retryKey ?? (qos === 2 ? deliveryKey : undefined);
   let seq: number | undefined; // the reservation's order, for flow control
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
@@ -115,25 +125,24 @@ export async function deliver(
     packet.messageId = id.packetId;
     seq = id.seq;
     packet.dup = !id.first; // [MQTT-3.3.1-1] a resend of the same delivery
-    if (!session.cleanSession) {
-      const kept = await ctx.store.putOutbound(
-        session.clientId,
-        {
-          topic: message.topic,
-          payload: message.payload,
-          ...(message.properties ? { properties: message.properties } : {}),
-          // The expiry runs on while queued, from the publication [MQTT-3.3.2-5].
-          ...(remaining !== undefined ? { publishedAt: message.publishedAt } : {}),
-          qos,
-          retain: options.retain,
-          packetId: id.packetId,
-          seq: id.seq,
-          sent: online,
-          released: false,
-          ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
-        },
-        ctx.maxQueuedPerSession,
-      );
+    // A group's QoS 1 message is kept even for a clean session, to hand to another member if the
+    // session ends unacknowledged (§4.8.2); a QoS 2 one never moves once sent [MQTT-4.8.2-5].
+    if (!session.cleanSession || (options.share !== undefined && qos === 1)) {
+      const kept = await keepCopy(ctx, session, {
+        topic: message.topic,
+        payload: message.payload,
+        ...(message.properties ? { properties: message.properties } : {}),
+        // The expiry runs on while queued, from the publication [MQTT-3.3.2-5].
+        ...(remaining !== undefined ? { publishedAt: message.publishedAt } : {}),
+        qos,
+        retain: options.retain,
+        packetId: id.packetId,
+        seq: id.seq,
+        sent: online,
+        released: false,
+        ...(subscriptionIdentifiers.length > 0 ? { subscriptionIdentifiers } : {}),
+        ...(options.share !== undefined ? { share: options.share, shareKey: options.messageKey } : {}),
+      });
       if (!kept) return 'dropped';
     }
     if (!online) return session.cleanSession ? 'dropped' : 'queued';
@@ -143,4 +152,15 @@ export async function deliver(
     ? sink(packet)
     : sendWithinReceiveMaximum(ctx, session, seq, packet, sink));
   return sent === 'gone' ? 'gone' : 'sent';
+}
+
+/**
+ * Keeps a session's copy of a message until acknowledged: queued and counted for a persistent
+ * session (false when its queue is full or it is gone); a clean session's copy, kept only to hand a
+ * shared message on, is one write outside the queue's bound.
+ */
+async function keepCopy(ctx: BrokerContext, session: SessionRecord, copy: OutboundMessage): Promise<boolean> {
+  if (!session.cleanSession) return ctx.store.putOutbound(session.clientId, copy, ctx.maxQueuedPerSession);
+  await ctx.store.keepInFlight(session.clientId, copy);
+  return true;
 }

@@ -4,6 +4,7 @@ import { mayRead } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { type DeliveryOutcome, deliver, type PacketSink } from './delivery.js';
 import { connectionGone } from './lifecycle.js';
+import { isShared, type ShareCandidate, shareDeliveries } from './shared-subscriptions.js';
 import { withTopicAliases } from './topic-aliases.js';
 
 export interface Delivery {
@@ -14,6 +15,8 @@ export interface Delivery {
   readonly retain: boolean;
   /** The identifiers of the client's matching subscriptions, ascending [MQTT-3.3.4-3]. */
   readonly subscriptionIdentifiers: readonly number[];
+  /** Set when the delivery is a Shared Subscription group's (`$share/…`), apart from the client's own ones. */
+  readonly share?: string;
 }
 
 /**
@@ -23,17 +26,25 @@ export interface Delivery {
  * identifiers of all of them [MQTT-3.3.4-5]. Online sessions and offline
  * persistent ones (to queue for) qualify; subscriptions left by an older
  * session of the client id, made after the message was published, or No Local
- * ones of the publisher itself are ignored.
+ * ones of the publisher itself are ignored. Each Shared Subscription group
+ * matching adds one delivery, to one of its members `eligible` accepts
+ * (shared/broker/shared-subscriptions.ts).
  *
  * @example
  * deliveriesFor(message, subscriptions, sessions); // [{ clientId: 'b', qos: 1, retain: false, … }]
  */
 export function deliveriesFor(
-  message: Pick<StoredMessage, 'qos'> & Partial<Pick<StoredMessage, 'publishedAt' | 'publisher' | 'retain'>>,
+  message: Pick<StoredMessage, 'qos'> &
+    Partial<Pick<StoredMessage, 'publishedAt' | 'publisher' | 'retain' | 'messageId'>> & {
+      /** The message's key, when not `publisher#messageId` (a message handed on, shared-handoff.ts). */
+      readonly messageKey?: string;
+    },
   subscriptions: readonly SubscriptionRecord[],
   sessions: ReadonlyMap<string, SessionRecord>,
+  eligible?: (delivery: { clientId: string; session: SessionRecord }) => boolean,
 ): Delivery[] {
   const byClient = new Map<string, Delivery>();
+  const shared: ShareCandidate[] = [];
   for (const subscription of subscriptions) {
     const session = sessions.get(subscription.clientId);
     if (!session || session.sessionId !== subscription.sessionId) continue;
@@ -51,6 +62,10 @@ export function deliveriesFor(
     if (message.publishedAt !== undefined && (subscription.subscribedAt ?? 0) > message.publishedAt) continue;
     // [MQTT-3.8.3-3] No Local: not back to the client that published it.
     if (subscription.noLocal && subscription.clientId === message.publisher) continue;
+    if (isShared(subscription.filter)) {
+      shared.push({ subscription, session });
+      continue;
+    }
     const qos = Math.min(subscription.qos, message.qos) as QoS;
     // [MQTT-3.3.1-12] Retain As Published keeps the flag; [MQTT-3.3.1-13] otherwise it is cleared.
     const retain = Boolean(message.retain && subscription.retainAsPublished);
@@ -65,7 +80,8 @@ export function deliveriesFor(
       subscriptionIdentifiers: [...(known?.subscriptionIdentifiers ?? []), ...ids].sort((a, b) => a - b),
     });
   }
-  return [...byClient.values()];
+  const messageKey = message.messageKey ?? `${message.publisher}#${message.messageId}`;
+  return [...byClient.values(), ...shareDeliveries(message, messageKey, shared, eligible)];
 }
 
 export type FanOutResult = Readonly<Record<DeliveryOutcome, number>>;
@@ -83,13 +99,13 @@ export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promis
   const sessions = await ctx.store.getSessions(subscriptions.map((s) => s.clientId));
   const messageKey = `${message.publisher}#${message.messageId}`;
   // Each subscriber only gets what it may read, whatever its filter (a granted `#` with denied topics under it).
-  const allowed = deliveriesFor(message, subscriptions, sessions).filter(({ clientId, session }) =>
-    mayRead(ctx, { user: session.owner, clientId }, message.topic),
-  );
+  const readable = ({ clientId, session }: { clientId: string; session: SessionRecord }) =>
+    mayRead(ctx, { user: session.owner, clientId }, message.topic);
+  const allowed = deliveriesFor(message, subscriptions, sessions, readable).filter(readable);
   const outcomes = await Promise.all(
-    allowed.map(async ({ session, qos, retain, subscriptionIdentifiers }) => {
+    allowed.map(async ({ session, qos, retain, subscriptionIdentifiers, share }) => {
       const connectionId = session.connectionId;
-      const options = { retain, messageKey, subscriptionIdentifiers };
+      const options = { retain, messageKey, subscriptionIdentifiers, ...(share ? { share } : {}) };
       const post: PacketSink = (packet) =>
         ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion));
       const sink = withTopicAliases(ctx, session, post);

@@ -3,6 +3,7 @@ import { mayPublish } from './authorization.js';
 import type { BrokerContext } from './context.js';
 import { acceptMessage } from './publishing.js';
 import { sessionExpiresAt } from './session-expiry.js';
+import { handOffSharedMessages } from './shared-handoff.js';
 import { willDueAt } from './will-delay.js';
 
 /**
@@ -38,6 +39,8 @@ export async function connectionGone(
   const expiresAt = sessionExpiresAt(owner, ctx.now());
   const ended = await ctx.store.endSession(owner.clientId, connectionId, owner.cleanSession, expiresAt);
   if (ended && owner.cleanSession) {
+    // §4.8.2: what a group member leaves unacknowledged goes to another member.
+    if (record?.sharedSubscriber) await handOffSharedMessages(ctx, owner.clientId);
     await ctx.store.deleteStaleSubscriptions(owner.clientId);
     await ctx.store.deleteDeliveries(owner.clientId);
   }

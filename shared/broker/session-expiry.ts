@@ -6,6 +6,7 @@
 import type { IDisconnectPacket } from 'mqtt-packet';
 import type { ConnectionRecord, SessionRecord } from '../ports.js';
 import type { BrokerContext } from './context.js';
+import { handOffSharedMessages } from './shared-handoff.js';
 
 /** The interval meaning "never expires" [MQTT-3.1.2-11]. */
 export const neverExpires = 0xffff_ffff;
@@ -82,7 +83,9 @@ export async function removeExpiredSessions(ctx: BrokerContext): Promise<number>
     // A CONNECT in between started a new session: it cleans up after the old one itself.
     const current = await ctx.store.getSession(clientId);
     await ctx.store.deleteStaleSubscriptions(clientId, current?.sessionId);
-    if (!current) await ctx.store.deleteDeliveries(clientId);
+    if (current) continue;
+    await handOffSharedMessages(ctx, clientId); // §4.8.2: to another member of each group
+    await ctx.store.deleteDeliveries(clientId);
   }
   return removed;
 }

@@ -207,6 +207,14 @@ export class DynamoStore implements BrokerStore {
     return this.deliveries.deleteOutbound(clientId, packetId);
   }
 
+  keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    return this.deliveries.keepInFlight(clientId, message);
+  }
+
+  forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    return this.deliveries.forgetInFlight(clientId, packetId);
+  }
+
   markOutboundReleased(clientId: string, packetId: number): Promise<void> {
     return this.deliveries.markOutboundReleased(clientId, packetId);
   }
@@ -245,6 +253,10 @@ export class DynamoStore implements BrokerStore {
 
   userConnections(user: string): Promise<string[]> {
     return this.userConnectionSets.userConnections(user);
+  }
+
+  markSharedSubscriber(connectionId: string): Promise<void> {
+    return this.sessions.markSharedSubscriber(connectionId);
   }
 
   savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {

@@ -2,17 +2,20 @@
  * Key builders for the broker's tables (shared/tables.ts). Every store keys
  * its state the same way, so the memory store orders results as DynamoDB does.
  */
-import { filterAnchor } from '../topics.js';
+import { filterAnchor, matchingFilter } from '../topics.js';
 
 /**
  * A subscription's table key: the filter's anchor partition, sorted by filter then client id.
+ * A Shared Subscription sits in its topic filter's partition, so the fan-out finds its members
+ * with the others; the whole `$share/…` filter in the sort key keeps each member of each group apart.
  *
  * @example
  * subscriptionKey('home/+/temp', 'c1'); // { anchor: '1|home', filterClient: 'home/+/temp\u0000c1' }
+ * subscriptionKey('$share/g/home/+/temp', 'c1'); // { anchor: '1|home', filterClient: '$share/g/home/+/temp\u0000c1' }
  */
 export function subscriptionKey(filter: string, clientId: string): { anchor: string; filterClient: string } {
   // MQTT's NUL-free strings [MQTT-1.5.3-2] make U+0000 a safe separator inside a sort key.
-  return { anchor: filterAnchor(filter), filterClient: `${filter}\u0000${clientId}` };
+  return { anchor: filterAnchor(matchingFilter(filter)), filterClient: `${filter}\u0000${clientId}` };
 }
 
 // Zero-padded so entries sort by packet id; the `seq` attribute keeps queuing order across wraps.

@@ -10,7 +10,7 @@ import type {
   StoredMessage,
   SubscriptionRecord,
 } from '../ports.js';
-import { topicAnchors, topicMatches } from '../topics.js';
+import { matchingFilter, topicAnchors, topicMatches } from '../topics.js';
 import { compareSortKeys, packetIdOf, retainedRoot, subscriptionKey } from './keys.js';
 
 import { copy, type Deliveries, type SessionItem, sessionRecord } from './memory-items.js';
@@ -234,7 +234,7 @@ export class MemoryStore implements BrokerStore {
       [...(this.subscriptions.get(anchor) ?? [])]
         .sort(([a], [b]) => compareSortKeys(a, b))
         .map(([, s]) => s)
-        .filter((s) => topicMatches(s.filter, topic))
+        .filter((s) => topicMatches(matchingFilter(s.filter), topic))
         .map((s) => copy(s)),
     );
   }
@@ -315,6 +315,15 @@ export class MemoryStore implements BrokerStore {
     if (session) session.queued = (session.queued ?? 0) - 1;
   }
 
+  async keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    const deliveries = this.deliveriesOf(clientId);
+    if (!deliveries.outbound.has(message.packetId)) deliveries.outbound.set(message.packetId, copy(message));
+  }
+
+  async forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    this.deliveries.get(clientId)?.outbound.delete(packetId);
+  }
+
   async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
     const outbound = this.deliveries.get(clientId)?.outbound;
     const message = outbound?.get(packetId);
@@ -336,6 +345,8 @@ export class MemoryStore implements BrokerStore {
         ...(m.properties ? { properties: copy(m.properties) } : {}),
         ...(m.publishedAt !== undefined ? { publishedAt: m.publishedAt } : {}),
         ...(m.subscriptionIdentifiers ? { subscriptionIdentifiers: [...m.subscriptionIdentifiers] } : {}),
+        ...(m.share !== undefined ? { share: m.share } : {}),
+        ...(m.shareKey !== undefined ? { shareKey: m.shareKey } : {}),
       }));
   }
 
@@ -415,6 +426,11 @@ export class MemoryStore implements BrokerStore {
 
   async userConnections(user: string): Promise<string[]> {
     return [...(this.userConnectionSets.get(user) ?? [])];
+  }
+
+  async markSharedSubscriber(connectionId: string): Promise<void> {
+    const connection = this.connections.get(connectionId);
+    if (connection) this.connections.set(connectionId, { ...connection, sharedSubscriber: true });
   }
 
   async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {

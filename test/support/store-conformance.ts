@@ -195,6 +195,21 @@ export function storeConformance(
       );
 
       test(
+        'markSharedSubscriber sets the flag on the record and changes nothing else; a gone connection stays gone',
+        withStore(async (store) => {
+          const record = connection('c1', { lastSeen: 10, will: will('w', 'x') });
+          await store.putConnection(record);
+          assert.equal((await store.getConnection('c1'))?.sharedSubscriber, undefined);
+          await store.markSharedSubscriber('c1');
+          const stored = await store.getConnection('c1');
+          assert.deepEqual(connectionFields(stored), record);
+          assert.equal(stored?.sharedSubscriber, true);
+          await store.markSharedSubscriber('gone');
+          assert.equal(await store.getConnection('gone'), undefined);
+        }),
+      );
+
+      test(
         'savePublishBucket of a gone connection does not bring it back',
         withStore(async (store) => {
           await store.savePublishBucket('gone', { tokens: 1, at: 1 });
@@ -708,6 +723,41 @@ export function storeConformance(
       );
 
       test(
+        'a Shared Subscription matches by its topic filter; each member of each group is its own subscription (§4.8.2)',
+        withStore(async (store) => {
+          await store.putSubscriptions([
+            subscription('a', 's', '$share/g/home/+/temp', 1),
+            subscription('b', 's', '$share/g/home/+/temp', 2),
+            subscription('a', 's', '$share/h/home/+/temp', 0),
+            subscription('a', 's', 'home/+/temp', 1),
+            subscription('c', 's', '$share/g/#', 0),
+            subscription('d', 's', '$share/g/other', 0),
+          ]);
+          const matching = await store.subscriptionsMatching('home/kitchen/temp');
+          assert.deepEqual(matching.map((s) => `${s.clientId} ${s.filter} ${s.qos}`).sort(), [
+            'a $share/g/home/+/temp 1',
+            'a $share/h/home/+/temp 0',
+            'a home/+/temp 1',
+            'b $share/g/home/+/temp 2',
+            'c $share/g/# 0',
+          ]);
+          // [MQTT-4.7.2-1] holds for the filter inside the share too.
+          assert.deepEqual(await store.subscriptionsMatching('$SYS/x'), []);
+          await store.deleteSubscriptions('a', ['$share/g/home/+/temp']);
+          assert.deepEqual(
+            (await store.subscriptionsMatching('home/kitchen/temp'))
+              .map((s) => `${s.clientId} ${s.filter}`)
+              .sort(),
+            ['a $share/h/home/+/temp', 'a home/+/temp', 'b $share/g/home/+/temp', 'c $share/g/#'],
+          );
+          assert.deepEqual((await store.subscribedFilters('a')).sort(), [
+            '$share/h/home/+/temp',
+            'home/+/temp',
+          ]);
+        }),
+      );
+
+      test(
         'subscriptionsMatching: filters starting with a wildcard do not match $ topics [MQTT-4.7.2-1]',
         withStore(async (store) => {
           await store.putSubscriptions([
@@ -1092,6 +1142,40 @@ export function storeConformance(
           for (const m of [queued[2], queued[0], queued[1]])
             assert.equal(await store.putOutbound('a', m, 10), true);
           assert.deepEqual(await store.outboundMessages('a'), queued);
+        }),
+      );
+
+      test(
+        'putOutbound keeps the Shared Subscription a message came through and its key, to hand it on (§4.8.2)',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const m = outbound(4, 4, 'shared', { share: '$share/g/t', shareKey: 'pub#m-1' });
+          assert.equal(await store.putOutbound('a', m, 10), true);
+          assert.deepEqual(await store.outboundMessages('a'), [m]);
+        }),
+      );
+
+      test(
+        'keepInFlight keeps a copy outside the queue’s bound; forgetInFlight removes it, harmlessly twice',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const first = outbound(7, 7, 'in flight', { share: '$share/g/t', shareKey: 'pub#m-7', sent: true });
+          await store.keepInFlight('a', first);
+          // A packet id already kept stays as it was (a retried fan-out).
+          await store.keepInFlight('a', { ...first, topic: 'other' });
+          assert.deepEqual(await store.outboundMessages('a'), [first]);
+          // Not counted: the queue's bound of 1 still has its place.
+          assert.equal(await store.putOutbound('a', outbound(8, 8, 'queued'), 1), true);
+          await store.forgetInFlight('a', 7);
+          await store.forgetInFlight('a', 7);
+          assert.deepEqual(
+            (await store.outboundMessages('a')).map((m) => m.packetId),
+            [8],
+          );
+          assert.equal(await store.putOutbound('a', outbound(9, 9, 'over'), 1), false);
+          await store.keepInFlight('a', outbound(10, 10, 'x'));
+          await store.deleteDeliveries('a');
+          assert.deepEqual(await store.outboundMessages('a'), []);
         }),
       );
 

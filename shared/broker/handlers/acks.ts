@@ -5,7 +5,8 @@ import { inboundReceiveMaximum, placeFreed } from '../flow-control.js';
 
 /**
  * Acknowledgements of QoS 1 and 2 flows, both directions. A clean session
- * keeps no copies, so only persistent sessions have state to update.
+ * keeps no copies, so only persistent sessions have state to update, except
+ * QoS 1 deliveries through a Shared Subscription (kept to hand on, §4.8.2).
  */
 export async function handleAck(
   ctx: BrokerContext,
@@ -16,6 +17,11 @@ export async function handleAck(
   const packetId = packet.messageId ?? 0;
   switch (packet.cmd) {
     case 'puback': // [MQTT-4.3.2-1] QoS 1 delivery done
+      // [MQTT-4.8.2-6] whatever its reason code: a refused message is discarded, never handed on.
+      if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);
+      else if (record.sharedSubscriber) await ctx.store.forgetInFlight(record.clientId, packetId);
+      await placeFreed(ctx, record); // [MQTT-3.3.4-9] a held packet may go now
+      return;
     case 'pubcomp': // [MQTT-4.3.3-1] QoS 2 delivery done
       if (!record.cleanSession) await ctx.store.deleteOutbound(record.clientId, packetId);
       await placeFreed(ctx, record); // [MQTT-3.3.4-9] a held packet may go now

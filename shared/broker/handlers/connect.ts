@@ -22,6 +22,7 @@ import type { BrokerContext, Invocation } from '../context.js';
 import { resendWithinReceiveMaximum } from '../flow-control.js';
 import { ReasonCode } from '../reason-codes.js';
 import { sessionExpired } from '../session-expiry.js';
+import { handOffSharedMessages } from '../shared-handoff.js';
 import { countUserConnection } from '../user-connections.js';
 import { protocolViolation } from './violation.js';
 
@@ -75,6 +76,8 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   if (!taken.plan.resumed) {
     // [MQTT-3.1.2-6] [MQTT-3.1.2-4] a new session discards any previous (clean start, or expired) session's state.
     await ctx.store.deleteStaleSubscriptions(connect.clientId, taken.plan.sessionId);
+    // §4.8.2: the old session's unacknowledged group messages go to other members.
+    if (taken.previous) await handOffSharedMessages(ctx, connect.clientId);
     await ctx.store.deleteDeliveries(connect.clientId);
   }
   invocation.outbox.push(

@@ -1,17 +1,21 @@
 import { createHash } from 'node:crypto';
 import type { IPublishPacket, ISubscribePacket, IUnsubackPacket, IUnsubscribePacket } from 'mqtt-packet';
 import type { ConnectionRecord, QoS, SubscriptionRecord } from '../../ports.js';
-import { isValidTopicFilter } from '../../topics.js';
+import { isValidTopicFilter, parseSharedFilter } from '../../topics.js';
 import { mayRead, maySubscribe } from '../authorization.js';
 import { type BrokerContext, brokerMaximumQoS, type Invocation } from '../context.js';
 import { deliver } from '../delivery.js';
 import { filterQuotaCode, subscriptionQuota } from '../packet-rules.js';
 import { ReasonCode, SubackFailure } from '../reason-codes.js';
 
-/** The SUBACK code for one requested filter: the granted QoS, or why it was refused. */
+/**
+ * The SUBACK code for one requested filter: the granted QoS, or why it was refused. A
+ * `$share/{ShareName}/{filter}` is a Shared Subscription at either protocol level (3.1.1 clients
+ * get them too, as from Mosquitto); a malformed one is an invalid filter [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+ */
 export function grantFor(filter: string, requestedQoS: QoS, version: 4 | 5): number {
-  if (version === 5 && filter.startsWith('$share/')) return ReasonCode.SharedSubscriptionsNotSupported;
-  if (!isValidTopicFilter(filter)) return version === 5 ? ReasonCode.TopicFilterInvalid : SubackFailure;
+  const valid = parseSharedFilter(filter) !== 'malformed' && isValidTopicFilter(filter);
+  if (!valid) return version === 5 ? ReasonCode.TopicFilterInvalid : SubackFailure;
   // [MQTT-3.8.4-6] the server may grant a lower QoS than requested.
   return Math.min(requestedQoS, brokerMaximumQoS);
 }
@@ -62,12 +66,18 @@ export async function handleSubscribe(
   const created = new Set(
     await ctx.store.putSubscriptions([...accepted.values()].map((a) => a.subscription)),
   );
+  const shared = [...accepted.keys()].some((filter) => parseSharedFilter(filter) !== undefined);
+  // Noted once per connection: a clean session's PUBACK then removes the copy a shared QoS 1 delivery
+  // keeps, and the connection's end hands its group messages on (shared-handoff.ts).
+  if (shared && !record.sharedSubscriber) await ctx.store.markSharedSubscriber(record.connectionId);
   // mqtt-packet carries SUBACK reason codes (5.0) and return codes (3.1.1) alike in `granted`.
   invocation.outbox.push({ cmd: 'suback', messageId: packet.messageId, granted });
   const wantRetained = [...accepted.values()].filter(
     ({ subscription, retainHandling }) =>
+      // §4.8.2: a new Shared Subscription gets no retained messages.
+      parseSharedFilter(subscription.filter) === undefined &&
       // [MQTT-3.3.1-9] 0: always; [MQTT-3.3.1-10] 1: only for a new subscription; [MQTT-3.3.1-11] 2: never.
-      retainHandling === 0 || (retainHandling === 1 && created.has(subscription.filter)),
+      (retainHandling === 0 || (retainHandling === 1 && created.has(subscription.filter))),
   );
   await sendRetained(
     ctx,

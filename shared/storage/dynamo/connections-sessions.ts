@@ -16,6 +16,7 @@ type ConnectionsAndSessionsPort = Pick<
   | 'touchConnection'
   | 'connectionsDue'
   | 'savePublishBucket'
+  | 'markSharedSubscriber'
   | 'takeWill'
   | 'scanConnections'
   | 'getSession'
@@ -149,6 +150,21 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
       }),
     );
     return (await Promise.all(shards)).flat().map((item) => item.connectionId as string);
+  }
+
+  async markSharedSubscriber(connectionId: string): Promise<void> {
+    const { db, tables } = this.database;
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Connections,
+          Key: { connectionId },
+          UpdateExpression: 'SET sharedSubscriber = :yes',
+          ConditionExpression: 'attribute_exists(connectionId)',
+          ExpressionAttributeValues: { ':yes': true },
+        }),
+      ),
+    );
   }
 
   async savePublishBucket(connectionId: string, bucket: { tokens: number; at: number }): Promise<void> {

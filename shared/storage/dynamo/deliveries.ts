@@ -35,6 +35,8 @@ type DeliveriesPort = Pick<
   | 'markQoS2Received'
   | 'putOutbound'
   | 'deleteOutbound'
+  | 'keepInFlight'
+  | 'forgetInFlight'
   | 'markOutboundReleased'
   | 'outboundMessages'
   | 'deleteDeliveries'
@@ -294,6 +296,32 @@ export class Deliveries implements DeliveriesPort {
     }
   }
 
+  async keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
+    const { db, tables, now } = this.database;
+    // One conditional put, no counter: a clean session's copies end with it (deleteDeliveries, else TTL).
+    await ifConditionHolds(
+      db.send(
+        new PutCommand({
+          TableName: tables.Deliveries,
+          Item: {
+            clientId,
+            entry: outboundEntry(message.packetId),
+            ...message,
+            expiresAt: epochSeconds(now()) + deliveryTtlSeconds,
+          },
+          ConditionExpression: 'attribute_not_exists(entry)',
+        }),
+      ),
+    );
+  }
+
+  async forgetInFlight(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    await db.send(
+      new DeleteCommand({ TableName: tables.Deliveries, Key: { clientId, entry: outboundEntry(packetId) } }),
+    );
+  }
+
   async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
     const { db, tables } = this.database;
     // False when the message is no longer queued.
@@ -333,6 +361,8 @@ export class Deliveries implements DeliveriesPort {
         ...(Array.isArray(item.subscriptionIdentifiers)
           ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) }
           : {}),
+        ...(typeof item.share === 'string' ? { share: item.share } : {}),
+        ...(typeof item.shareKey === 'string' ? { shareKey: item.shareKey } : {}),
       }))
       .sort((a, b) => a.seq - b.seq);
   }

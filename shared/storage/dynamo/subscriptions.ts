@@ -1,6 +1,6 @@
 import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { BrokerStore, QoS, SubscriptionRecord } from '../../ports.js';
-import { topicAnchors, topicMatches } from '../../topics.js';
+import { matchingFilter, topicAnchors, topicMatches } from '../../topics.js';
 import { subscriptionKey } from '../keys.js';
 import { ifConditionHolds } from './conditions.js';
 import type { Database } from './database.js';
@@ -152,7 +152,7 @@ export class Subscriptions implements SubscriptionsPort {
 
   async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
     const pages = await Promise.all(topicAnchors(topic).map((anchor) => this.queryAnchor(anchor)));
-    return pages.flat().filter((s) => topicMatches(s.filter, topic));
+    return pages.flat().filter((s) => topicMatches(matchingFilter(s.filter), topic));
   }
 
   private async queryAnchor(anchor: string): Promise<SubscriptionRecord[]> {
