@@ -128,6 +128,22 @@ export interface RetainedMessage extends ApplicationMessage {
   readonly publishedAt: number;
 }
 
+/** The broker's running traffic counts, kept in one item and added to atomically (docs/adr/0022). */
+export interface BrokerCounters {
+  /** Application messages the fan-out took from the stream (PUBLISHes and wills of clients). */
+  readonly messagesReceived: number;
+  /** Messages the fan-out sent to a connected client. */
+  readonly messagesSent: number;
+}
+
+/** What `$SYS/` reports: the running counts, and item counts that cost no read. */
+export interface BrokerFigures extends BrokerCounters {
+  /** Subscriptions stored; DynamoDB's own item count, which it refreshes about every six hours. */
+  readonly subscriptions: number;
+  /** Retained messages stored, counted the same way. */
+  readonly retainedMessages: number;
+}
+
 /**
  * Where the broker's state lives. DynamoStore is production's; MemoryStore
  * serves fast tests; test/support/store-conformance.ts holds every backend to
@@ -262,6 +278,10 @@ export interface BrokerStore {
   removeUserConnection(user: string, connectionId: string): Promise<void>;
   /** The connection ids counted for the user. */
   userConnections(user: string): Promise<string[]>;
+  /** Adds to the broker's running counts; concurrent callers lose nothing (one atomic update). */
+  addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void>;
+  /** The running counts (0 before any were added) and the subscription and retained message counts. */
+  brokerFigures(): Promise<BrokerFigures>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
 }

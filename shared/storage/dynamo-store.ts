@@ -3,6 +3,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { BrokerConfig } from '../config.js';
 import type {
   ApplicationMessage,
+  BrokerCounters,
+  BrokerFigures,
   BrokerStore,
   ConnectionRecord,
   OutboundMessage,
@@ -12,6 +14,7 @@ import type {
   SubscriptionRecord,
 } from '../ports.js';
 import type { TableId } from '../tables.js';
+import { BrokerFiguresPart } from './dynamo/broker-figures.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
 import { Deliveries } from './dynamo/deliveries.js';
 import { Retained } from './dynamo/retained.js';
@@ -39,6 +42,7 @@ export class DynamoStore implements BrokerStore {
   private readonly deliveries: Deliveries;
   private readonly retained: Retained;
   private readonly userConnectionSets: UserConnections;
+  private readonly figures: BrokerFiguresPart;
 
   constructor(
     db: DynamoDBDocumentClient,
@@ -51,6 +55,7 @@ export class DynamoStore implements BrokerStore {
     this.deliveries = new Deliveries(database);
     this.retained = new Retained(database);
     this.userConnectionSets = new UserConnections(database);
+    this.figures = new BrokerFiguresPart(database);
   }
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -203,5 +208,13 @@ export class DynamoStore implements BrokerStore {
 
   scanConnections(): AsyncIterable<ConnectionRecord[]> {
     return this.sessions.scanConnections();
+  }
+
+  addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {
+    return this.figures.addBrokerCounters(delta);
+  }
+
+  brokerFigures(): Promise<BrokerFigures> {
+    return this.figures.brokerFigures();
   }
 }

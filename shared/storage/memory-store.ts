@@ -1,5 +1,7 @@
 import type {
   ApplicationMessage,
+  BrokerCounters,
+  BrokerFigures,
   BrokerStore,
   ConnectionRecord,
   OutboundMessage,
@@ -38,6 +40,7 @@ export class MemoryStore implements BrokerStore {
   private readonly retained = new Map<string, Map<string, RetainedMessage>>();
   /** Each user's live connection ids. */
   private readonly userConnectionSets = new Map<string, Set<string>>();
+  private counters: BrokerCounters = { messagesReceived: 0, messagesSent: 0 };
 
   constructor(options: { now: () => number }) {
     this.now = options.now;
@@ -376,6 +379,23 @@ export class MemoryStore implements BrokerStore {
     const { will, ...rest } = connection;
     this.connections.set(connectionId, rest);
     return copy(will);
+  }
+
+  async addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {
+    this.counters = {
+      messagesReceived: this.counters.messagesReceived + (delta.messagesReceived ?? 0),
+      messagesSent: this.counters.messagesSent + (delta.messagesSent ?? 0),
+    };
+  }
+
+  async brokerFigures(): Promise<BrokerFigures> {
+    const count = (partitions: Map<string, Map<string, unknown>>) =>
+      [...partitions.values()].reduce((sum, partition) => sum + partition.size, 0);
+    return {
+      ...this.counters,
+      subscriptions: count(this.subscriptions),
+      retainedMessages: count(this.retained),
+    };
   }
 
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {
