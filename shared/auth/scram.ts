@@ -118,7 +118,12 @@ export class ScramAuthenticator implements EnhancedAuthenticator {
     return { step: 'continue', state: JSON.stringify(state), data: Buffer.from(serverFirst, 'utf8') };
   }
 
-  async continue(_method: string, state: string, data: Uint8Array | undefined): Promise<AuthStep> {
+  async continue(
+    _method: string,
+    state: string,
+    data: Uint8Array | undefined,
+    _client?: AuthClient,
+  ): Promise<AuthStep> {
     const { user, gs2Header, clientFirstBare, serverFirst } = JSON.parse(state) as ScramState;
     const text = data ? Buffer.from(data).toString('utf8') : '';
     const proofAt = text.lastIndexOf(',p=');
