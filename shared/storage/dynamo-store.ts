@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { BrokerConfig } from '../config.js';
 import type {
   ApplicationMessage,
+  AuthExchange,
   BrokerCounters,
   BrokerFigures,
   BrokerStore,
@@ -14,6 +15,7 @@ import type {
   SubscriptionRecord,
 } from '../ports.js';
 import type { TableId } from '../tables.js';
+import { AuthExchanges } from './dynamo/auth-exchanges.js';
 import { BrokerFiguresPart } from './dynamo/broker-figures.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
 import { Deliveries } from './dynamo/deliveries.js';
@@ -43,6 +45,7 @@ export class DynamoStore implements BrokerStore {
   private readonly retained: Retained;
   private readonly userConnectionSets: UserConnections;
   private readonly figures: BrokerFiguresPart;
+  private readonly exchanges: AuthExchanges;
 
   constructor(
     db: DynamoDBDocumentClient,
@@ -56,6 +59,7 @@ export class DynamoStore implements BrokerStore {
     this.retained = new Retained(database);
     this.userConnectionSets = new UserConnections(database);
     this.figures = new BrokerFiguresPart(database);
+    this.exchanges = new AuthExchanges(database);
   }
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -216,5 +220,17 @@ export class DynamoStore implements BrokerStore {
 
   brokerFigures(): Promise<BrokerFigures> {
     return this.figures.brokerFigures();
+  }
+
+  putAuthExchange(exchange: AuthExchange): Promise<void> {
+    return this.exchanges.putAuthExchange(exchange);
+  }
+
+  getAuthExchange(connectionId: string, now: number): Promise<AuthExchange | undefined> {
+    return this.exchanges.getAuthExchange(connectionId, now);
+  }
+
+  deleteAuthExchange(connectionId: string): Promise<void> {
+    return this.exchanges.deleteAuthExchange(connectionId);
   }
 }

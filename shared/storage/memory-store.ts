@@ -1,5 +1,6 @@
 import type {
   ApplicationMessage,
+  AuthExchange,
   BrokerCounters,
   BrokerFigures,
   BrokerStore,
@@ -40,6 +41,7 @@ export class MemoryStore implements BrokerStore {
   private readonly retained = new Map<string, Map<string, RetainedMessage>>();
   /** Each user's live connection ids. */
   private readonly userConnectionSets = new Map<string, Set<string>>();
+  private readonly exchanges = new Map<string, AuthExchange>();
   private counters: BrokerCounters = { messagesReceived: 0, messagesSent: 0 };
 
   constructor(options: { now: () => number }) {
@@ -379,6 +381,19 @@ export class MemoryStore implements BrokerStore {
     const { will, ...rest } = connection;
     this.connections.set(connectionId, rest);
     return copy(will);
+  }
+
+  async putAuthExchange(exchange: AuthExchange): Promise<void> {
+    this.exchanges.set(exchange.connectionId, copy(exchange));
+  }
+
+  async getAuthExchange(connectionId: string, now: number): Promise<AuthExchange | undefined> {
+    const exchange = this.exchanges.get(connectionId);
+    return exchange && exchange.expiresAt > now ? copy(exchange) : undefined;
+  }
+
+  async deleteAuthExchange(connectionId: string): Promise<void> {
+    this.exchanges.delete(connectionId);
   }
 
   async addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {

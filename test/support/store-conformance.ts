@@ -1019,6 +1019,36 @@ export function storeConformance(
       );
     });
 
+    describe('authentication exchanges', () => {
+      test(
+        'putAuthExchange stores; getAuthExchange reads it back until it expires; deleteAuthExchange forgets it',
+        withStore(async (store, clock) => {
+          const exchange = {
+            connectionId: 'c1',
+            method: 'SCRAM-SHA-512',
+            state: '{"user":"alice"}',
+            connect: bytes('connect packet'),
+            expiresAt: clock.time + 60_000,
+          };
+          assert.equal(await store.getAuthExchange('c1', clock.time), undefined);
+          await store.putAuthExchange(exchange);
+          assert.deepEqual(await store.getAuthExchange('c1', clock.time), exchange);
+          assert.equal(await store.getAuthExchange('c1', clock.time + 60_000), undefined);
+          const next = {
+            connectionId: 'c1',
+            method: 'SCRAM-SHA-512',
+            state: 'two',
+            expiresAt: clock.time + 1,
+          };
+          await store.putAuthExchange(next);
+          assert.deepEqual(await store.getAuthExchange('c1', clock.time), next);
+          await store.deleteAuthExchange('c1');
+          await store.deleteAuthExchange('c1');
+          assert.equal(await store.getAuthExchange('c1', clock.time), undefined);
+        }),
+      );
+    });
+
     describe('broker figures ($SYS/)', () => {
       test(
         'addBrokerCounters adds to the running counts; brokerFigures reads them, 0 before any',
