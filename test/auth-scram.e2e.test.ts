@@ -18,7 +18,20 @@ before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-scram-'));
   const passwordFile = join(dir, 'passwd');
   writeFileSync(passwordFile, `alice:${await hashMosquittoPassword('alice-pass', 1000)}\n`);
-  emulator = await startTestEmulator({ passwordFile });
+  // A method of the user's own, plugged in as a module: one step, the token names the user.
+  const enhancedAuthModule = join(dir, 'token-auth.mjs');
+  writeFileSync(
+    enhancedAuthModule,
+    `export default {
+      methods: ['X-TOKEN'],
+      async start(method, data) {
+        const token = Buffer.from(data ?? []).toString();
+        return token === 'open-sesame' ? { step: 'success', user: 'token-user' } : { step: 'failure', reason: 'not-authorized' };
+      },
+      async continue() { return { step: 'failure', reason: 'not-authorized' }; },
+    };\n`,
+  );
+  emulator = await startTestEmulator({ passwordFile, enhancedAuthModule });
 });
 after(async () => {
   await Promise.all(clients.map((c) => c.endAsync(true)));
@@ -84,4 +97,29 @@ test('[MQTT-4.12.0-1] a method the broker does not support: CONNACK 0x8C', async
   clients.push(client);
   const error = await new Promise<Error & { code?: number }>((resolve) => client.once('error', resolve));
   assert.equal(error.code, 0x8c);
+});
+
+test('a method of your own from enhancedAuthModule: CONNACK 0x00 naming it; a bad token 0x87; SCRAM still answers', async () => {
+  const ok = connect(emulator.url, {
+    clientId: 'token-ok',
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    properties: { authenticationMethod: 'X-TOKEN', authenticationData: Buffer.from('open-sesame') },
+  });
+  clients.push(ok);
+  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+    ok.once('connect', resolve);
+    ok.once('error', reject);
+  });
+  assert.equal(connack.properties?.authenticationMethod, 'X-TOKEN');
+  const bad = connect(emulator.url, {
+    clientId: 'token-bad',
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    properties: { authenticationMethod: 'X-TOKEN', authenticationData: Buffer.from('guess') },
+  });
+  clients.push(bad);
+  const error = await new Promise<Error & { code?: number }>((resolve) => bad.once('error', resolve));
+  assert.equal(error.code, 0x87);
+  assert.equal((await scramConnect('scram-again', 'alice', 'alice-pass').connack).reasonCode, 0);
 });
