@@ -85,6 +85,11 @@ export interface EmulatorOptions {
   /** A Mosquitto ACL file: clients may publish, subscribe and receive only what it grants. */
   aclFile?: string;
   /**
+   * An ES module whose default export is an `EnhancedAuthenticator` (shared/auth/enhanced.ts): MQTT 5
+   * AUTH methods of your own, asked before the built-in SCRAM-SHA-512.
+   */
+  enhancedAuthModule?: string;
+  /**
    * Each function's timeout, enforced as Lambda does (the invocation is abandoned, its instance
    * replaced, its event retried); tests shorten them. @default the CDK stack's (shared/function-settings.ts)
    */
@@ -254,6 +259,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           maxQueuedPerSession: options.maxQueuedPerSession,
           passwordFile: options.passwordFile && resolve(options.passwordFile),
           aclFile: options.aclFile && resolve(options.aclFile),
+          enhancedAuthModule: options.enhancedAuthModule && resolve(options.enhancedAuthModule),
           limits: options.brokerLimits,
           auth: { usersTable: options.usersTable ? usersTableName : undefined, jwt: options.jwt },
         },

@@ -89,7 +89,7 @@ export function grantBrokerTableAccess(
   tables: BrokerTables,
   functions: Readonly<Record<BrokerFunctionId, IFunction>>,
 ): void {
-  const { Connections, Sessions, Subscriptions, Messages, Deliveries, Retained } = tables;
+  const { Connections, Sessions, Subscriptions, Messages, Deliveries, Retained, LoginAttempts } = tables;
   const { message, fanout, sweeper } = functions;
   // connect: no table access; it only checks the subprotocol.
   for (const table of Object.values(tables)) table.grantReadWriteData(message);
@@ -102,5 +102,10 @@ export function grantBrokerTableAccess(
     Retained.grantWriteData(fn);
   }
   // The fan-out also reads subscriptions and sessions, takes packet ids from Sessions and queues
-  // deliveries: covered above.
+  // deliveries: covered above. It adds each batch's traffic to the `$SYS/` counts (and a gone
+  // connection leaves its user's connection set); the sweeper reads those counts and the retained
+  // `$SYS/` figures it last published (docs/adr/0022).
+  LoginAttempts.grantWriteData(fanout);
+  LoginAttempts.grantReadData(sweeper);
+  Retained.grantReadData(sweeper);
 }

@@ -41,6 +41,11 @@ export const limitsEnv: Readonly<Record<keyof BrokerLimits, string>> = {
  * function's code directory or absolute. The CDK construct bundles the file with the message function.
  */
 export const passwordFileEnv = 'NIMBUS_PASSWORD_FILE';
+/**
+ * Path of an ES module whose default export is an `EnhancedAuthenticator` (shared/auth/enhanced.ts):
+ * MQTT 5 AUTH methods of your own, asked before the built-in SCRAM-SHA-512. Message function only.
+ */
+export const enhancedAuthModuleEnv = 'NIMBUS_ENHANCED_AUTH_MODULE';
 /** Path of a Mosquitto ACL file, like `NIMBUS_PASSWORD_FILE`; given to every function that publishes or delivers. */
 export const aclFileEnv = 'NIMBUS_ACL_FILE';
 
@@ -55,6 +60,8 @@ export interface BrokerConfig {
   readonly authUsers?: PasswordDocument;
   /** Where the Mosquitto password file is; absent: none. */
   readonly passwordFile?: string;
+  /** Where the module of MQTT 5 AUTH methods of your own is; absent: none. */
+  readonly enhancedAuthModule?: string;
   /** Where the Mosquitto ACL file is; absent: no topic authorization. */
   readonly aclFile?: string;
   /** The users table, tokens and the authorizer function. */
@@ -99,6 +106,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): BrokerConfig {
     ...(authUsers ? { authUsers: usersFrom(authUsers) } : {}),
     ...(env[passwordFileEnv] ? { passwordFile: env[passwordFileEnv] } : {}),
     ...(env[aclFileEnv] ? { aclFile: env[aclFileEnv] } : {}),
+    ...(env[enhancedAuthModuleEnv] ? { enhancedAuthModule: env[enhancedAuthModuleEnv] } : {}),
     auth: authSettingsFromEnv(env),
   };
 }

@@ -9,6 +9,7 @@ import {
   authUsersEnv,
   defaultMaxQueuedPerSession,
   dynamoEndpointEnv,
+  enhancedAuthModuleEnv,
   limitsEnv,
   managementEndpointEnv,
   maxPacketSizeEnv,
@@ -66,6 +67,11 @@ export interface FunctionEnvironmentOptions {
    */
   readonly aclFile?: string;
   /**
+   * Path of an ES module exporting an `EnhancedAuthenticator` by default, as the message function sees it.
+   * @default - none: SCRAM-SHA-512 only (when there are `$7$` hashes)
+   */
+  readonly enhancedAuthModule?: string;
+  /**
    * CloudWatch namespace of the broker's own metrics (shared/metric-names.ts).
    * @default defaultMetricsNamespace ('NimbusMQTT')
    */
@@ -94,7 +100,8 @@ export function functionEnvironment(
   fn: BrokerFunctionId,
   options: FunctionEnvironmentOptions,
 ): Record<string, string> {
-  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile, auth } = options;
+  const { dynamoEndpoint, maxPacketSize, authUsers, passwordFile, aclFile, auth, enhancedAuthModule } =
+    options;
   const limits = { ...defaultLimits, ...options.limits };
   const fault = limitsFault(limits);
   if (fault) throw new Error(`Broker limits refused: ${fault}.`);
@@ -118,6 +125,7 @@ export function functionEnvironment(
       : {}),
     ...(passwordFile && fn === 'message' ? { [passwordFileEnv]: passwordFile } : {}),
     ...(aclFile && aclFunctions.includes(fn) ? { [aclFileEnv]: aclFile } : {}),
+    ...(enhancedAuthModule && fn === 'message' ? { [enhancedAuthModuleEnv]: enhancedAuthModule } : {}),
     ...(auth && fn === 'message' ? authEnvironment(auth) : {}),
   };
 }

@@ -12,6 +12,7 @@ import {
   parseMosquittoHash,
   verifyMosquittoHash,
 } from './auth/mosquitto-hash.js';
+import type { ScramCredentialSource, ScramCredentials } from './auth/scram.js';
 import {
   type AuthDecision,
   type Authenticator,
@@ -120,7 +121,7 @@ function decoyFor(users: ReadonlyMap<string, PasswordEntry>): PasswordEntry {
  * const auth = new MosquittoPasswordFile(readFileSync('passwd', 'utf8'));
  * await auth.authenticate({ clientId: 'c', username: 'alice', password: Buffer.from('alice-pass') }); // { ok: true, user: 'alice' }
  */
-export class MosquittoPasswordFile implements Authenticator {
+export class MosquittoPasswordFile implements Authenticator, ScramCredentialSource {
   private readonly users: ReadonlyMap<string, PasswordEntry>;
   /** Verified against for an unknown user. */
   private readonly decoy: PasswordEntry;
@@ -133,6 +134,13 @@ export class MosquittoPasswordFile implements Authenticator {
   /** How many users the file lists. */
   get size(): number {
     return this.users.size;
+  }
+
+  /** SCRAM-SHA-512's credentials of a `$7$` user (shared/auth/scram.ts); a `$6$` hash cannot serve. */
+  async scramCredentials(username: string): Promise<ScramCredentials | undefined> {
+    const stored = this.users.get(username);
+    if (stored?.kind !== 'pbkdf2-sha512') return undefined;
+    return { salt: stored.salt, iterations: stored.iterations, saltedPassword: stored.hash };
   }
 
   async authenticate({ username, password }: Credentials): Promise<AuthDecision> {

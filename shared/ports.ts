@@ -44,6 +44,8 @@ export interface ConnectionRecord {
    * a DISCONNECT may change it. `cleanSession` is true exactly when it is 0. Absent: the 3.1.1 rule.
    */
   readonly sessionExpirySeconds?: number;
+  /** The CONNECT's MQTT 5 Authentication Method: re-authentication must name it [MQTT-4.12.1-1]. */
+  readonly authenticationMethod?: string;
   /**
    * The connection made a Shared Subscription: even a clean session keeps its QoS 1 deliveries
    * through one until PUBACK, and its end hands the unacknowledged ones on (MQTT 5.0 §4.8.2).
@@ -172,6 +174,38 @@ export interface HeldPacket {
 /** A retained message as stored. */
 export interface RetainedMessage extends ApplicationMessage {
   readonly publishedAt: number;
+}
+
+/**
+ * An MQTT 5 enhanced authentication exchange in progress (§4.12), between the frames of one
+ * connection that different instances handle (docs/adr/0022).
+ */
+export interface AuthExchange {
+  readonly connectionId: string;
+  /** The Authentication Method every AUTH of the exchange must name [MQTT-4.12.0-5]. */
+  readonly method: string;
+  /** What the method asked to be handed back at its next step. */
+  readonly state: string;
+  /** The CONNECT awaiting its CONNACK, as the client sent it; absent for a re-authentication. */
+  readonly connect?: Uint8Array;
+  /** When the exchange is abandoned (epoch ms): a later AUTH finds nothing. */
+  readonly expiresAt: number;
+}
+
+/** The broker's running traffic counts, kept in one item and added to atomically (docs/adr/0022). */
+export interface BrokerCounters {
+  /** Application messages the fan-out took from the stream (PUBLISHes and wills of clients). */
+  readonly messagesReceived: number;
+  /** Messages the fan-out sent to a connected client. */
+  readonly messagesSent: number;
+}
+
+/** What `$SYS/` reports: the running counts, and item counts that cost no read. */
+export interface BrokerFigures extends BrokerCounters {
+  /** Subscriptions stored; DynamoDB's own item count, which it refreshes about every six hours. */
+  readonly subscriptions: number;
+  /** Retained messages stored, counted the same way. */
+  readonly retainedMessages: number;
 }
 
 /**
@@ -374,6 +408,16 @@ export interface BrokerStore {
   removeUserConnection(user: string, connectionId: string): Promise<void>;
   /** The connection ids counted for the user. */
   userConnections(user: string): Promise<string[]>;
+  /** Stores (or replaces) the connection's authentication exchange. */
+  putAuthExchange(exchange: AuthExchange): Promise<void>;
+  /** The connection's exchange, unless none was stored, it was deleted or it expired at `now`. */
+  getAuthExchange(connectionId: string, now: number): Promise<AuthExchange | undefined>;
+  /** Forgets the connection's exchange; harmless when there is none. */
+  deleteAuthExchange(connectionId: string): Promise<void>;
+  /** Adds to the broker's running counts; concurrent callers lose nothing (one atomic update). */
+  addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void>;
+  /** The running counts (0 before any were added) and the subscription and retained message counts. */
+  brokerFigures(): Promise<BrokerFigures>;
   /** Every connection record, page by page, for the sweep. */
   scanConnections(): AsyncIterable<ConnectionRecord[]>;
 

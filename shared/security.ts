@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AclAuthorizer, type Authorizer, parseAcl } from './acl.js';
-import { authenticatorFrom } from './auth/from-config.js';
+import type { EnhancedAuthenticator } from './auth/enhanced.js';
+import { authenticatorFrom, enhancedAuthenticatorFrom } from './auth/from-config.js';
 import type { AuthErrorReporter, Authenticator } from './auth.js';
 import type { BrokerConfig } from './config.js';
 import { type LoginThrottle, StoredLoginThrottle } from './login-throttle.js';
@@ -17,6 +18,8 @@ import { DynamoLoginAttempts } from './storage/dynamo/login-attempts.js';
 
 export interface BrokerSecurity {
   readonly authenticator?: Authenticator;
+  /** MQTT 5 AUTH methods: SCRAM-SHA-512 over the password file and the users table. */
+  readonly enhancedAuthenticator?: EnhancedAuthenticator;
   readonly authorizer?: Authorizer;
   readonly loginThrottle?: LoginThrottle;
 }
@@ -57,6 +60,7 @@ export function securityFromConfig(
     { ...config, passwordFile },
     { db: () => db, onError: options.onError },
   );
+  const enhancedAuthenticator = enhancedAuthenticatorFrom({ ...config, passwordFile }, { db: () => db });
   const authorizer = config.aclFile
     ? new AclAuthorizer(parseAcl(readConfigured(config.aclFile, 'ACL file', parseAcl)))
     : undefined;
@@ -70,6 +74,7 @@ export function securityFromConfig(
           ),
         }
       : {}),
+    ...(enhancedAuthenticator ? { enhancedAuthenticator } : {}),
     ...(authorizer ? { authorizer } : {}),
   };
 }

@@ -450,8 +450,10 @@ const access: Record<BrokerFunctionId, Partial<Record<TableId, 'rw' | 'r' | 'w'>
     Retained: 'rw',
     LoginAttempts: 'rw',
   },
-  fanout: connectionGone,
-  sweeper: connectionGone,
+  // The fan-out adds each batch's traffic to the $SYS/ counts; the sweeper reads them and the
+  // retained $SYS/ figures it last published.
+  fanout: { ...connectionGone, LoginAttempts: 'w' },
+  sweeper: { ...connectionGone, Retained: 'rw', LoginAttempts: 'r' },
 };
 
 test('IAM: each function reaches exactly its tables, reading and writing only as it must', () => {

@@ -1,7 +1,8 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { fanOut } from '../../shared/broker/fanout.js';
+import { type FanOutResult, fanOut } from '../../shared/broker/fanout.js';
+import { countTraffic, isClientMessage } from '../../shared/broker/sys-topics.js';
 import { flushMetrics, functionMetrics, recordFanOut } from '../../shared/function-metrics.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import { messageFromStreamImage } from '../../shared/storage/stream-record.js';
@@ -17,6 +18,9 @@ const metrics = functionMetrics();
  */
 export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
   let failed = false;
+  // The batch's traffic, added to the `$SYS/` counts with one write at the end (docs/adr/0022).
+  const results: FanOutResult[] = [];
+  let clientMessages = 0;
   const recordHandler = async (record: DynamoDBRecord) => {
     if (failed) throw new Error('an earlier record of this batch failed');
     const message =
@@ -24,6 +28,8 @@ export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatch
     if (!message) return;
     try {
       const result = await fanOut(broker, message);
+      results.push(result);
+      if (isClientMessage(message)) clientMessages++;
       recordFanOut(metrics, result, message.publishedAt);
       logger.debug('fanned out', { topic: message.topic, ...result });
     } catch (error) {
@@ -32,9 +38,19 @@ export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatch
     }
   };
   try {
-    return await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.DynamoDBStreams), {
-      processInParallel: false,
-    });
+    const response = await processPartialResponse(
+      event,
+      recordHandler,
+      new BatchProcessor(EventType.DynamoDBStreams),
+      { processInParallel: false },
+    );
+    try {
+      await countTraffic(broker, results, clientMessages);
+    } catch (error) {
+      // The figures are informational: failing the batch for them would deliver it twice.
+      logger.warn('could not add the batch to the $SYS counts', { error });
+    }
+    return response;
   } finally {
     flushMetrics(metrics);
   }

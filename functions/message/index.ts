@@ -1,6 +1,7 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { withEnhancedAuthModule } from '../../shared/auth/enhanced-module.js';
 import { handleFrame } from '../../shared/broker/inbound.js';
 import { connectionGone } from '../../shared/broker/lifecycle.js';
 import { flushMetrics, functionMetrics, MetricUnit } from '../../shared/function-metrics.js';
@@ -9,7 +10,8 @@ import { brokerFromEnv } from '../../shared/runtime.js';
 import { frameFromRecord, type InboundFrame } from './events.js';
 
 const logger = new Logger({ serviceName: 'nimbus-message' });
-const broker = brokerFromEnv(process.env);
+// MQTT 5 AUTH methods of your own, if configured, load once at cold start.
+const broker = await withEnhancedAuthModule(brokerFromEnv(process.env));
 const processor = new SqsFifoPartialProcessorAsync();
 const metrics = functionMetrics();
 

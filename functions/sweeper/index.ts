@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { checkKeepAlivesFor } from '../../shared/broker/keepalive.js';
 import { sweep } from '../../shared/broker/sweep.js';
+import { publishBrokerFigures } from '../../shared/broker/sys-topics.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 
 const logger = new Logger({ serviceName: 'nimbus-sweeper' });
@@ -50,4 +51,6 @@ export const handler = async (
   }
   const result = await sweep(broker);
   if (result.closed + result.stale + result.expiredSessions > 0) logger.info('swept', { ...result });
+  // The sweep has just read every connection record: the connected count costs nothing more.
+  await publishBrokerFigures(broker, result.scanned - result.closed - result.stale);
 };

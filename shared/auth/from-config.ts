@@ -9,8 +9,10 @@ import type { MosquittoPasswordFile } from '../mosquitto-passwords.js';
 import { HookAuthenticator } from './authorizer-hook.js';
 import { AuthenticatorChain } from './chain.js';
 import { DynamoUserDirectory } from './dynamo-user-directory.js';
+import type { EnhancedAuthenticator } from './enhanced.js';
 import { JwtAuthenticator } from './jwt-authenticator.js';
 import { LambdaAuthorizer } from './lambda-authorizer.js';
+import { directoryScramSource, ScramAuthenticator, type ScramCredentialSource } from './scram.js';
 import type { AuthSettings } from './settings.js';
 import { TableAuthenticator } from './table-authenticator.js';
 
@@ -60,4 +62,33 @@ export function authenticatorFrom(
   }
   if (chain.length === 0) return undefined;
   return chain.length === 1 ? chain[0] : new AuthenticatorChain(chain);
+}
+
+/**
+ * The MQTT 5 enhanced authentication methods the configuration allows: SCRAM-SHA-512 when there
+ * are `$7$` hashes to check it against (the password file, then the users table); undefined when
+ * there are none, so a CONNECT naming a method is refused 0x8C (docs/adr/0022).
+ *
+ * @example
+ * const enhanced = enhancedAuthenticatorFrom(config, { db: () => createDocumentClient(config) });
+ */
+export function enhancedAuthenticatorFrom(
+  config: Pick<AuthConfig, 'auth' | 'passwordFile'>,
+  dependencies: Pick<AuthDependencies, 'db'>,
+): EnhancedAuthenticator | undefined {
+  const { auth = {}, passwordFile } = config;
+  const sources: ScramCredentialSource[] = [];
+  if (passwordFile) sources.push(passwordFile);
+  if (auth.usersTable)
+    sources.push(directoryScramSource(new DynamoUserDirectory(dependencies.db(), auth.usersTable)));
+  if (sources.length === 0) return undefined;
+  return new ScramAuthenticator({
+    async scramCredentials(username) {
+      for (const source of sources) {
+        const found = await source.scramCredentials(username);
+        if (found) return found;
+      }
+      return undefined;
+    },
+  });
 }

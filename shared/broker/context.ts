@@ -1,9 +1,10 @@
 import type { Packet } from 'mqtt-packet';
 import type { Authorizer } from '../acl.js';
+import type { EnhancedAuthenticator } from '../auth/enhanced.js';
 import type { Authenticator } from '../auth.js';
 import type { BrokerLimits } from '../limits.js';
 import type { LoginThrottle } from '../login-throttle.js';
-import type { BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
+import type { AuthExchange, BrokerStore, ClientGateway, ConnectionRecord } from '../ports.js';
 import type { ProtocolVersion } from '../protocol/frames.js';
 import type { RateMemory } from './publish-rate.js';
 
@@ -22,6 +23,8 @@ export interface BrokerContext {
   readonly sleep: (ms: number) => Promise<void>;
   /** Checks CONNECT credentials; absent: no authentication, any client may connect. */
   readonly authenticator?: Authenticator;
+  /** MQTT 5 enhanced authentication methods (AUTH); absent: a CONNECT naming a method is refused 0x8C. */
+  readonly enhancedAuthenticator?: EnhancedAuthenticator;
   /** What clients may publish, receive and subscribe to; absent: everything but writing `$` topics. */
   readonly authorizer?: Authorizer;
   /** Slows repeated failed logins per user name and source address; absent: no throttling. */
@@ -38,6 +41,8 @@ export interface BrokerContext {
 export interface Invocation {
   readonly connectionId: string;
   record?: ConnectionRecord;
+  /** The authentication exchange the connection's CONNECT awaits, while it does (MQTT 5 AUTH). */
+  exchange?: AuthExchange & { readonly connect: Uint8Array };
   /** The queue's id of this frame: the same when the queue redelivers it. */
   readonly frameId?: string;
   /** The client's address as the gateway saw it, when known. */

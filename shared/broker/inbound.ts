@@ -2,6 +2,11 @@ import type { Packet } from 'mqtt-packet';
 import type { ConnectionRecord } from '../ports.js';
 import { decodeFrame } from '../protocol/frames.js';
 import type { BrokerContext, Invocation } from './context.js';
+import {
+  continueConnectAuthentication,
+  handleReauthentication,
+  refuseDuringExchange,
+} from './enhanced-auth.js';
 import { handleAck } from './handlers/acks.js';
 import { handleConnect } from './handlers/connect.js';
 import { handlePublish } from './handlers/publish.js';
@@ -47,7 +52,20 @@ function firstPacketIsConnect(frame: string): boolean {
   return frame.startsWith('E');
 }
 
+/** AUTH is 0xF0 → '8': only such a frame may carry the next step of a CONNECT's authentication. */
+function firstPacketIsAuth(frame: string): boolean {
+  return frame.startsWith('8');
+}
+
 async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Packet): Promise<void> {
+  const exchange = invocation.exchange;
+  if (exchange) {
+    // The CONNECT awaits its authentication: only AUTH (or DISCONNECT) until CONNACK [MQTT-3.1.2-30].
+    return continueConnectAuthentication(ctx, invocation, exchange, packet, (connect, authenticated) => {
+      invocation.exchange = undefined;
+      return handleConnect(ctx, invocation, connect, authenticated);
+    });
+  }
   if (packet.cmd === 'connect') {
     if (invocation.record) {
       protocolViolation(
@@ -68,6 +86,7 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
   }
   const record = invocation.record;
   if (!record) {
+    if (await refuseDuringExchange(ctx, invocation, packet)) return;
     invocation.closeReason = `${packet.cmd.toUpperCase()} before CONNECT`; // [MQTT-3.1.0-1]
     return;
   }
@@ -86,6 +105,8 @@ async function dispatch(ctx: BrokerContext, invocation: Invocation, packet: Pack
       return handleSubscribe(ctx, invocation, record, packet);
     case 'unsubscribe':
       return handleUnsubscribe(ctx, invocation, record, packet);
+    case 'auth':
+      return handleReauthentication(ctx, invocation, record, packet);
     case 'pingreq':
       invocation.outbox.push({ cmd: 'pingresp' }); // [MQTT-3.12.4-1]
       return;
@@ -137,7 +158,14 @@ export async function handleFrame(
   // A frame opening with CONNECT needs no lookup; anything else needs the
   // connection's record, for its protocol version and its session.
   let decoded = firstPacketIsConnect(frame) ? decodeFrame(frame, undefined, ctx.maxPacketSize) : undefined;
-  if (decoded?.packets[0]?.cmd !== 'connect') {
+  // An AUTH frame may be the next step of a CONNECT's authentication, which has no record yet.
+  const exchange = firstPacketIsAuth(frame)
+    ? await ctx.store.getAuthExchange(connectionId, ctx.now())
+    : undefined;
+  if (exchange?.connect) {
+    invocation.exchange = { ...exchange, connect: exchange.connect };
+    decoded = decodeFrame(frame, 5, ctx.maxPacketSize);
+  } else if (decoded?.packets[0]?.cmd !== 'connect') {
     invocation.record = await loadConnection(ctx, connectionId);
     const now = ctx.now();
     // Any packet counts for keep-alive [MQTT-3.1.2-23]; written sparingly (shared/broker/keepalive.ts).

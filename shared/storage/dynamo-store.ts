@@ -3,6 +3,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { BrokerConfig } from '../config.js';
 import type {
   ApplicationMessage,
+  AuthExchange,
+  BrokerCounters,
+  BrokerFigures,
   BrokerStore,
   ConnectionRecord,
   HeldPacket,
@@ -13,6 +16,8 @@ import type {
   SubscriptionRecord,
 } from '../ports.js';
 import type { TableId } from '../tables.js';
+import { AuthExchanges } from './dynamo/auth-exchanges.js';
+import { BrokerFiguresPart } from './dynamo/broker-figures.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
 import { Deliveries } from './dynamo/deliveries.js';
 import { FlowControl } from './dynamo/flow-control.js';
@@ -42,6 +47,8 @@ export class DynamoStore implements BrokerStore {
   private readonly retained: Retained;
   private readonly flow: FlowControl;
   private readonly userConnectionSets: UserConnections;
+  private readonly figures: BrokerFiguresPart;
+  private readonly exchanges: AuthExchanges;
 
   constructor(
     db: DynamoDBDocumentClient,
@@ -55,6 +62,8 @@ export class DynamoStore implements BrokerStore {
     this.retained = new Retained(database);
     this.flow = new FlowControl(database);
     this.userConnectionSets = new UserConnections(database);
+    this.figures = new BrokerFiguresPart(database);
+    this.exchanges = new AuthExchanges(database);
   }
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -281,5 +290,25 @@ export class DynamoStore implements BrokerStore {
 
   confirmTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<void> {
     return this.sessions.confirmTopicAlias(clientId, connectionId, topic, alias);
+  }
+
+  addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {
+    return this.figures.addBrokerCounters(delta);
+  }
+
+  brokerFigures(): Promise<BrokerFigures> {
+    return this.figures.brokerFigures();
+  }
+
+  putAuthExchange(exchange: AuthExchange): Promise<void> {
+    return this.exchanges.putAuthExchange(exchange);
+  }
+
+  getAuthExchange(connectionId: string, now: number): Promise<AuthExchange | undefined> {
+    return this.exchanges.getAuthExchange(connectionId, now);
+  }
+
+  deleteAuthExchange(connectionId: string): Promise<void> {
+    return this.exchanges.deleteAuthExchange(connectionId);
   }
 }

@@ -1,5 +1,8 @@
 import type {
   ApplicationMessage,
+  AuthExchange,
+  BrokerCounters,
+  BrokerFigures,
   BrokerStore,
   ConnectionRecord,
   HeldPacket,
@@ -39,6 +42,8 @@ export class MemoryStore implements BrokerStore {
   private readonly retained = new Map<string, Map<string, RetainedMessage>>();
   /** Each user's live connection ids. */
   private readonly userConnectionSets = new Map<string, Set<string>>();
+  private readonly exchanges = new Map<string, AuthExchange>();
+  private counters: BrokerCounters = { messagesReceived: 0, messagesSent: 0 };
 
   constructor(options: { now: () => number }) {
     this.now = options.now;
@@ -499,6 +504,36 @@ export class MemoryStore implements BrokerStore {
     if (!session) return;
     session.inFlight = inFlight;
     session.waiting = 0;
+  }
+
+  async putAuthExchange(exchange: AuthExchange): Promise<void> {
+    this.exchanges.set(exchange.connectionId, copy(exchange));
+  }
+
+  async getAuthExchange(connectionId: string, now: number): Promise<AuthExchange | undefined> {
+    const exchange = this.exchanges.get(connectionId);
+    return exchange && exchange.expiresAt > now ? copy(exchange) : undefined;
+  }
+
+  async deleteAuthExchange(connectionId: string): Promise<void> {
+    this.exchanges.delete(connectionId);
+  }
+
+  async addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {
+    this.counters = {
+      messagesReceived: this.counters.messagesReceived + (delta.messagesReceived ?? 0),
+      messagesSent: this.counters.messagesSent + (delta.messagesSent ?? 0),
+    };
+  }
+
+  async brokerFigures(): Promise<BrokerFigures> {
+    const count = (partitions: Map<string, Map<string, unknown>>) =>
+      [...partitions.values()].reduce((sum, partition) => sum + partition.size, 0);
+    return {
+      ...this.counters,
+      subscriptions: count(this.subscriptions),
+      retainedMessages: count(this.retained),
+    };
   }
 
   async *scanConnections(): AsyncIterable<ConnectionRecord[]> {

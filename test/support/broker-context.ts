@@ -1,5 +1,6 @@
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import type { Authorizer } from '../../shared/acl.js';
+import type { EnhancedAuthenticator } from '../../shared/auth/enhanced.js';
 import type { Authenticator } from '../../shared/auth.js';
 import type { BrokerContext } from '../../shared/broker/context.js';
 import { fanOut } from '../../shared/broker/fanout.js';
@@ -52,6 +53,7 @@ export interface TestBroker {
 export function testContext(
   options: {
     authenticator?: Authenticator;
+    enhancedAuthenticator?: EnhancedAuthenticator;
     authorizer?: Authorizer;
     loginThrottle?: LoginThrottle;
     maxQueuedPerSession?: number;
@@ -75,6 +77,7 @@ export function testContext(
     publishRates: new RateMemory(),
     ...(options.authenticator ? { authenticator: options.authenticator } : {}),
     ...(options.authorizer ? { authorizer: options.authorizer } : {}),
+    ...(options.enhancedAuthenticator ? { enhancedAuthenticator: options.enhancedAuthenticator } : {}),
     ...(options.loginThrottle ? { loginThrottle: options.loginThrottle } : {}),
   };
   let streamed = 0;

@@ -1299,6 +1299,69 @@ export function storeConformance(
 
     topicAliasConformance(withStore);
 
+    describe('authentication exchanges', () => {
+      test(
+        'putAuthExchange stores; getAuthExchange reads it back until it expires; deleteAuthExchange forgets it',
+        withStore(async (store, clock) => {
+          const exchange = {
+            connectionId: 'c1',
+            method: 'SCRAM-SHA-512',
+            state: '{"user":"alice"}',
+            connect: bytes('connect packet'),
+            expiresAt: clock.time + 60_000,
+          };
+          assert.equal(await store.getAuthExchange('c1', clock.time), undefined);
+          await store.putAuthExchange(exchange);
+          assert.deepEqual(await store.getAuthExchange('c1', clock.time), exchange);
+          assert.equal(await store.getAuthExchange('c1', clock.time + 60_000), undefined);
+          const next = {
+            connectionId: 'c1',
+            method: 'SCRAM-SHA-512',
+            state: 'two',
+            expiresAt: clock.time + 1,
+          };
+          await store.putAuthExchange(next);
+          assert.deepEqual(await store.getAuthExchange('c1', clock.time), next);
+          await store.deleteAuthExchange('c1');
+          await store.deleteAuthExchange('c1');
+          assert.equal(await store.getAuthExchange('c1', clock.time), undefined);
+        }),
+      );
+    });
+
+    describe('broker figures ($SYS/)', () => {
+      test(
+        'addBrokerCounters adds to the running counts; brokerFigures reads them, 0 before any',
+        withStore(async (store) => {
+          assert.deepEqual(await store.brokerFigures(), {
+            messagesReceived: 0,
+            messagesSent: 0,
+            subscriptions: 0,
+            retainedMessages: 0,
+          });
+          await store.addBrokerCounters({ messagesReceived: 3, messagesSent: 5 });
+          await Promise.all([store.addBrokerCounters({ messagesSent: 2 }), store.addBrokerCounters({})]);
+          const figures = await store.brokerFigures();
+          assert.equal(figures.messagesReceived, 3);
+          assert.equal(figures.messagesSent, 7);
+        }),
+      );
+
+      test(
+        'brokerFigures counts stored subscriptions and retained messages',
+        withStore(async (store) => {
+          await store.putSubscriptions([
+            { clientId: 'a', sessionId: 's1', filter: 'x/#', qos: 1 },
+            { clientId: 'b', sessionId: 's2', filter: 'x/#', qos: 0 },
+          ]);
+          await store.putRetained(retained('home/temp', '21'));
+          const figures = await store.brokerFigures();
+          assert.equal(figures.subscriptions, 2);
+          assert.equal(figures.retainedMessages, 1);
+        }),
+      );
+    });
+
     describe('retained messages', () => {
       test(
         'putRetained stores; retainedMatching returns it with the retain flag set',

@@ -19,6 +19,12 @@ import {
   willRefusal,
 } from '../connect-decisions.js';
 import type { BrokerContext, Invocation } from '../context.js';
+import {
+  type Authenticated,
+  authenticationMethodOf,
+  startConnectAuthentication,
+  withAuthentication,
+} from '../enhanced-auth.js';
 import { resendWithinReceiveMaximum } from '../flow-control.js';
 import { ReasonCode } from '../reason-codes.js';
 import { sessionExpired } from '../session-expiry.js';
@@ -31,9 +37,16 @@ type SessionPlan = ReturnType<typeof planSession>;
 /**
  * CONNECT: check the credentials (when the broker has an authenticator), claim
  * the connection, take the client id over from any other connection, start or
- * resume the session, answer CONNACK. The decisions live in connect-decisions.ts.
+ * resume the session, answer CONNACK. The decisions live in connect-decisions.ts. A CONNECT naming
+ * an Authentication Method starts an exchange instead (enhanced-auth.ts), which comes back here
+ * with `authenticated` when it succeeds.
  */
-export async function handleConnect(ctx: BrokerContext, invocation: Invocation, packet: IConnectPacket) {
+export async function handleConnect(
+  ctx: BrokerContext,
+  invocation: Invocation,
+  packet: IConnectPacket,
+  authenticated?: Authenticated,
+) {
   const validated = validateConnect(
     packet,
     ctx.newId,
@@ -44,7 +57,17 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
   invocation.protocolVersion = validated.version;
   // Refused before the connection is claimed, so a refused client takes over no
   // client id and leaves no connection or session behind [MQTT-3.2.2-5].
-  const identified = await checkCredentials(ctx, invocation, validated, packet);
+  let identified: ConnectRefusal | AcceptedConnect;
+  if (authenticated) {
+    identified = authenticated.user === undefined ? validated : { ...validated, user: authenticated.user };
+  } else if (authenticationMethodOf(packet) !== undefined) {
+    const started = await startConnectAuthentication(ctx, invocation, validated, packet);
+    if (started === 'pending') return; // AUTH 0x18 is on its way; the CONNECT waits in the store.
+    if ('refused' in started) return refuse(invocation, started);
+    return handleConnect(ctx, invocation, packet, started);
+  } else {
+    identified = await checkCredentials(ctx, invocation, validated, packet);
+  }
   if (identified.refused) return refuse(invocation, identified);
   const connect = identified;
   const willRefused = willRefusal(connect);
@@ -58,7 +81,10 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     return refuse(invocation, userConnectionsRefusal(connect.version, ctx.limits.maxConnectionsPerUser));
   // [MQTT-3.1.2-23] an expired session is not resumed: it starts fresh, session present 0.
   const plan = planSession(previous, connect.clean || sessionExpired(previous, ctx.now()), ctx.newId);
-  const record = connectionRecord(connect, invocation, plan.sessionId, ctx.now());
+  const record = {
+    ...connectionRecord(connect, invocation, plan.sessionId, ctx.now()),
+    ...(authenticated ? { authenticationMethod: authenticated.method } : {}),
+  };
   if (!(await claimConnection(ctx, invocation, record))) return;
   invocation.record = record;
   const taken = await takeSession(ctx, invocation, connect, previous, plan);
@@ -81,12 +107,15 @@ export async function handleConnect(ctx: BrokerContext, invocation: Invocation, 
     await ctx.store.deleteDeliveries(connect.clientId);
   }
   invocation.outbox.push(
-    buildConnack(
-      connect,
-      taken.plan.resumed,
-      ctx.maxPacketSize,
-      ctx.limits.topicAliasMaximum,
-      ctx.limits.receiveMaximum,
+    withAuthentication(
+      buildConnack(
+        connect,
+        taken.plan.resumed,
+        ctx.maxPacketSize,
+        ctx.limits.topicAliasMaximum,
+        ctx.limits.receiveMaximum,
+      ),
+      authenticated,
     ),
   );
   if (taken.plan.resumed) {
@@ -190,7 +219,11 @@ async function takeSession(
     }
     const replanned = planSession(previous, connect.clean || sessionExpired(previous, ctx.now()), ctx.newId);
     if (replanned.sessionId !== plan.sessionId) {
-      invocation.record = connectionRecord(connect, invocation, replanned.sessionId, ctx.now());
+      // Spread over the old record so what CONNECT added to it (the authentication method) stays.
+      invocation.record = {
+        ...invocation.record,
+        ...connectionRecord(connect, invocation, replanned.sessionId, ctx.now()),
+      };
       await ctx.store.putConnection(invocation.record);
     }
     plan = replanned;
