@@ -23,7 +23,13 @@ export interface CostOutcome {
   spec: WorkloadSpec;
   /** What was scaled down, in words. */
   scaled: string;
-  measured: { publishes: number; deliveries: number; perPublish: Record<string, number> };
+  measured: {
+    publishes: number;
+    deliveries: number;
+    perPublish: Record<string, number>;
+    /** Calls per publish by service and operation (`dynamodb PutItem`, `lambda message`), to see where units go. */
+    callsPerPublish?: Record<string, number>;
+  };
   nimbus: Bill;
   iotCore: Bill;
   floor: Bill;
@@ -108,4 +114,19 @@ export function unitsPer(delta: MeterReading, n: number): Record<string, number>
     dynamoRru: delta.dynamodb.readUnits / n,
     sqsRequests: (delta.sqs?.billedRequests ?? 0) / n,
   };
+}
+
+/**
+ * Calls per publish by service and operation, and the message queue's mean batch (messages per
+ * `ReceiveMessage`): what the units of `unitsPer` are made of.
+ *
+ * @example
+ * callsPer(delta, 300); // { 'dynamodb PutItem': 1, 'sqs ReceiveMessage': 0.25, 'lambda message': 0.25, … }
+ */
+export function callsPer(delta: MeterReading, n: number): Record<string, number> {
+  const calls: Record<string, number> = {};
+  for (const [op, count] of Object.entries(delta.dynamodb.requests)) calls[`dynamodb ${op}`] = count / n;
+  for (const [op, count] of Object.entries(delta.sqs?.requests ?? {})) calls[`sqs ${op}`] = count / n;
+  for (const [name, l] of Object.entries(delta.lambda)) calls[`lambda ${name}`] = l.requests / n;
+  return calls;
 }

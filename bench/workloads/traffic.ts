@@ -2,6 +2,7 @@ import { floorBill, iotCoreBill, nimbusBill, type WorkloadSpec } from '../econom
 import {
   type BenchContext,
   type CostOutcome,
+  callsPer,
   closeAll,
   connectMany,
   metered,
@@ -73,13 +74,19 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
       return sent;
     });
     const usdPerPublish = usdWithoutConnections(delta) / publishes;
+    const callsPerPublish = callsPer(delta, publishes);
+    progress(
+      `[${run.name}] calls per publish: ${Object.entries(callsPerPublish)
+        .map(([call, n]) => `${call} ${n.toFixed(3)}`)
+        .join(', ')}`,
+    );
     return {
       kind: 'cost',
       name: run.name,
       title: run.title,
       spec: run.spec,
       scaled: run.scaled,
-      measured: { publishes, deliveries, perPublish: unitsPer(delta, publishes) },
+      measured: { publishes, deliveries, perPublish: unitsPer(delta, publishes), callsPerPublish },
       nimbus: nimbusBill(run.spec, { usdPerPublish }),
       iotCore: iotCoreBill(run.spec),
       floor: floorBill(run.spec),
