@@ -100,7 +100,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
     streamPollIntervalMs: pollMs,
     brokers,
     notes: [
-      `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); traffic runs at the workload's real rate for ${seconds} s, so batching at the stream poll is what AWS would see. Monthly figures are for the full-size workload.`,
+      `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); the fewer devices publish as much more often (and keep alive as much more often), so the aggregate rate, and with it the batches of the frame queue and of the stream, are the full-size workload's; traffic runs for ${seconds} s. Units are metered, not computed. Monthly figures are for the full-size workload.`,
       'Connects and subscribes are paid once per session and are left out of the per-message units; connection-minutes are priced from the full-size spec (every connection held all month).',
       "The keep-alive deadline check (one scheduled invocation a minute on AWS) is a fixed cost of the deployment, not of a workload, and is not included; neither are free tiers nor IoT Core's cheaper tiers above a billion messages a month.",
       'Lambda GB-seconds are the durations measured in the emulator on this machine (shared, loaded); on AWS they are likely shorter, so the Lambda compute share of the bill is an upper bound.',
