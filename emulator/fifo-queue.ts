@@ -94,6 +94,12 @@ export class FifoQueue {
   readonly arn: string;
   /** Messages given up on, oldest first. */
   readonly deadLetters: SQSRecord[] = [];
+  /**
+   * Batches received, the messages in them, and their summed wait from send to that receive: how
+   * full batches were and whether the function kept up (a backlog fills batches that would not fill
+   * where the function is faster).
+   */
+  readonly received = { batches: 0, messages: 0, waitMs: 0 };
   private readonly groups = new Map<string, Group>();
   /** `groupId␀deduplicationId` → when the id may be used again. Insertion order is expiry order. */
   private readonly seen = new Map<string, { expiresAt: number; messageId: string; sequenceNumber: string }>();
@@ -182,7 +188,10 @@ export class FifoQueue {
       if (batch.length === 0) return;
       this.idlePollers--;
       const now = Date.now();
+      this.received.batches++;
+      this.received.messages += batch.length;
       const records = batch.map((message) => {
+        this.received.waitMs += now - message.sentAt;
         message.receiveCount++;
         message.firstReceivedAt ??= now;
         return this.record(message, randomBytes(64).toString('base64'));

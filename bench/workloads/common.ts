@@ -29,6 +29,8 @@ export interface CostOutcome {
     perPublish: Record<string, number>;
     /** Calls per publish by service and operation (`dynamodb PutItem`, `lambda message`), to see where units go. */
     callsPerPublish?: Record<string, number>;
+    /** The frame queue's mean batch and the mean wait of a frame before a poller received it. */
+    frameQueue?: { framesPerBatch: number; meanWaitMs: number };
   };
   nimbus: Bill;
   iotCore: Bill;

@@ -66,6 +66,8 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
     let deliveries = 0;
     for (const s of subscribers) s.on('message', () => deliveries++);
     progress(`[${run.name}] publishing for ${run.seconds} s at QoS ${qos}`);
+    const queue = nimbus.emulator.frameQueue.received;
+    const queueBefore = { ...queue };
     const { value: publishes, delta } = await metered(nimbus.emulator, async () => {
       let sent = 0;
       const sends: Promise<unknown>[] = [];
@@ -98,6 +100,19 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
     });
     const usdPerPublish = usdWithoutConnections(delta) / publishes;
     const callsPerPublish = callsPer(delta, publishes);
+    const batches = queue.batches - queueBefore.batches;
+    const frames = queue.messages - queueBefore.messages;
+    const frameQueue = {
+      framesPerBatch: frames / Math.max(1, batches),
+      meanWaitMs: (queue.waitMs - queueBefore.waitMs) / Math.max(1, frames),
+    };
+    progress(
+      `[${run.name}] frame queue: ${frameQueue.framesPerBatch.toFixed(2)} frames per batch, ` +
+        `${frameQueue.meanWaitMs.toFixed(0)} ms mean wait from send to receive` +
+        (frameQueue.meanWaitMs > 100
+          ? ' (the emulator fell behind: batches are fuller than AWS would form at this rate)'
+          : ''),
+    );
     progress(
       `[${run.name}] calls per publish: ${Object.entries(callsPerPublish)
         .map(([call, n]) => `${call} ${n.toFixed(3)}`)
@@ -112,7 +127,13 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
         periodMs < run.periodMs
           ? `${run.scaled}, each every ${periodMs / 1000} s: the full ${run.spec.publishesPerSecond}/s`
           : run.scaled,
-      measured: { publishes, deliveries, perPublish: unitsPer(delta, publishes), callsPerPublish },
+      measured: {
+        publishes,
+        deliveries,
+        perPublish: unitsPer(delta, publishes),
+        callsPerPublish,
+        frameQueue,
+      },
       nimbus: nimbusBill(run.spec, { usdPerPublish }),
       iotCore: iotCoreBill(run.spec),
       floor: floorBill(run.spec),
