@@ -9,6 +9,11 @@ import type { Bill, WorkloadSpec } from '../economics.js';
 /** What every workload is handed: the brokers running for this invocation and the scale. */
 export interface BenchContext {
   scale: number;
+  /**
+   * Run traffic workloads at the full-size aggregate rate (`--full-rate`): the fewer devices publish
+   * as much more often. Off, they publish at the real per-device rate, so the aggregate is scaled too.
+   */
+  fullRate?: boolean;
   nimbus: Broker & { emulator: Emulator };
   /** Brokers to compare speed with (Aedes, and Mosquitto when installed). */
   others: Broker[];

@@ -54,7 +54,9 @@ export function fullRate(
 export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<CostOutcome> {
   const { nimbus, progress } = ctx;
   const { qos } = run.spec;
-  const { periodMs, keepalive } = fullRate(run);
+  const { periodMs, keepalive } = ctx.fullRate
+    ? fullRate(run)
+    : { periodMs: run.periodMs, keepalive: clientOptions.keepalive ?? 300 };
   progress(
     `[${run.name}] connecting ${run.subscribers} subscriber(s) and ${run.publishers} publisher(s), ` +
       `each publishing every ${periodMs} ms (${(run.publishers * 1000) / periodMs}/s in all), keep-alive ${keepalive} s`,
