@@ -134,6 +134,11 @@ export function callsPer(delta: MeterReading, n: number): Record<string, number>
   const calls: Record<string, number> = {};
   for (const [op, count] of Object.entries(delta.dynamodb.requests)) calls[`dynamodb ${op}`] = count / n;
   for (const [op, count] of Object.entries(delta.sqs?.requests ?? {})) calls[`sqs ${op}`] = count / n;
-  for (const [name, l] of Object.entries(delta.lambda)) calls[`lambda ${name}`] = l.requests / n;
+  for (const [name, l] of Object.entries(delta.lambda)) {
+    calls[`lambda ${name}`] = l.requests / n;
+    calls[`lambda ${name} GB-s`] = l.gbSeconds / n;
+    // Instances first seen in this run: each one's init (a cold start) is in its first invocation.
+    calls[`lambda ${name} new instances`] = l.instances.length / n;
+  }
   return calls;
 }
