@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <workload> [--scale S] [--seconds N] [--poll-ms MS]`
+ * `npm run bench -- <workload> [--scale S] [--seconds N] [--poll-ms MS] [--full-rate]`
  *
  * Workloads: w1 (telemetry fan-in, QoS 0 and 1), w2 (fan-out), w3 (idle fleet), w4 (16 KB messages,
  * JSON and incompressible), burst, latency, scaling, and all (every one; writes docs/benchmarks.md
@@ -52,6 +52,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       scale: { type: 'string', default: '0.1' },
       seconds: { type: 'string', default: '30' },
       'poll-ms': { type: 'string', default: '250' },
+      'full-rate': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -85,7 +86,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       brokers.push('not Mosquitto (not installed)');
     }
   }
-  const ctx: BenchContext = { scale, nimbus, others, progress };
+  const ctx: BenchContext = { scale, fullRate: values['full-rate'], nimbus, others, progress };
   const results: SuiteResults = {
     startedAt,
     machine: {
@@ -100,7 +101,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
     streamPollIntervalMs: pollMs,
     brokers,
     notes: [
-      `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); traffic runs at the workload's real rate for ${seconds} s, so batching at the stream poll is what AWS would see. Monthly figures are for the full-size workload.`,
+      `Scale ${scale}: device and subscriber counts are multiplied by it (see "Run as"); ${values['full-rate'] ? "the fewer devices publish as much more often (and keep alive as much more often), so the aggregate rate, and with it the batches of the frame queue and of the stream, are the full-size workload's" : 'traffic runs at the real per-device rate, so the aggregate rate is scaled too (--full-rate keeps the full one where the machine can carry it)'}; traffic runs for ${seconds} s. The frame queue forms batches as Lambda's pollers do (what is visible when a poller asks); the run prints frames per batch and their wait. Units are metered, not computed. Monthly figures are for the full-size workload.`,
       'Connects and subscribes are paid once per session and are left out of the per-message units; connection-minutes are priced from the full-size spec (every connection held all month).',
       "The keep-alive deadline check (one scheduled invocation a minute on AWS) is a fixed cost of the deployment, not of a workload, and is not included; neither are free tiers nor IoT Core's cheaper tiers above a billion messages a month.",
       'Lambda GB-seconds are the durations measured in the emulator on this machine (shared, loaded); on AWS they are likely shorter, so the Lambda compute share of the bill is an upper bound.',

@@ -26,6 +26,11 @@ export interface FifoQueueOptions {
   readonly accountId?: string;
   /** Most messages per invocation; SQS FIFO allows 10. @default 10 */
   readonly batchSize?: number;
+  /**
+   * Batches in flight at once: Lambda's pollers, each receiving, invoking and deleting in turn. Lambda
+   * starts an SQS event source with five. @default 5
+   */
+  readonly pollers?: number;
   /** Receives before a message moves to the dead-letter list. @default 5 */
   readonly maxReceiveCount?: number;
   /** How long a failed batch stays hidden before its group is retried (AWS: the queue's visibility timeout). @default 200 */
@@ -53,8 +58,9 @@ interface Message {
 }
 
 interface Group {
+  readonly id: string;
   readonly messages: Message[];
-  /** A batch of this group is being handled, or waits out its visibility timeout. */
+  /** A batch holding this group's messages is being handled, or they wait out their visibility timeout. */
   busy: boolean;
   retryTimer?: NodeJS.Timeout;
 }
@@ -63,18 +69,21 @@ const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
 /**
  * An SQS FIFO queue and the Lambda event source mapping that drains it. Messages of one group are
- * delivered in the order sent, one batch at a time; different groups run concurrently (as many as
- * the function pool allows). A batch holds consecutive messages of one group, up to `batchSize`.
+ * delivered in the order sent, and a group is in one batch at a time; different groups run
+ * concurrently. Like Lambda's pollers, `pollers` loops each receive what is visible the moment they
+ * ask (a long poll returns at the first message; FIFO sources allow no batching window), up to
+ * `batchSize` messages: as many consecutive messages of the oldest free group as fit, then of the
+ * next. So batches fill only when messages arrive faster than the pollers turn round, as on AWS.
  *
- * A function error hides the whole batch for the visibility timeout and keeps the group blocked
- * until it is retried; a `batchItemFailures` answer keeps the first failed record and everything
- * after it. Every delivery counts a receive for each message in the batch; a message about to be
- * received more than `maxReceiveCount` times goes to the dead-letter list instead, and its group
- * moves on. A deduplication id repeated within five minutes is dropped (scope: message group, as
- * with high-throughput FIFO).
+ * A function error hides the whole batch for the visibility timeout and keeps its groups blocked
+ * until they are retried; a `batchItemFailures` answer deletes every message it does not name, and
+ * the named ones wait out the visibility timeout with their groups. Every delivery counts a receive
+ * for each message in the batch; a message about to be received more than `maxReceiveCount` times
+ * goes to the dead-letter list instead, and its group moves on. A deduplication id repeated within
+ * five minutes is dropped (scope: message group, as with high-throughput FIFO).
  *
  * Billed as AWS bills the poller: one `SendMessage` per message, one `ReceiveMessage` and one
- * `DeleteMessageBatch` per batch (empty long polls are not counted).
+ * `DeleteMessageBatch` per batch, each a request per 64 KB of payload (empty long polls are not counted).
  *
  * @example
  * const queue = new FifoQueue({ queueName: 'frames.fifo', region, invoke: (event) => pool.invoke(event) });
@@ -85,12 +94,19 @@ export class FifoQueue {
   readonly arn: string;
   /** Messages given up on, oldest first. */
   readonly deadLetters: SQSRecord[] = [];
+  /**
+   * Batches received, the messages in them, and their summed wait from send to that receive: how
+   * full batches were and whether the function kept up (a backlog fills batches that would not fill
+   * where the function is faster).
+   */
+  readonly received = { batches: 0, messages: 0, waitMs: 0 };
   private readonly groups = new Map<string, Group>();
   /** `groupId␀deduplicationId` → when the id may be used again. Insertion order is expiry order. */
   private readonly seen = new Map<string, { expiresAt: number; messageId: string; sequenceNumber: string }>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly idleWaiters: Array<() => void> = [];
   private readonly batchSize: number;
+  private idlePollers: number;
   private readonly maxReceiveCount: number;
   private readonly visibilityTimeoutMs: number;
   private readonly deduplicationWindowMs: number;
@@ -101,6 +117,7 @@ export class FifoQueue {
   constructor(private readonly options: FifoQueueOptions) {
     this.arn = `arn:aws:sqs:${options.region}:${options.accountId ?? '000000000000'}:${options.queueName}`;
     this.batchSize = options.batchSize ?? 10;
+    this.idlePollers = options.pollers ?? 5;
     this.maxReceiveCount = options.maxReceiveCount ?? 5;
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 200;
     this.deduplicationWindowMs = options.deduplicationWindowMs ?? 300_000;
@@ -141,12 +158,12 @@ export class FifoQueue {
     });
     let group = this.groups.get(input.groupId);
     if (!group) {
-      group = { messages: [], busy: false };
+      group = { id: input.groupId, messages: [], busy: false };
       this.groups.set(input.groupId, group);
     }
     group.messages.push(message);
     this.queued++;
-    if (!this.stopped) queueMicrotask(() => this.deliver(message.groupId));
+    if (!this.stopped) queueMicrotask(() => this.poll());
     return { messageId: message.messageId, sequenceNumber: message.sequenceNumber, duplicate: false };
   }
 
@@ -164,10 +181,50 @@ export class FifoQueue {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  private deliver(groupId: string): void {
-    const group = this.groups.get(groupId);
-    if (!group || group.busy || this.stopped) return;
-    // SQS moves a message that would exceed maxReceiveCount to the dead-letter queue on receive.
+  /** Idle pollers receive what is visible, one batch each, until no poller or no message is free. */
+  private poll(): void {
+    while (this.idlePollers > 0 && !this.stopped) {
+      const batch = this.receive();
+      if (batch.length === 0) return;
+      this.idlePollers--;
+      const now = Date.now();
+      this.received.batches++;
+      this.received.messages += batch.length;
+      const records = batch.map((message) => {
+        this.received.waitMs += now - message.sentAt;
+        message.receiveCount++;
+        message.firstReceivedAt ??= now;
+        return this.record(message, randomBytes(64).toString('base64'));
+      });
+      const payload = batch.reduce((bytes, m) => bytes + Buffer.byteLength(m.body), 0);
+      this.options.meter?.sqsRequest('ReceiveMessage', payload);
+      const task = this.handle(batch, { Records: records }).finally(() => this.inFlight.delete(task));
+      this.inFlight.add(task);
+    }
+  }
+
+  /**
+   * One `ReceiveMessage`: up to `batchSize` visible messages, as many of the oldest free group as
+   * fit, then of the next, each group's in order; their groups are busy until the batch is done.
+   */
+  private receive(): Message[] {
+    const free = [...this.groups.values()]
+      .filter((group) => !group.busy && this.deadLetterHeads(group) > 0)
+      .sort((a, b) => (BigInt(a.messages[0].sequenceNumber) < BigInt(b.messages[0].sequenceNumber) ? -1 : 1));
+    const batch: Message[] = [];
+    for (const group of free) {
+      if (batch.length === this.batchSize) break;
+      group.busy = true;
+      batch.push(...group.messages.slice(0, this.batchSize - batch.length));
+    }
+    return batch;
+  }
+
+  /**
+   * Moves the group's head messages that were received `maxReceiveCount` times to the dead-letter
+   * list, as SQS does on receive; drops an emptied group. Returns how many messages are left.
+   */
+  private deadLetterHeads(group: Group): number {
     while (group.messages.length > 0 && group.messages[0].receiveCount >= this.maxReceiveCount) {
       const dead = group.messages.shift() as Message;
       const record = this.record(dead, '');
@@ -175,62 +232,56 @@ export class FifoQueue {
       this.options.onDeadLetter?.(record);
       this.removed(1);
     }
-    if (group.messages.length === 0) {
-      this.groups.delete(groupId);
-      return;
-    }
-    group.busy = true;
-    const now = Date.now();
-    const batch = group.messages.slice(0, this.batchSize);
-    const records = batch.map((message) => {
-      message.receiveCount++;
-      message.firstReceivedAt ??= now;
-      return this.record(message, randomBytes(64).toString('base64'));
-    });
-    const payload = batch.reduce((bytes, m) => bytes + Buffer.byteLength(m.body), 0);
-    this.options.meter?.sqsRequest('ReceiveMessage', payload);
-    const task = this.handle(group, batch, { Records: records }).finally(() => this.inFlight.delete(task));
-    this.inFlight.add(task);
+    if (group.messages.length === 0) this.groups.delete(group.id);
+    return group.messages.length;
   }
 
-  private async handle(group: Group, batch: Message[], event: SQSEvent): Promise<void> {
-    let done: number;
+  private async handle(batch: Message[], event: SQSEvent): Promise<void> {
+    let failed: Set<Message>;
     try {
       const response = await this.options.invoke(event);
-      done = this.succeeded(batch, response ?? undefined);
+      failed = this.failed(batch, response ?? undefined);
     } catch {
-      done = 0;
+      failed = new Set(batch);
     }
-    if (done > 0) {
+    const deleted = batch.filter((message) => !failed.has(message));
+    if (deleted.length > 0) {
       // The poller deletes what succeeded in one call.
       this.options.meter?.sqsRequest('DeleteMessageBatch', 0);
-      group.messages.splice(0, done);
-      this.removed(done);
+      for (const message of deleted) {
+        const group = this.groups.get(message.groupId);
+        const at = group?.messages.indexOf(message) ?? -1;
+        if (group && at >= 0) group.messages.splice(at, 1);
+      }
+      this.removed(deleted.length);
     }
+    this.idlePollers++;
     if (this.stopped) return;
-    const groupId = batch[0].groupId;
-    if (done === batch.length) {
-      group.busy = false;
-      this.deliver(groupId);
-      return;
+    for (const groupId of new Set(batch.map((m) => m.groupId))) {
+      const group = this.groups.get(groupId);
+      if (!group) continue;
+      if (!batch.some((m) => m.groupId === groupId && failed.has(m))) {
+        group.busy = false;
+        if (group.messages.length === 0) this.groups.delete(groupId);
+        continue;
+      }
+      // Failed messages stay invisible until the visibility timeout passes; their group waits with them.
+      group.retryTimer = setTimeout(() => {
+        group.retryTimer = undefined;
+        group.busy = false;
+        this.poll();
+      }, this.visibilityTimeoutMs);
     }
-    // The rest stays invisible until the visibility timeout passes; the group waits with it.
-    group.retryTimer = setTimeout(() => {
-      group.retryTimer = undefined;
-      group.busy = false;
-      this.deliver(groupId);
-    }, this.visibilityTimeoutMs);
+    this.poll();
   }
 
-  /** How many records at the head of the batch succeeded, per Lambda's partial batch response rules. */
-  private succeeded(batch: Message[], response: SQSBatchResponse | undefined): number {
+  /** The batch's messages Lambda leaves on the queue, per its partial batch response rules. */
+  private failed(batch: Message[], response: SQSBatchResponse | undefined): Set<Message> {
     const failures = response?.batchItemFailures ?? [];
-    if (failures.length === 0) return batch.length;
-    const failed = new Set(failures.map((f) => f.itemIdentifier));
-    const first = batch.findIndex((m) => failed.has(m.messageId));
+    const named = new Set(failures.map((f) => f.itemIdentifier));
     // An identifier that is not in the batch (or empty) makes Lambda treat the whole batch as failed.
-    if (first < 0 || failures.some((f) => !batch.some((m) => m.messageId === f.itemIdentifier))) return 0;
-    return first;
+    if (failures.some((f) => !batch.some((m) => m.messageId === f.itemIdentifier))) return new Set(batch);
+    return new Set(batch.filter((m) => named.has(m.messageId)));
   }
 
   private removed(count: number): void {

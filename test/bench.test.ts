@@ -13,6 +13,7 @@ import {
 import { barChart, benchmarksMarkdown, billSvg, type SuiteResults } from '../bench/suite-report.js';
 import type { CostOutcome } from '../bench/workloads/common.js';
 import { stageTotals } from '../bench/workloads/latency.js';
+import { fullRate } from '../bench/workloads/traffic.js';
 
 const telemetry = (qos: 0 | 1): WorkloadSpec => ({
   connections: 1001,
@@ -214,6 +215,23 @@ describe('publish stages from /metrics', () => {
     assert.deepEqual(stageTotals(text), {
       post: { sum: 0.25, count: 5 },
       frame_queue: { sum: 0.015, count: 3 },
+    });
+  });
+});
+
+describe('full-rate traffic (--full-rate)', () => {
+  it('a scaled-down W1 fleet publishes as much more often, and keeps alive as much more often, as it is smaller', () => {
+    // 100 of 1,000 devices: each every second instead of every ten, 100/s in all; keep-alive 300 s → 30 s.
+    assert.deepEqual(fullRate({ publishers: 100, periodMs: 10_000, spec: { publishesPerSecond: 100 } }), {
+      periodMs: 1_000,
+      keepalive: 30,
+    });
+  });
+
+  it('a workload run at full size is left as it is', () => {
+    assert.deepEqual(fullRate({ publishers: 1, periodMs: 1_000, spec: { publishesPerSecond: 1 } }), {
+      periodMs: 1_000,
+      keepalive: 300,
     });
   });
 });

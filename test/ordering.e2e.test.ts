@@ -101,10 +101,14 @@ describe('the emulated SQS FIFO queue and its event source mapping', () => {
         const failed = new Set(
           verdict === 'ok' ? [] : verdict.batchItemFailures.map((f) => f.itemIdentifier),
         );
-        processed[call.group] ??= [];
+        // A batch may hold several groups; a failure stops its own group only.
+        const stopped = new Set<string>();
         for (const record of event.Records) {
-          if (failed.has(record.messageId)) break;
-          processed[call.group].push(record.body);
+          const group = record.attributes.MessageGroupId ?? '';
+          if (failed.has(record.messageId)) stopped.add(group);
+          if (stopped.has(group)) continue;
+          processed[group] ??= [];
+          processed[group].push(record.body);
         }
         return verdict === 'ok' ? undefined : verdict;
       },
@@ -193,14 +197,15 @@ describe('the emulated SQS FIFO queue and its event source mapping', () => {
     await queue.stop();
   });
 
-  test('batchItemFailures: the failed record and those after it are redelivered, in order', async () => {
+  test('batchItemFailures: the records named are redelivered, in order; those not named are deleted, as Lambda does', async () => {
     const failedOnce = new Set<string>();
     const { queue, processed, send } = queueWith((call, event) => {
       const index = call.bodies.findIndex((b) => (b === 'c3' || b === 'c7') && !failedOnce.has(b));
       if (index < 0) return 'ok';
       failedOnce.add(call.bodies[index]);
-      // Only the failed record is reported; the mapping keeps everything after it too.
-      return { batchItemFailures: [{ itemIdentifier: event.Records[index].messageId }] };
+      // A FIFO function names the failed record and every one after it (Powertools' FIFO processor does).
+      const rest = event.Records.slice(index).map((r) => ({ itemIdentifier: r.messageId }));
+      return { batchItemFailures: rest };
     });
     send('c', ...range('c', 12));
     await queue.drain();

@@ -31,7 +31,7 @@ const as = (user: string, clientId: string) => ({
 describe('quotas end to end', () => {
   test('a client below its rate adds no DynamoDB write: one write unit per publish of < 1 KB', async () => {
     const client = await connectClient(emulator.url, as('bob', 'slow-publisher'));
-    // The first packet after CONNECT sets the keep-alive deadline (a per-connection write, ADR 0015).
+    // A warm-up publish first, so the measured ones find the connection's record and quota settled.
     await client.publishAsync('load/slow', 'warm-up', { qos: 0 });
     await emulator.settle();
     const before = emulator.meter().dynamodb;

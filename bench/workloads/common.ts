@@ -9,6 +9,11 @@ import type { Bill, WorkloadSpec } from '../economics.js';
 /** What every workload is handed: the brokers running for this invocation and the scale. */
 export interface BenchContext {
   scale: number;
+  /**
+   * Run traffic workloads at the full-size aggregate rate (`--full-rate`): the fewer devices publish
+   * as much more often. Off, they publish at the real per-device rate, so the aggregate is scaled too.
+   */
+  fullRate?: boolean;
   nimbus: Broker & { emulator: Emulator };
   /** Brokers to compare speed with (Aedes, and Mosquitto when installed). */
   others: Broker[];
@@ -23,7 +28,15 @@ export interface CostOutcome {
   spec: WorkloadSpec;
   /** What was scaled down, in words. */
   scaled: string;
-  measured: { publishes: number; deliveries: number; perPublish: Record<string, number> };
+  measured: {
+    publishes: number;
+    deliveries: number;
+    perPublish: Record<string, number>;
+    /** Calls per publish by service and operation (`dynamodb PutItem`, `lambda message`), to see where units go. */
+    callsPerPublish?: Record<string, number>;
+    /** The frame queue's mean batch and the mean wait of a frame before a poller received it. */
+    frameQueue?: { framesPerBatch: number; meanWaitMs: number };
+  };
   nimbus: Bill;
   iotCore: Bill;
   floor: Bill;
@@ -108,4 +121,24 @@ export function unitsPer(delta: MeterReading, n: number): Record<string, number>
     dynamoRru: delta.dynamodb.readUnits / n,
     sqsRequests: (delta.sqs?.billedRequests ?? 0) / n,
   };
+}
+
+/**
+ * Calls per publish by service and operation, and the message queue's mean batch (messages per
+ * `ReceiveMessage`): what the units of `unitsPer` are made of.
+ *
+ * @example
+ * callsPer(delta, 300); // { 'dynamodb PutItem': 1, 'sqs ReceiveMessage': 0.25, 'lambda message': 0.25, … }
+ */
+export function callsPer(delta: MeterReading, n: number): Record<string, number> {
+  const calls: Record<string, number> = {};
+  for (const [op, count] of Object.entries(delta.dynamodb.requests)) calls[`dynamodb ${op}`] = count / n;
+  for (const [op, count] of Object.entries(delta.sqs?.requests ?? {})) calls[`sqs ${op}`] = count / n;
+  for (const [name, l] of Object.entries(delta.lambda)) {
+    calls[`lambda ${name}`] = l.requests / n;
+    calls[`lambda ${name} GB-s`] = l.gbSeconds / n;
+    // Instances first seen in this run: each one's init (a cold start) is in its first invocation.
+    calls[`lambda ${name} new instances`] = l.instances.length / n;
+  }
+  return calls;
 }

@@ -1,7 +1,9 @@
+import { clientOptions } from '../brokers.js';
 import { floorBill, iotCoreBill, nimbusBill, type WorkloadSpec } from '../economics.js';
 import {
   type BenchContext,
   type CostOutcome,
+  callsPer,
   closeAll,
   connectMany,
   metered,
@@ -27,21 +29,47 @@ export interface TrafficRun {
 }
 
 /**
- * Runs publishers and subscribers against Nimbus at the workload's real rate for `seconds`, meters it,
+ * How a scaled-down fleet keeps the full workload's aggregate rate: each of the fewer publishers
+ * publishes as much more often as there are fewer of them, so the frame queue's batches (several
+ * connections' frames per invocation) and the stream's are what the full-size workload would see;
+ * its keep-alive shrinks by the same factor, so keep-alive writes per publish stay those of the full
+ * workload too. The units are metered as run, nothing is computed.
+ *
+ * @example
+ * fullRate({ publishers: 100, periodMs: 10_000, spec: { publishesPerSecond: 100 } }); // { periodMs: 1000, keepalive: 30 }
+ */
+export function fullRate(
+  run: Pick<TrafficRun, 'publishers' | 'periodMs'> & { spec: Pick<TrafficRun['spec'], 'publishesPerSecond'> },
+): { periodMs: number; keepalive: number } {
+  const periodMs = Math.min(run.periodMs, (run.publishers * 1000) / run.spec.publishesPerSecond);
+  const fullKeepAlive = clientOptions.keepalive ?? 300;
+  return { periodMs, keepalive: Math.max(1, Math.round((fullKeepAlive * periodMs) / run.periodMs)) };
+}
+
+/**
+ * Runs publishers and subscribers against Nimbus at the workload's full aggregate rate (`fullRate`) for `seconds`, meters it,
  * and prices it three ways. Connects and subscribes happen before the meter starts: they are paid once,
  * not per message.
  */
 export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<CostOutcome> {
   const { nimbus, progress } = ctx;
   const { qos } = run.spec;
-  progress(`[${run.name}] connecting ${run.subscribers} subscriber(s) and ${run.publishers} publisher(s)`);
+  const { periodMs, keepalive } = ctx.fullRate
+    ? fullRate(run)
+    : { periodMs: run.periodMs, keepalive: clientOptions.keepalive ?? 300 };
+  progress(
+    `[${run.name}] connecting ${run.subscribers} subscriber(s) and ${run.publishers} publisher(s), ` +
+      `each publishing every ${periodMs} ms (${(run.publishers * 1000) / periodMs}/s in all), keep-alive ${keepalive} s`,
+  );
   const subscribers = await connectMany(nimbus, `${run.name}-sub`, run.subscribers);
-  const publishers = await connectMany(nimbus, `${run.name}-pub`, run.publishers);
+  const publishers = await connectMany(nimbus, `${run.name}-pub`, run.publishers, { keepalive });
   try {
     await Promise.all(subscribers.map((s) => s.subscribeAsync(run.filter, { qos })));
     let deliveries = 0;
     for (const s of subscribers) s.on('message', () => deliveries++);
     progress(`[${run.name}] publishing for ${run.seconds} s at QoS ${qos}`);
+    const queue = nimbus.emulator.frameQueue.received;
+    const queueBefore = { ...queue };
     const { value: publishes, delta } = await metered(nimbus.emulator, async () => {
       let sent = 0;
       const sends: Promise<unknown>[] = [];
@@ -55,10 +83,10 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
               sends.push(client.publishAsync(run.topic(i), run.payload(), { qos }).catch(() => undefined));
             };
             tick();
-            const every = setInterval(tick, run.periodMs);
+            const every = setInterval(tick, periodMs);
             stops.push(() => clearInterval(every));
           },
-          (i * run.periodMs) / run.publishers,
+          (i * periodMs) / run.publishers,
         );
         stops.push(() => clearTimeout(start));
       });
@@ -73,13 +101,41 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
       return sent;
     });
     const usdPerPublish = usdWithoutConnections(delta) / publishes;
+    const callsPerPublish = callsPer(delta, publishes);
+    const batches = queue.batches - queueBefore.batches;
+    const frames = queue.messages - queueBefore.messages;
+    const frameQueue = {
+      framesPerBatch: frames / Math.max(1, batches),
+      meanWaitMs: (queue.waitMs - queueBefore.waitMs) / Math.max(1, frames),
+    };
+    progress(
+      `[${run.name}] frame queue: ${frameQueue.framesPerBatch.toFixed(2)} frames per batch, ` +
+        `${frameQueue.meanWaitMs.toFixed(0)} ms mean wait from send to receive` +
+        (frameQueue.meanWaitMs > 100
+          ? ' (the emulator fell behind: batches are fuller than AWS would form at this rate)'
+          : ''),
+    );
+    progress(
+      `[${run.name}] calls per publish: ${Object.entries(callsPerPublish)
+        .map(([call, n]) => `${call} ${n.toFixed(3)}`)
+        .join(', ')}`,
+    );
     return {
       kind: 'cost',
       name: run.name,
       title: run.title,
       spec: run.spec,
-      scaled: run.scaled,
-      measured: { publishes, deliveries, perPublish: unitsPer(delta, publishes) },
+      scaled:
+        periodMs < run.periodMs
+          ? `${run.scaled}, each every ${periodMs / 1000} s: the full ${run.spec.publishesPerSecond}/s`
+          : run.scaled,
+      measured: {
+        publishes,
+        deliveries,
+        perPublish: unitsPer(delta, publishes),
+        callsPerPublish,
+        frameQueue,
+      },
       nimbus: nimbusBill(run.spec, { usdPerPublish }),
       iotCore: iotCoreBill(run.spec),
       floor: floorBill(run.spec),

@@ -1,4 +1,3 @@
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { withEnhancedAuthModule } from '../../shared/auth/enhanced-module.js';
@@ -8,11 +7,11 @@ import { flushMetrics, functionMetrics, MetricUnit } from '../../shared/function
 import { brokerMetricNames } from '../../shared/metric-names.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import { frameFromRecord, type InboundFrame } from './events.js';
+import { processGroupsConcurrently } from './groups.js';
 
 const logger = new Logger({ serviceName: 'nimbus-message' });
 // MQTT 5 AUTH methods of your own, if configured, load once at cold start.
 const broker = await withEnhancedAuthModule(brokerFromEnv(process.env));
-const processor = new SqsFifoPartialProcessorAsync();
 const metrics = functionMetrics();
 
 async function handle({
@@ -44,7 +43,8 @@ async function handle({
 
 /**
  * The frame queue behind `$default` and `$disconnect`: a batch of WebSocket frames of base64 MQTT
- * packets (and `$disconnect` notices, in order with them), handled one after another. A failure
+ * packets (and `$disconnect` notices, in order with them) of up to ten connections; each
+ * connection's frames are handled one after another, the connections side by side. A failure
  * stops its connection's frames there, to be retried in order.
  */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
@@ -59,7 +59,7 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
     });
   try {
     // Other connections' frames in the batch go on: skip only the failed group.
-    return await processPartialResponse(event, recordHandler, processor, { skipGroupOnError: true });
+    return await processGroupsConcurrently(event, recordHandler);
   } finally {
     flushMetrics(metrics);
   }

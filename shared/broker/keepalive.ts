@@ -6,11 +6,13 @@ import { publishDueWills } from './will-delay.js';
 
 /**
  * Keep-alive enforcement (docs/adr/0015-keep-alive-deadlines.md). `lastSeen`
- * costs a write, so it is refreshed only when a packet comes half a keep-alive
- * after the recorded one, and always for the first packet after CONNECT. The
- * deadline allows for the packets that were not written, so a connection is
- * never closed before 1.5 × keep-alive of real silence, and at most half a
- * keep-alive (plus the checker's period) after it [MQTT-3.1.2-24].
+ * costs a write (three units with its index row), so it is refreshed only when a
+ * packet comes half a keep-alive after the recorded one; CONNECT counts as the
+ * first one seen, so a connection that publishes and leaves within half a
+ * keep-alive never pays it (docs/adr/0023-publish-ingress-cost.md). The deadline
+ * allows for the packets that were not written, so a connection is never closed
+ * before 1.5 × keep-alive of real silence, and at most half a keep-alive (plus
+ * the checker's period) after it [MQTT-3.1.2-24].
  */
 type KeepAliveFields = Pick<ConnectionRecord, 'keepAliveSeconds' | 'lastSeen' | 'connectedAt'>;
 
@@ -18,15 +20,13 @@ type KeepAliveFields = Pick<ConnectionRecord, 'keepAliveSeconds' | 'lastSeen' | 
  * When the connection is due to be closed for silence; infinity for keep-alive 0.
  *
  * @example
- * keepAliveDeadline({ keepAliveSeconds: 60, lastSeen: 0, connectedAt: 0 }); // 90000: nothing since CONNECT
+ * keepAliveDeadline({ keepAliveSeconds: 60, lastSeen: 0, connectedAt: 0 }); // 120000: nothing written since CONNECT
  * keepAliveDeadline({ keepAliveSeconds: 60, lastSeen: 5000, connectedAt: 0 }); // 125000
  */
 export function keepAliveDeadline(record: KeepAliveFields): number {
   if (record.keepAliveSeconds <= 0) return Number.POSITIVE_INFINITY; // keep-alive 0 turns the mechanism off
-  const lastSeen = record.lastSeen ?? record.connectedAt;
-  // The first packet after CONNECT is always written: none has come, so the deadline is exact.
-  if (lastSeen <= record.connectedAt) return record.connectedAt + record.keepAliveSeconds * 1500;
-  // Packets up to half a keep-alive after `lastSeen` were not written: wait for the latest of them.
+  const lastSeen = Math.max(record.lastSeen ?? 0, record.connectedAt);
+  // Packets up to half a keep-alive after `lastSeen` (or CONNECT) were not written: wait for the latest of them.
   return lastSeen + record.keepAliveSeconds * 2000;
 }
 
@@ -36,8 +36,8 @@ export function keepAliveDeadline(record: KeepAliveFields): number {
  */
 export function shouldTouch(record: KeepAliveFields, now: number): boolean {
   if (record.keepAliveSeconds <= 0) return false;
-  const lastSeen = record.lastSeen ?? record.connectedAt;
-  return lastSeen <= record.connectedAt || now - lastSeen >= record.keepAliveSeconds * 500;
+  const lastSeen = Math.max(record.lastSeen ?? 0, record.connectedAt);
+  return now - lastSeen >= record.keepAliveSeconds * 500;
 }
 
 /** The record's `keepAliveDue` for a connection that was last seen `lastSeen`; undefined for keep-alive 0. */

@@ -2,6 +2,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { propertiesField } from '../message-properties.js';
 import type { StoredMessage } from '../ports.js';
+import { unpackPayload } from './payload-codec.js';
 
 /** Stream images arrive as JSON: binary attributes are base64 strings there, not bytes. */
 type StreamImage = Record<string, unknown>;
@@ -20,8 +21,8 @@ function restoreValue(value: unknown): AttributeValue {
 }
 
 /**
- * The message a stream record's new image holds, or undefined for an image
- * that is not a message (so a stray item never blocks the stream).
+ * The message a stream record's new image holds, with its payload as published, or undefined for
+ * an image that is not a message (so a stray item never blocks the stream).
  *
  * @example
  * messageFromStreamImage(record.dynamodb?.NewImage)?.topic; // 'home/kitchen/temp'
@@ -34,7 +35,11 @@ export function messageFromStreamImage(image: StreamImage | undefined): StoredMe
     publisher: item.publisher,
     messageId: String(item.messageId),
     topic: item.topic,
-    payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
+    // The original bytes: the item may hold them compressed (shared/storage/payload-codec.ts).
+    payload:
+      item.payload instanceof Uint8Array
+        ? unpackPayload(item.payload, item.payloadEncoding)
+        : new Uint8Array(),
     qos: item.qos,
     retain: Boolean(item.retain),
     publishedAt: Number(item.publishedAt),

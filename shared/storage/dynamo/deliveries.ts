@@ -16,6 +16,7 @@ import {
   qos2Entry,
   qos2PacketEntry,
 } from '../keys.js';
+import { packPayload } from '../payload-codec.js';
 import { failedConditions, ifConditionHolds } from './conditions.js';
 import { type Database, epochSeconds } from './database.js';
 import { batchWrite, queryAll } from './paging.js';
@@ -396,6 +397,11 @@ export class Deliveries implements DeliveriesPort {
   }
 }
 
+/** A message as its Messages item: the payload compressed when that saves write units (docs/adr/0023-publish-ingress-cost.md). */
 function messageItem(message: StoredMessage): Record<string, unknown> {
-  return { ...message, expiresAt: epochSeconds(message.publishedAt) + messageTtlSeconds };
+  return {
+    ...message,
+    ...packPayload(message.payload),
+    expiresAt: epochSeconds(message.publishedAt) + messageTtlSeconds,
+  };
 }
