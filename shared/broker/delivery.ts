@@ -70,6 +70,8 @@ export async function deliver(
     retryKey?: string;
     /** The matching MQTT 5 subscriptions' identifiers, all in the one PUBLISH [MQTT-3.3.4-3]. */
     subscriptionIdentifiers?: readonly number[];
+    /** Where an unpinned QoS 1 packet id comes from (a reserved range); the store's counter by default. */
+    reservePacketId?: () => Promise<{ packetId: number; seq: number }>;
   },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
@@ -107,7 +109,11 @@ export async function deliver(
   } else {
     const id = pinKey
       ? await ctx.store.claimQoS2Delivery(session.clientId, pinKey)
-      : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
+      : {
+          ...(await (options.reservePacketId?.() ?? ctx.store.reservePacketId(session.clientId))),
+          first: true,
+          received: false,
+        };
     // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
     if (id.received) return 'sent';
     packet.messageId = id.packetId;
