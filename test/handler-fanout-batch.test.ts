@@ -239,3 +239,102 @@ describe('a fan-out larger than one invocation', () => {
     );
   });
 });
+
+describe('sessions remembered across batches', () => {
+  function countSessionReads(broker: TestBroker): { reads: number } {
+    const counts = { reads: 0 };
+    const read = broker.store.getSessions.bind(broker.store);
+    broker.store.getSessions = (clientIds) => {
+      counts.reads++;
+      return read(clientIds);
+    };
+    return counts;
+  }
+
+  async function subscribed(clean: boolean) {
+    const broker = testContext();
+    await connectAs(broker, 'sub-1', 'sub', { clean });
+    await sendPackets(broker, 'sub-1', [subscribePacket(1, ['t', 1])]);
+    await connectAs(broker, 'p', 'p');
+    return broker;
+  }
+
+  test('an online clean session is read once, not on every batch', async () => {
+    const broker = await subscribed(true);
+    const counts = countSessionReads(broker);
+    const from = { next: 0 };
+    for (let i = 0; i < 3; i++) {
+      await sendPackets(broker, 'p', [publishPacket('t', `m${i}`, 1, { messageId: i + 1 })]);
+      await streamBatch(broker, from);
+    }
+    assert.equal(counts.reads, 1);
+    assert.equal(publishesIn(broker, 'sub-1').flat().length, 3);
+  });
+
+  test('a clean session that reconnects is a new session id: read afresh, its new connection gets the message', async () => {
+    const broker = await subscribed(true);
+    const from = { next: 0 };
+    await sendPackets(broker, 'p', [publishPacket('t', 'before', 0)]);
+    await streamBatch(broker, from);
+    await sendPackets(broker, 'sub-1', [{ cmd: 'disconnect' }]);
+    await connectAs(broker, 'sub-2', 'sub', { clean: true });
+    await sendPackets(broker, 'sub-2', [subscribePacket(1, ['t', 0])]);
+    broker.clock.advance(1);
+    await sendPackets(broker, 'p', [publishPacket('t', 'after', 0)]);
+    await streamBatch(broker, from);
+    assert.deepEqual(
+      publishesIn(broker, 'sub-2')
+        .flat()
+        .map((p) => p.payload.toString()),
+      ['after'],
+    );
+    assert.deepEqual(
+      publishesIn(broker, 'sub-1')
+        .flat()
+        .map((p) => p.payload.toString()),
+      ['before'],
+    );
+  });
+
+  test('a remembered connection that is gone is forgotten and its session ended', async () => {
+    const broker = await subscribed(true);
+    const counts = countSessionReads(broker);
+    const from = { next: 0 };
+    await sendPackets(broker, 'p', [publishPacket('t', 'one', 0)]);
+    await streamBatch(broker, from);
+    broker.gateway.markGone('sub-1');
+    await sendPackets(broker, 'p', [publishPacket('t', 'two', 0)]);
+    assert.equal((await streamBatch(broker, from)).gone, 1);
+    assert.equal(counts.reads, 1);
+    assert.equal(await broker.store.getSession('sub'), undefined);
+    // The client comes back: a new session, read afresh, gets what follows.
+    await connectAs(broker, 'sub-2', 'sub', { clean: true });
+    await sendPackets(broker, 'sub-2', [subscribePacket(1, ['t', 0])]);
+    broker.clock.advance(1);
+    await sendPackets(broker, 'p', [publishPacket('t', 'three', 0)]);
+    await streamBatch(broker, from);
+    assert.equal(counts.reads, 2);
+    assert.deepEqual(
+      publishesIn(broker, 'sub-2')
+        .flat()
+        .map((p) => p.payload.toString()),
+      ['three'],
+    );
+  });
+
+  test('[MQTT-3.1.2-5] a persistent session is read every batch; a QoS 1 message to its lost connection stays queued', async () => {
+    const broker = await subscribed(false);
+    const counts = countSessionReads(broker);
+    const from = { next: 0 };
+    await sendPackets(broker, 'p', [publishPacket('t', 'online', 1, { messageId: 1 })]);
+    await streamBatch(broker, from);
+    await sendPackets(broker, 'sub-1', [{ cmd: 'disconnect' }]);
+    await sendPackets(broker, 'p', [publishPacket('t', 'offline', 1, { messageId: 2 })]);
+    const result = await streamBatch(broker, from);
+    assert.equal(counts.reads, 2);
+    // The DISCONNECT closed the connection; its $disconnect has not come yet: the post finds it gone.
+    assert.equal(result.gone, 1);
+    const queued = await broker.store.outboundMessages('sub');
+    assert.ok(queued.some((m) => Buffer.from(m.payload).toString() === 'offline'));
+  });
+});

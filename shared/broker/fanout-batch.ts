@@ -7,6 +7,8 @@ import { type Delivery, deliveriesFor, type FanOutResult } from './fanout.js';
 import { connectionGone } from './lifecycle.js';
 import { largestPacketFor, planPosts } from './outbox.js';
 import { packetIdRangesFor } from './packet-id-ranges.js';
+import type { SessionCache } from './session-cache.js';
+import { sessionCacheFor } from './session-cache.js';
 
 /**
  * A share of one stream batch's fan-out: the batch's messages (stream order)
@@ -113,19 +115,18 @@ interface SessionPlan {
 }
 
 /**
- * Delivers one page here: one read of the page's sessions, then per
- * subscriber its deliveries in stream order and one post of them.
+ * Delivers one page here: one read of the page's sessions (those this
+ * instance does not remember, see {@link SessionCache}), then per subscriber
+ * its deliveries in stream order and one post of them.
  *
  * @example
  * await fanOutPage(ctx, event.fanOutPage);
  */
 export async function fanOutPage(ctx: BrokerContext, page: FanOutPage): Promise<FanOutResult> {
   const matches = new Map(page.matches);
-  const clientIds = [
-    ...new Set(page.matches.flatMap(([, subscriptions]) => subscriptions.map((s) => s.clientId))),
-  ];
-  if (clientIds.length === 0) return emptyResult();
-  const sessions = await ctx.store.getSessions(clientIds);
+  const subscriptions = page.matches.flatMap(([, subscriptions]) => subscriptions);
+  if (subscriptions.length === 0) return emptyResult();
+  const sessions = await sessionCacheFor(ctx.store).sessionsFor(subscriptions, ctx.now());
   const plans = new Map<string, SessionPlan>();
   for (const message of page.messages) {
     const subscriptions = matches.get(message.topic);
@@ -175,6 +176,7 @@ async function deliverToSession(ctx: BrokerContext, { session, items }: SessionP
     // A stale connection (its $disconnect lost) is cleaned up, never retried; what was queued stays queued.
     result.gone += result.sent;
     result.sent = 0;
+    sessionCacheFor(ctx.store).forget(session.clientId);
     await connectionGone(ctx, connectionId, session);
     break;
   }
