@@ -81,7 +81,7 @@ describe(`fan-out to ${subscribers} subscribers in pages`, () => {
 
   test('every subscriber gets the message, though no one invocation delivered to them all', async () => {
     const before = emulator.meter().lambda.fanout?.requests ?? 0;
-    const publisher = await connectClient(emulator.url, { clientId: 'burst-pub' });
+    const publisher = await connectClient(emulator.url, { clientId: 'burst-pub', connectTimeout: 120_000 });
     const started = performance.now();
     await publisher.publishAsync('burst/all', 'go', { qos: 0 });
     const deadline = Date.now() + 300_000;
