@@ -27,8 +27,8 @@ const pageSize = Number(process.env[fanoutPageSizeEnv] ?? defaultFanoutPageSize)
 /**
  * The message table's stream: the whole batch is fanned out at once, in stream order
  * (shared/broker/fanout-batch.ts), its subscribers beyond one page delivered by parallel
- * invocations of this function (a `fanOutPage` event). A failed batch is reported as failed from
- * its first record, so the retry repeats all of it and one publisher's order holds.
+ * invocations of this function (a `fanOutPage` event). A failed batch fails the invocation, so
+ * the retry repeats all of it (bisected) and one publisher's order holds.
  */
 export const handler = async (
   event: DynamoDBStreamEvent | FanOutPageEvent,
@@ -52,9 +52,10 @@ export const handler = async (
     logger.debug('fanned out', { messages: messages.length, ...result });
     return { batchItemFailures: [] };
   } catch (error) {
+    // A function error, not a partial answer: the mapping bisects the batch (its halves in order),
+    // so one message that keeps failing ends alone at the on-failure destination, not its batch.
     logger.error('fan-out failed; the batch will be retried', { error });
-    const first = event.Records[0]?.dynamodb?.SequenceNumber;
-    return { batchItemFailures: first ? [{ itemIdentifier: first }] : [] };
+    throw error;
   } finally {
     flushMetrics(metrics);
   }
