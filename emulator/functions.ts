@@ -3,6 +3,8 @@
  * CDK construct gives it (shared/function-environment.ts) plus what Lambda's runtime provides, and
  * warm instances initialised before the first client arrives.
  */
+
+import { fanoutPageSizeEnv } from '../shared/fanout-pages.js';
 import {
   type BrokerFunctionId,
   brokerFunctionIds,
@@ -23,6 +25,8 @@ export interface FunctionPoolsOptions {
   readonly warmInstances?: number;
   readonly jitterMs?: number;
   readonly timeoutsMs?: Partial<Record<BrokerFunctionId, number>>;
+  /** Subscribers per fan-out invocation before it pages (shared/fanout-pages.ts). */
+  readonly fanoutPageSize?: number;
 }
 
 /**
@@ -72,7 +76,18 @@ export async function startFunctionPools(
         {
           name,
           entry: new URL(`${name}/index.ts`, functionsDir).href,
-          environment: { ...functionEnvironment(name, options.broker), ...platform },
+          environment: {
+            ...functionEnvironment(name, options.broker),
+            ...platform,
+            AWS_LAMBDA_FUNCTION_NAME: name,
+            // The fan-out invokes itself for the pages of a large fan-out (emulator/lambda-api.ts).
+            ...(name === 'fanout'
+              ? {
+                  AWS_ENDPOINT_URL_LAMBDA: options.broker.managementEndpoint,
+                  ...(options.fanoutPageSize ? { [fanoutPageSizeEnv]: String(options.fanoutPageSize) } : {}),
+                }
+              : {}),
+          },
           maxInstances: options.maxInstances ?? 4,
           memoryMb: defaultFunctionMemoryMb,
           timeoutMs: options.timeoutsMs?.[name] ?? functionSettings[name].timeoutSeconds * 1000,

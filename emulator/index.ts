@@ -30,6 +30,7 @@ import { FifoQueue } from './fifo-queue.js';
 import type { FunctionPool } from './function-pool.js';
 import { startFunctionPools } from './functions.js';
 import { awsGatewayLimits, Gateway, type GatewayLimits } from './gateway.js';
+import { fanoutInvokePath, lambdaInvokeRoute, startPagePool } from './lambda-api.js';
 import { createLog, type LogLevel } from './log.js';
 import { Meter, type MeterReading } from './meter.js';
 import { cached, countItems, metricsEndpoint, TrafficMetrics } from './metrics.js';
@@ -51,6 +52,8 @@ export interface EmulatorOptions {
   maxInstances?: number;
   /** Instances started ahead of use per function; with two or more, consecutive invocations alternate between them. @default 1 */
   warmInstances?: number;
+  /** Subscribers one fan-out invocation delivers to before it hands pages to parallel ones. @default defaultFanoutPageSize */
+  fanoutPageSize?: number;
   /** The fan-out's event source mapping; the CDK stack uses the same defaults. */
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
@@ -188,6 +191,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
     // The pools start once the gateway's port is known; nothing invokes before then.
     let pools: Record<BrokerFunctionId, FunctionPool> | undefined;
+    /** The fan-out's page invocations (emulator/lambda-api.ts). */
+    let pagePool: FunctionPool | undefined;
     const invoke = (name: BrokerFunctionId, event: unknown) => {
       if (!pools) throw new Error(`no function ${name} yet`);
       return pools[name].invoke(event);
@@ -235,6 +240,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       http: (req, res) => consoleRoutes.handle(req, res),
       traffic: trafficMetrics,
       routes: {
+        [fanoutInvokePath]: lambdaInvokeRoute(() => pagePool),
         '/metrics': metricsEndpoint({
           meter: () => meter.read(),
           traffic: trafficMetrics,
@@ -265,12 +271,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         },
         maxInstances: options.maxInstances,
         warmInstances: options.warmInstances,
+        fanoutPageSize: options.fanoutPageSize,
         jitterMs: options.jitterMs,
         timeoutsMs: options.functionTimeoutsMs,
       },
       meter,
     );
     for (const pool of Object.values(pools)) cleanups.push(() => pool.stop());
+    const pages = await startPagePool(pools.fanout, meter, options.warmInstances ?? 1);
+    pagePool = pages;
+    cleanups.push(() => pages.stop());
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.
     meter.reset();
     trafficMetrics.reset();

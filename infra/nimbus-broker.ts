@@ -30,6 +30,7 @@ import {
   type NimbusBrokerProps,
 } from './broker-props.js';
 import { acknowledgeChecks } from './checks.js';
+import { grantFanoutPages } from './fanout-pages.js';
 import { addFrameQueue } from './frame-queue.js';
 import { createBrokerFunctions } from './functions.js';
 import { createBrokerAlarms, createBrokerDashboard } from './monitoring.js';
@@ -157,6 +158,7 @@ export class NimbusBroker extends Construct {
     });
 
     for (const fn of [message, fanout, sweeper]) this.stage.grantManagementApiAccess(fn);
+    grantFanoutPages(this, fanout);
 
     if (props.customDomain) {
       const { domainName, certificate } = props.customDomain;

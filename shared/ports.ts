@@ -311,6 +311,12 @@ export interface BrokerStore {
    */
   reservePacketId(clientId: string): Promise<{ packetId: number; seq: number }>;
   /**
+   * Reserves `count` consecutive packet identifiers in one write, as `count`
+   * calls of `reservePacketId` would (seq ascending); a fan-out takes a whole
+   * batch's or a whole range's ids at once. Rejects when the client id has no session.
+   */
+  reservePacketIds(clientId: string, count: number): Promise<Array<{ packetId: number; seq: number }>>;
+  /**
    * The packet id of a QoS 2 delivery of `messageKey` to the client, the same
    * one each time the fan-out retries (`first` false), so the receiver
    * discards repeats; `received` once PUBREC came. Rejects without a session.

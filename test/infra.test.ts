@@ -130,6 +130,18 @@ test('tables are retained on delete by default and destroyed when asked', () => 
   );
 });
 
+test('the fan-out may invoke itself, for the pages of a large fan-out (ADR 0024)', () => {
+  const fanout = logicalId(broker.functions.fanout);
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    PolicyDocument: {
+      Statement: [
+        { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fanout, 'Arn'] } },
+      ],
+    },
+    Roles: [{ Ref: Match.stringLikeRegexp('Fanout') }],
+  });
+});
+
 test('fan-out event source mapping is configured from shared/event-source.ts', () => {
   const streamed = tableDefinitions.find((t) => t.stream);
   assert.ok(streamed);

@@ -1,57 +1,84 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { type FanOutResult, fanOut } from '../../shared/broker/fanout.js';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import type { FanOutResult } from '../../shared/broker/fanout.js';
+import { fanOutBatch, fanOutPage } from '../../shared/broker/fanout-batch.js';
 import { countTraffic, isClientMessage } from '../../shared/broker/sys-topics.js';
+import {
+  defaultFanoutPageSize,
+  type FanOutPageEvent,
+  fanoutPageSizeEnv,
+  isFanOutPageEvent,
+  lambdaPageRunner,
+  pageFromEvent,
+} from '../../shared/fanout-pages.js';
 import { flushMetrics, functionMetrics, recordFanOut } from '../../shared/function-metrics.js';
+import type { StoredMessage } from '../../shared/ports.js';
 import { brokerFromEnv } from '../../shared/runtime.js';
 import { messageFromStreamImage } from '../../shared/storage/stream-record.js';
 
 const logger = new Logger({ serviceName: 'nimbus-fanout' });
 const broker = brokerFromEnv(process.env);
 const metrics = functionMetrics();
+const lambda = new LambdaClient({});
+/** Lambda's runtime names the function: pages go to more instances of this same function. */
+const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
+const pageSize = Number(process.env[fanoutPageSizeEnv] ?? defaultFanoutPageSize);
 
 /**
- * The message table's stream: deliver each new message to its subscribers.
- * Records run one at a time and, after a failure, the rest of the batch fails
- * too, so the retry resumes at the failed record and one publisher's order holds.
+ * The message table's stream: the whole batch is fanned out at once, in stream order
+ * (shared/broker/fanout-batch.ts), its subscribers beyond one page delivered by parallel
+ * invocations of this function (a `fanOutPage` event). A failed batch fails the invocation, so
+ * the retry repeats all of it (bisected) and one publisher's order holds.
  */
-export const handler = async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
-  let failed = false;
-  // The batch's traffic, added to the `$SYS/` counts with one write at the end (docs/adr/0022).
-  const results: FanOutResult[] = [];
-  let clientMessages = 0;
-  const recordHandler = async (record: DynamoDBRecord) => {
-    if (failed) throw new Error('an earlier record of this batch failed');
-    const message =
-      record.eventName === 'INSERT' ? messageFromStreamImage(record.dynamodb?.NewImage) : undefined;
-    if (!message) return;
-    try {
-      const result = await fanOut(broker, message);
-      results.push(result);
-      if (isClientMessage(message)) clientMessages++;
-      recordFanOut(metrics, result, message.publishedAt);
-      logger.debug('fanned out', { topic: message.topic, ...result });
-    } catch (error) {
-      failed = true;
-      throw error;
-    }
-  };
+export const handler = async (
+  event: DynamoDBStreamEvent | FanOutPageEvent,
+): Promise<DynamoDBBatchResponse | FanOutResult> => {
+  if (isFanOutPageEvent(event)) return fanOutPage(broker, pageFromEvent(event));
+  const images = new Map<StoredMessage, Record<string, unknown>>();
+  for (const record of event.Records) {
+    const image = record.eventName === 'INSERT' ? record.dynamodb?.NewImage : undefined;
+    const message = messageFromStreamImage(image);
+    if (image && message) images.set(message, image);
+  }
+  const messages = [...images.keys()];
+  if (messages.length === 0) return { batchItemFailures: [] };
   try {
-    const response = await processPartialResponse(
-      event,
-      recordHandler,
-      new BatchProcessor(EventType.DynamoDBStreams),
-      { processInParallel: false },
-    );
-    try {
-      await countTraffic(broker, results, clientMessages);
-    } catch (error) {
-      // The figures are informational: failing the batch for them would deliver it twice.
-      logger.warn('could not add the batch to the $SYS counts', { error });
-    }
-    return response;
+    const result = await fanOutBatch(broker, messages, {
+      pageSize,
+      runPage: functionName ? lambdaPageRunner(lambda, functionName, images) : undefined,
+    });
+    for (const message of messages)
+      recordFanOut(metrics, share(result, messages.length), message.publishedAt);
+    logger.debug('fanned out', { messages: messages.length, ...result });
+    await countBatch(result, messages);
+    return { batchItemFailures: [] };
+  } catch (error) {
+    // A function error, not a partial answer: the mapping bisects the batch (its halves in order),
+    // so one message that keeps failing ends alone at the on-failure destination, not its batch.
+    logger.error('fan-out failed; the batch will be retried', { error });
+    throw error;
   } finally {
     flushMetrics(metrics);
   }
 };
+
+/** A batch's outcomes spread over its messages, so the per-message metrics keep their meaning. */
+function share(result: FanOutResult, messages: number): FanOutResult {
+  return {
+    sent: result.sent / messages,
+    queued: result.queued / messages,
+    dropped: result.dropped / messages,
+    gone: result.gone / messages,
+  };
+}
+
+/** Adds the batch's traffic to the `$SYS/` counts with one write (docs/adr/0022). */
+async function countBatch(result: FanOutResult, messages: readonly StoredMessage[]): Promise<void> {
+  try {
+    await countTraffic(broker, [result], messages.filter(isClientMessage).length);
+  } catch (error) {
+    // The figures are informational: failing the batch for them would deliver it twice.
+    logger.warn('could not add the batch to the $SYS counts', { error });
+  }
+}

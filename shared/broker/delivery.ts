@@ -76,6 +76,8 @@ export async function deliver(
     subscriptionIdentifiers?: readonly number[];
     /** The Shared Subscription group it goes to (its `$share/…` filter), as one of its members. */
     share?: string;
+    /** Where an unpinned QoS 1 packet id comes from (a reserved range); the store's counter by default. */
+    reservePacketId?: () => Promise<{ packetId: number; seq: number }>;
   },
   sink: PacketSink,
 ): Promise<DeliveryOutcome> {
@@ -119,7 +121,11 @@ export async function deliver(
   } else {
     const id = pinKey
       ? await ctx.store.claimQoS2Delivery(session.clientId, pinKey)
-      : { ...(await ctx.store.reservePacketId(session.clientId)), first: true, received: false };
+      : {
+          ...(await (options.reservePacketId?.() ?? ctx.store.reservePacketId(session.clientId))),
+          first: true,
+          received: false,
+        };
     // [MQTT-4.3.3-1] once PUBREC came back, a retried fan-out must not send the PUBLISH again.
     if (id.received) return 'sent';
     packet.messageId = id.packetId;

@@ -1,11 +1,8 @@
 import type { QoS, SessionRecord, StoredMessage, SubscriptionRecord } from '../ports.js';
-import { encodeFrame } from '../protocol/frames.js';
-import { mayRead } from './authorization.js';
 import type { BrokerContext } from './context.js';
-import { type DeliveryOutcome, deliver, type PacketSink } from './delivery.js';
-import { connectionGone } from './lifecycle.js';
+import type { DeliveryOutcome } from './delivery.js';
+import { fanOutBatch } from './fanout-batch.js';
 import { isShared, type ShareCandidate, shareDeliveries } from './shared-subscriptions.js';
-import { withTopicAliases } from './topic-aliases.js';
 
 export interface Delivery {
   readonly clientId: string;
@@ -88,33 +85,11 @@ export type FanOutResult = Readonly<Record<DeliveryOutcome, number>>;
 
 /**
  * Delivers one stored message to every matching subscriber, online or
- * queued. Called again for the same message when a stream batch is retried:
- * QoS 0/1 subscribers may see it twice (at least once), QoS 2 subscribers
- * get the same packet id again and discard it (exactly once).
+ * queued: a stream batch of one ({@link fanOutBatch}).
+ *
+ * @example
+ * await fanOut(ctx, message); // { sent: 2, queued: 1, dropped: 0, gone: 0 }
  */
-export async function fanOut(ctx: BrokerContext, message: StoredMessage): Promise<FanOutResult> {
-  const result: Record<DeliveryOutcome, number> = { sent: 0, queued: 0, dropped: 0, gone: 0 };
-  const subscriptions = await ctx.store.subscriptionsMatching(message.topic);
-  if (subscriptions.length === 0) return result;
-  const sessions = await ctx.store.getSessions(subscriptions.map((s) => s.clientId));
-  const messageKey = `${message.publisher}#${message.messageId}`;
-  // Each subscriber only gets what it may read, whatever its filter (a granted `#` with denied topics under it).
-  const readable = ({ clientId, session }: { clientId: string; session: SessionRecord }) =>
-    mayRead(ctx, { user: session.owner, clientId }, message.topic);
-  const allowed = deliveriesFor(message, subscriptions, sessions, readable).filter(readable);
-  const outcomes = await Promise.all(
-    allowed.map(async ({ session, qos, retain, subscriptionIdentifiers, share }) => {
-      const connectionId = session.connectionId;
-      const options = { retain, messageKey, subscriptionIdentifiers, ...(share ? { share } : {}) };
-      const post: PacketSink = (packet) =>
-        ctx.gateway.send(connectionId ?? '', encodeFrame([packet], session.protocolVersion));
-      const sink = withTopicAliases(ctx, session, post);
-      const outcome = await deliver(ctx, session, message, qos, options, sink);
-      // A stale connection (its $disconnect lost) is cleaned up, never retried.
-      if (outcome === 'gone' && connectionId) await connectionGone(ctx, connectionId, session);
-      return outcome;
-    }),
-  );
-  for (const outcome of outcomes) result[outcome]++;
-  return result;
+export function fanOut(ctx: BrokerContext, message: StoredMessage): Promise<FanOutResult> {
+  return fanOutBatch(ctx, [message]);
 }

@@ -13,7 +13,7 @@
  * changes its topic on a connection; when they run out, topics go out in full.
  */
 import mqttPacket, { type IPublishPacket } from 'mqtt-packet';
-import type { ConnectionRecord, SessionRecord } from '../ports.js';
+import type { ConnectionRecord, OutboundTopicAliases, SessionRecord } from '../ports.js';
 import { isValidTopicName } from '../topics.js';
 import type { BrokerContext, Invocation } from './context.js';
 import type { PacketSink } from './delivery.js';
@@ -96,42 +96,82 @@ function encodedSize(packet: IPublishPacket): number {
  * A sink that sends each PUBLISH to the session's connection with a Topic Alias where it may:
  * the alias alone once confirmed, else topic and alias, assigning the next free alias when the
  * topic has none and the client allows more; the full topic when aliases ran out, another
- * delivery is assigning at the same moment, or the topic is too short to gain. A post carrying
- * topic and alias that returned `sent` confirms it. `session` is the fan-out's read of the
- * session: a stale read only means fewer aliases, never a wrong one.
+ * delivery is assigning at the same moment, or the topic is too short to gain. `session` is the
+ * fan-out's read of the session: a stale read only means fewer aliases, never a wrong one.
+ *
+ * Only a post that returned makes an alias safe to send alone from another fan-out. By default
+ * each `send` is a post, confirmed when it returns `sent`. With `confirmAfterPost`, `send` only
+ * collects packets that the caller posts in order afterwards, then calls `posted()`: the aliases
+ * the collection set are confirmed then, while later packets of the same collection may already
+ * carry an alias alone, as they follow the one that set it on the same connection.
  *
  * @example
- * const outcome = await deliver(ctx, session, message, qos, options, withTopicAliases(ctx, session, post));
+ * const aliases = withTopicAliases(ctx, session, post);
+ * const outcome = await deliver(ctx, session, message, qos, options, aliases.sink);
  */
-export function withTopicAliases(ctx: BrokerContext, session: SessionRecord, send: PacketSink): PacketSink {
+export function withTopicAliases(
+  ctx: BrokerContext,
+  session: SessionRecord,
+  send: PacketSink,
+  options: { readonly confirmAfterPost?: boolean } = {},
+): TopicAliasSink {
   const limit = outboundAliasLimit(ctx, session);
   const connectionId = session.connectionId;
-  if (limit === 0 || connectionId === undefined) return send;
+  if (limit === 0 || connectionId === undefined)
+    return { sink: send, posted: async () => {}, aliases: () => session.outboundTopicAliases };
   // Only this connection's aliases count: a resumed session's earlier connection set none here [MQTT-3.3.2-7].
   const assigned =
     session.outboundTopicAliases?.connectionId === connectionId ? session.outboundTopicAliases.aliases : {};
   const byTopic = new Map(
     Object.entries(assigned).map(([alias, entry]) => [entry.topic, { ...entry, alias: Number(alias) }]),
   );
-  return async (packet) => {
+  let nextAlias = Object.keys(assigned).length + 1;
+  const pending: Array<{ topic: string; alias: number }> = [];
+  // Failing to confirm costs bytes, not correctness, and the message is out: not worth a retry of the fan-out.
+  const confirm = ({ topic, alias }: { topic: string; alias: number }) =>
+    ctx.store.confirmTopicAlias(session.clientId, connectionId, topic, alias).catch(() => undefined);
+  const sink: PacketSink = async (packet) => {
     const topic = packet.topic;
     if (Buffer.byteLength(topic) < shortestAliasedTopicBytes) return send(packet);
     const known = byTopic.get(topic);
     if (known?.confirmed) return send(aliased(packet, known.alias, ''));
-    const alias = known?.alias ?? Object.keys(assigned).length + 1;
+    const alias = known?.alias ?? nextAlias;
     if (alias > limit) return send(packet); // [MQTT-3.3.2-11] the aliases ran out
     const withBoth = aliased(packet, alias, topic);
     // The alias property makes the packet longer: not past what the client takes [MQTT-3.1.2-24].
     if (encodedSize(withBoth) > largestPacketFor(session.maximumPacketSize)) return send(packet);
-    if (!known && !(await ctx.store.assignTopicAlias(session.clientId, connectionId, topic, alias)))
-      return send(packet);
+    if (!known) {
+      if (!(await ctx.store.assignTopicAlias(session.clientId, connectionId, topic, alias)))
+        return send(packet);
+      nextAlias++;
+      byTopic.set(topic, { topic, alias, confirmed: false });
+    }
     const result = await send(withBoth);
-    // Only a post that returned makes the alias safe to send alone. Failing to confirm costs bytes, not
-    // correctness, and the message is out: not worth a retry of the whole fan-out.
-    if (result === 'sent')
-      await ctx.store.confirmTopicAlias(session.clientId, connectionId, topic, alias).catch(() => undefined);
+    if (result !== 'sent') return result;
+    if (options.confirmAfterPost) pending.push({ topic, alias });
+    else await confirm({ topic, alias });
+    // What follows on this sink follows this packet on the connection.
+    byTopic.set(topic, { topic, alias, confirmed: true });
     return result;
   };
+  const posted = async () => {
+    await Promise.all(pending.splice(0).map(confirm));
+  };
+  const aliases = (): OutboundTopicAliases => ({
+    connectionId,
+    aliases: Object.fromEntries(
+      [...byTopic.values()].map(({ topic, alias, confirmed }) => [String(alias), { topic, confirmed }]),
+    ),
+  });
+  return { sink, posted, aliases };
+}
+
+/** A Topic Alias sink, what to call once its collected packets were posted, and the aliases it knows of. */
+export interface TopicAliasSink {
+  readonly sink: PacketSink;
+  readonly posted: () => Promise<void>;
+  /** The connection's aliases as this sink left them: what a remembered session should hold now. */
+  readonly aliases: () => OutboundTopicAliases | undefined;
 }
 
 /** The PUBLISH carrying `alias`, with `topic` ('' for the alias alone). */

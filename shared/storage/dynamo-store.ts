@@ -197,6 +197,10 @@ export class DynamoStore implements BrokerStore {
     return this.deliveries.reservePacketId(clientId);
   }
 
+  reservePacketIds(clientId: string, count: number): Promise<Array<{ packetId: number; seq: number }>> {
+    return this.deliveries.reservePacketIds(clientId, count);
+  }
+
   claimQoS2Delivery(
     clientId: string,
     messageKey: string,

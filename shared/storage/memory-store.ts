@@ -281,6 +281,14 @@ export class MemoryStore implements BrokerStore {
     return { packetId: packetIdOf(seq), seq };
   }
 
+  async reservePacketIds(clientId: string, count: number): Promise<Array<{ packetId: number; seq: number }>> {
+    const session = this.sessions.get(clientId);
+    if (!session) throw new Error(`reservePacketIds: client id ${clientId} has no session`);
+    const first = (session.nextPacketId ?? 0) + 1;
+    session.nextPacketId = first + count - 1;
+    return Array.from({ length: count }, (_, i) => ({ packetId: packetIdOf(first + i), seq: first + i }));
+  }
+
   async claimQoS2Delivery(
     clientId: string,
     messageKey: string,

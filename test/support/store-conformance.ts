@@ -1030,6 +1030,26 @@ export function storeConformance(
       );
 
       test(
+        'reservePacketIds: one range of consecutive ids, wrapping at 65535, disjoint from others [MQTT-2.2.1-3]',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          await store.reservePacketId('a');
+          assert.deepEqual(await store.reservePacketIds('a', 3), [
+            { packetId: 2, seq: 2 },
+            { packetId: 3, seq: 3 },
+            { packetId: 4, seq: 4 },
+          ]);
+          const ranges = await Promise.all([store.reservePacketIds('a', 5), store.reservePacketIds('a', 5)]);
+          const ids = ranges.flat().map((id) => id.packetId);
+          assert.equal(new Set(ids).size, 10);
+          assert.deepEqual(await store.reservePacketId('a'), { packetId: 15, seq: 15 });
+          const wrapping = await store.reservePacketIds('a', 65_530);
+          assert.deepEqual(wrapping.at(-1), { packetId: 10, seq: 65_545 });
+          await assert.rejects(store.reservePacketIds('nobody', 2));
+        }),
+      );
+
+      test(
         'reservePacketId rejects for a client id without a session',
         withStore(async (store) => {
           await assert.rejects(store.reservePacketId('nobody'));

@@ -32,6 +32,7 @@ type DeliveriesPort = Pick<
   | 'putQoS2Message'
   | 'releaseInboundPacketId'
   | 'reservePacketId'
+  | 'reservePacketIds'
   | 'claimQoS2Delivery'
   | 'markQoS2Received'
   | 'putOutbound'
@@ -161,6 +162,23 @@ export class Deliveries implements DeliveriesPort {
     );
     const seq = Number(Attributes?.nextPacketId);
     return { packetId: packetIdOf(seq), seq };
+  }
+
+  async reservePacketIds(clientId: string, count: number): Promise<Array<{ packetId: number; seq: number }>> {
+    const { db, tables } = this.database;
+    // One atomic ADD: the range is this caller's alone, however many others reserve at the same time.
+    const { Attributes } = await db.send(
+      new UpdateCommand({
+        TableName: tables.Sessions,
+        Key: { clientId },
+        UpdateExpression: 'ADD nextPacketId :n',
+        ConditionExpression: 'attribute_exists(clientId)',
+        ExpressionAttributeValues: { ':n': count },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const first = Number(Attributes?.nextPacketId) - count + 1;
+    return Array.from({ length: count }, (_, i) => ({ packetId: packetIdOf(first + i), seq: first + i }));
   }
 
   async claimQoS2Delivery(
