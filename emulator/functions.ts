@@ -4,6 +4,7 @@
  * warm instances initialised before the first client arrives.
  */
 
+import { sysCountIntervalEnv } from '../shared/broker/sys-topics.js';
 import { fanoutPageSizeEnv } from '../shared/fanout-pages.js';
 import {
   type BrokerFunctionId,
@@ -27,6 +28,8 @@ export interface FunctionPoolsOptions {
   readonly timeoutsMs?: Partial<Record<BrokerFunctionId, number>>;
   /** Subscribers per fan-out invocation before it pages (shared/fanout-pages.ts). */
   readonly fanoutPageSize?: number;
+  /** How often a fan-out instance adds its traffic to the `$SYS/` counts (shared/broker/sys-topics.ts). */
+  readonly sysCountIntervalMs?: number;
 }
 
 /**
@@ -85,6 +88,9 @@ export async function startFunctionPools(
               ? {
                   AWS_ENDPOINT_URL_LAMBDA: options.broker.managementEndpoint,
                   ...(options.fanoutPageSize ? { [fanoutPageSizeEnv]: String(options.fanoutPageSize) } : {}),
+                  ...(options.sysCountIntervalMs !== undefined
+                    ? { [sysCountIntervalEnv]: String(options.sysCountIntervalMs) }
+                    : {}),
                 }
               : {}),
           },

@@ -272,6 +272,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         maxInstances: options.maxInstances,
         warmInstances: options.warmInstances,
         fanoutPageSize: options.fanoutPageSize,
+        // Counted as often as the sweeper publishes the `$SYS/` figures.
+        ...(options.sweepIntervalMs ? { sysCountIntervalMs: options.sweepIntervalMs } : {}),
         jitterMs: options.jitterMs,
         timeoutsMs: options.functionTimeoutsMs,
       },

@@ -25,7 +25,8 @@ async function scrape(): Promise<string> {
 
 // One publisher and one subscriber, each packet in its own frame so frames and packets can be
 // counted exactly: CONNECT×2, SUBSCRIBE, N PUBLISH (QoS 1) and the subscriber's N PUBACKs in;
-// CONNACK×2, SUBACK, N PUBACKs to the publisher and N PUBLISHes to the subscriber out.
+// CONNACK×2, SUBACK, N PUBACKs to the publisher and N PUBLISHes to the subscriber out (these
+// coalesced per stream batch).
 before(async () => {
   // The emulator silences EMF unless told otherwise; here it is turned on and captured.
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
@@ -124,9 +125,12 @@ test('gateway messages in and out match the frames sent and posted', () => {
   const messages = (direction: string) =>
     sampleValue(families, 'nimbus_gateway_messages_total', { direction });
   assert.equal(messages('in'), 3 + 2 * N);
-  assert.equal(messages('out'), 3 + 2 * N);
+  // CONNACK×2, SUBACK and N PUBACKs one each; the N PUBLISHes to the subscriber leave in one
+  // message per stream batch they fell into (at least one, at most N).
+  const out = messages('out');
+  assert.ok(out >= 3 + N + 1 && out <= 3 + 2 * N, `${out} messages out`);
   // Every message is far below 32 KB: one billed message each.
-  assert.equal(sampleValue(families, 'nimbus_gateway_billed_messages_total'), 6 + 4 * N);
+  assert.equal(sampleValue(families, 'nimbus_gateway_billed_messages_total'), messages('in') + out);
   assert.ok(sampleValue(families, 'nimbus_gateway_connection_minutes_total') > 0);
 });
 

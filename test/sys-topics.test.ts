@@ -4,10 +4,10 @@ import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { fanOut } from '../shared/broker/fanout.js';
 import { sweep } from '../shared/broker/sweep.js';
 import {
-  countTraffic,
   isClientMessage,
   publishBrokerFigures,
   sysMessages,
+  TrafficTally,
 } from '../shared/broker/sys-topics.js';
 import {
   connectAs,
@@ -34,9 +34,11 @@ async function sweeperRun(broker: TestBroker): Promise<number> {
 /** Plays the stream as the fan-out function does: fan out, then add the batch to the counts. */
 async function fanOutBatch(broker: TestBroker, from: number): Promise<void> {
   const batch = broker.store.accepted.slice(from);
-  const results = [];
-  for (const message of batch) results.push(await fanOut(broker.ctx, message));
-  await countTraffic(broker.ctx, results, batch.filter(isClientMessage).length);
+  // Every batch written at once, as a tally whose interval has always passed.
+  const tally = new TrafficTally(0);
+  for (const message of batch) tally.add(await fanOut(broker.ctx, message), 0);
+  tally.add({ sent: 0, queued: 0, dropped: 0, gone: 0 }, batch.filter(isClientMessage).length);
+  await tally.flushIfDue(broker.ctx);
 }
 
 test('sysMessages: Mosquitto topic names, decimal text payloads', () => {
@@ -129,4 +131,36 @@ test('a client may not publish to $SYS/: 5.0 PUBACK 0x87, QoS 0 dropped', async 
   const puback = broker.gateway.packetsTo('c1').find((p) => p.cmd === 'puback');
   assert.equal(puback?.cmd === 'puback' && puback.reasonCode, 0x87);
   assert.deepEqual(broker.store.accepted, []);
+});
+
+test('TrafficTally: one write per interval per instance, nothing lost when a write fails', async () => {
+  const broker = testContext();
+  const writes: unknown[] = [];
+  const add = broker.store.addBrokerCounters.bind(broker.store);
+  let failNext = false;
+  broker.store.addBrokerCounters = async (delta) => {
+    if (failNext) {
+      failNext = false;
+      throw new Error('throttled');
+    }
+    writes.push(delta);
+    return add(delta);
+  };
+  const tally = new TrafficTally(60_000);
+  const sent = (n: number) => ({ sent: n, queued: 0, dropped: 0, gone: 0 });
+  tally.add(sent(2), 1);
+  await tally.flushIfDue(broker.ctx);
+  broker.clock.advance(30_000);
+  tally.add(sent(3), 2);
+  await tally.flushIfDue(broker.ctx);
+  assert.equal(writes.length, 0, 'no write within the interval');
+  broker.clock.advance(30_000);
+  failNext = true;
+  await assert.rejects(tally.flushIfDue(broker.ctx));
+  broker.clock.advance(60_000);
+  await tally.flushIfDue(broker.ctx);
+  assert.deepEqual(writes, [{ messagesReceived: 3, messagesSent: 5 }]);
+  const figures = await broker.store.brokerFigures();
+  assert.equal(figures.messagesReceived, 3);
+  assert.equal(figures.messagesSent, 5);
 });

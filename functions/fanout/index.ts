@@ -3,7 +3,12 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import type { FanOutResult } from '../../shared/broker/fanout.js';
 import { fanOutBatch, fanOutPage } from '../../shared/broker/fanout-batch.js';
-import { countTraffic, isClientMessage } from '../../shared/broker/sys-topics.js';
+import {
+  defaultSysCountInterval,
+  isClientMessage,
+  sysCountIntervalEnv,
+  TrafficTally,
+} from '../../shared/broker/sys-topics.js';
 import {
   defaultFanoutPageSize,
   type FanOutPageEvent,
@@ -24,6 +29,7 @@ const lambda = new LambdaClient({});
 /** Lambda's runtime names the function: pages go to more instances of this same function. */
 const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
 const pageSize = Number(process.env[fanoutPageSizeEnv] ?? defaultFanoutPageSize);
+const traffic = new TrafficTally(Number(process.env[sysCountIntervalEnv] ?? defaultSysCountInterval));
 
 /**
  * The message table's stream: the whole batch is fanned out at once, in stream order
@@ -73,12 +79,13 @@ function share(result: FanOutResult, messages: number): FanOutResult {
   };
 }
 
-/** Adds the batch's traffic to the `$SYS/` counts with one write (docs/adr/0022). */
+/** Tallies the batch's traffic for the `$SYS/` counts, written at most once a minute (docs/adr/0022). */
 async function countBatch(result: FanOutResult, messages: readonly StoredMessage[]): Promise<void> {
+  traffic.add(result, messages.filter(isClientMessage).length);
   try {
-    await countTraffic(broker, [result], messages.filter(isClientMessage).length);
+    await traffic.flushIfDue(broker);
   } catch (error) {
     // The figures are informational: failing the batch for them would deliver it twice.
-    logger.warn('could not add the batch to the $SYS counts', { error });
+    logger.warn('could not add the traffic to the $SYS counts; kept for the next write', { error });
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The broker's own figures under `$SYS/broker/…`, with Mosquitto's topic names, published as
  * retained messages (docs/adr/0022-enhanced-authentication-and-sys-topics.md). Cheap by
- * construction: the fan-out adds its traffic once per stream batch, and the sweep, which already
+ * construction: each fan-out instance adds its traffic at most once a minute, and the sweep, which already
  * reads every connection record, publishes what changed once a minute.
  */
 import type { BrokerFigures, RetainedMessage } from '../ports.js';
@@ -43,21 +43,54 @@ export function sysMessages(figures: SysFigures): Record<string, string> {
   };
 }
 
+/** The variable naming how often a fan-out instance adds its traffic to the `$SYS/` counts, in ms. */
+export const sysCountIntervalEnv = 'NIMBUS_SYS_COUNT_INTERVAL_MS';
+/** The sweep publishes the figures once a minute: counting more often would only add writes. */
+export const defaultSysCountInterval = 60_000;
+
 /**
- * Adds one stream batch's traffic to the running counts: one write per batch, none when the batch
- * carried only the broker's own `$SYS/` messages and sent nothing. A retried batch counts again
- * (the counts are at least what happened).
+ * One fan-out instance's traffic not yet added to the `$SYS/` counts: stream batches are tallied
+ * in memory and added with one write at most once per interval, so the counts cost nothing per
+ * message or per batch. A retried batch counts again (the counts are at least what happened); the
+ * tally of an instance that Lambda reclaims before its next write is lost (at most one interval of
+ * its traffic), which the figures, informational, accept.
  *
  * @example
- * await countTraffic(ctx, [{ sent: 2, queued: 0, dropped: 0, gone: 0 }], 1);
+ * const tally = new TrafficTally(60_000);
+ * tally.add(result, 3);
+ * await tally.flushIfDue(ctx); // one UpdateItem once a minute has passed since the last
  */
-export async function countTraffic(
-  ctx: BrokerContext,
-  results: readonly FanOutResult[],
-  clientMessages: number,
-): Promise<void> {
-  const messagesSent = results.reduce((sum, result) => sum + result.sent, 0);
-  await ctx.store.addBrokerCounters({ messagesReceived: clientMessages, messagesSent });
+export class TrafficTally {
+  private received = 0;
+  private sent = 0;
+  private since: number | undefined;
+
+  constructor(private readonly intervalMs: number) {}
+
+  /** Counts a fanned-out batch: its messages from clients (not the broker's own) and what was sent. */
+  add(result: FanOutResult, clientMessages: number): void {
+    this.received += clientMessages;
+    this.sent += result.sent;
+  }
+
+  /** Adds the tally to the store once the interval has passed since the last write (or the first count). */
+  async flushIfDue(ctx: BrokerContext): Promise<void> {
+    const now = ctx.now();
+    this.since ??= now;
+    if (now - this.since < this.intervalMs || (this.received === 0 && this.sent === 0)) return;
+    const delta = { messagesReceived: this.received, messagesSent: this.sent };
+    this.received = 0;
+    this.sent = 0;
+    this.since = now;
+    try {
+      await ctx.store.addBrokerCounters(delta);
+    } catch (error) {
+      // Kept for the next write: nothing counted is dropped by a failed one.
+      this.received += delta.messagesReceived;
+      this.sent += delta.messagesSent;
+      throw error;
+    }
+  }
 }
 
 /** Whether a fanned-out message counts as received from a client (the broker's own do not). */

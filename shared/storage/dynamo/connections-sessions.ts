@@ -298,16 +298,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
   }
 
   async sessionsExpired(now: number): Promise<string[]> {
-    const { db, tables } = this.database;
-    const shards = Array.from({ length: expiryShards }, (_, shard) =>
-      queryAll(db, {
-        TableName: tables.Sessions,
-        IndexName: 'bySessionExpiry',
-        KeyConditionExpression: 'expiryShard = :shard AND sessionExpiresAt <= :now',
-        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
-      }),
-    );
-    return (await Promise.all(shards)).flat().map((item) => String(item.clientId));
+    return this.dueSessions('bySessionExpiry', 'expiryShard', 'sessionExpiresAt', expiryShards, now);
   }
 
   async setInboundTopicAliases(
@@ -424,16 +415,7 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
   }
 
   async willsDue(now: number): Promise<string[]> {
-    const { db, tables } = this.database;
-    const shards = Array.from({ length: willShards }, (_, shard) =>
-      queryAll(db, {
-        TableName: tables.Sessions,
-        IndexName: 'byWillDue',
-        KeyConditionExpression: 'willShard = :shard AND willDueAt <= :now',
-        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
-      }),
-    );
-    return (await Promise.all(shards)).flat().map((item) => String(item.clientId));
+    return this.dueSessions('byWillDue', 'willShard', 'willDueAt', willShards, now);
   }
 
   async takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
@@ -457,6 +439,26 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         }),
     );
     return will;
+  }
+
+  /** The client ids a sparse, sharded index of the Sessions table lists as due by `now`: one query per shard. */
+  private async dueSessions(
+    index: string,
+    shardAttribute: string,
+    dueAttribute: string,
+    shards: number,
+    now: number,
+  ): Promise<string[]> {
+    const { db, tables } = this.database;
+    const pages = Array.from({ length: shards }, (_, shard) =>
+      queryAll(db, {
+        TableName: tables.Sessions,
+        IndexName: index,
+        KeyConditionExpression: `${shardAttribute} = :shard AND ${dueAttribute} <= :now`,
+        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
+      }),
+    );
+    return (await Promise.all(pages)).flat().map((item) => String(item.clientId));
   }
 }
 
