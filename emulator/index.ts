@@ -272,8 +272,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         maxInstances: options.maxInstances,
         warmInstances: options.warmInstances,
         fanoutPageSize: options.fanoutPageSize,
-        // Counted as often as the sweeper publishes the `$SYS/` figures.
-        ...(options.sweepIntervalMs ? { sysCountIntervalMs: options.sweepIntervalMs } : {}),
+        // Counted as often as the sweeper publishes the `$SYS/` figures; with no sweeper, not at all.
+        sysCountIntervalMs:
+          options.sweepIntervalMs === 0 ? Number.POSITIVE_INFINITY : (options.sweepIntervalMs ?? 60_000),
         jitterMs: options.jitterMs,
         timeoutsMs: options.functionTimeoutsMs,
       },

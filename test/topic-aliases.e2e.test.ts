@@ -13,7 +13,12 @@ import { connectPacket, RawClient } from './support/raw-client.js';
 let emulator: Emulator & { logs: string[] };
 const clients: MqttClient[] = [];
 before(async () => {
-  emulator = await startTestEmulator({ jitterMs: 20, brokerLimits: { maxPublishesPerSecond: 0 } });
+  // No sweep, so no `$SYS/` counting: the cost test meters the deliveries' requests alone.
+  emulator = await startTestEmulator({
+    jitterMs: 20,
+    sweepIntervalMs: 0,
+    brokerLimits: { maxPublishesPerSecond: 0 },
+  });
 });
 after(async () => {
   await Promise.all(clients.map((c) => c.endAsync()));

@@ -63,8 +63,10 @@ export const defaultSysCountInterval = 60_000;
 export class TrafficTally {
   private received = 0;
   private sent = 0;
-  private since: number | undefined;
+  /** When the tally was last written: an instance's first batch writes at once. */
+  private since = Number.NEGATIVE_INFINITY;
 
+  /** `intervalMs` Infinity: nothing is counted (no sweep publishes the figures). */
   constructor(private readonly intervalMs: number) {}
 
   /** Counts a fanned-out batch: its messages from clients (not the broker's own) and what was sent. */
@@ -73,10 +75,14 @@ export class TrafficTally {
     this.sent += result.sent;
   }
 
-  /** Adds the tally to the store once the interval has passed since the last write (or the first count). */
+  /**
+   * Adds the tally to the store when the interval has passed since the last write. Called after each
+   * batch; what the last batches of a quiet spell counted waits for this instance's next batch (the
+   * sweep's own `$SYS/` messages are batches too, while anyone subscribes to them).
+   */
   async flushIfDue(ctx: BrokerContext): Promise<void> {
     const now = ctx.now();
-    this.since ??= now;
+    if (!Number.isFinite(this.intervalMs)) return;
     if (now - this.since < this.intervalMs || (this.received === 0 && this.sent === 0)) return;
     const delta = { messagesReceived: this.received, messagesSent: this.sent };
     this.received = 0;
