@@ -255,7 +255,8 @@ const subscribe = byVersion(
         return {
           cmd: 'subscribe',
           messageId,
-          subscriptions,
+          // [MQTT-3.8.3-4] No Local on a Shared Subscription is a protocol error, not a client's packet.
+          subscriptions: subscriptions.map((s) => (s.topic.startsWith('$share/') ? { ...s, nl: false } : s)),
           ...(identifier !== undefined ? { properties: { subscriptionIdentifier: identifier } } : {}),
         };
       }),
