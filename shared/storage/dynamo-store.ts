@@ -19,10 +19,13 @@ import type { TableId } from '../tables.js';
 import { AuthExchanges } from './dynamo/auth-exchanges.js';
 import { BrokerFiguresPart } from './dynamo/broker-figures.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
+import { DelayedWills } from './dynamo/delayed-wills.js';
 import { Deliveries } from './dynamo/deliveries.js';
 import { FlowControl } from './dynamo/flow-control.js';
+import { OutboundQueue } from './dynamo/outbound-queue.js';
 import { Retained } from './dynamo/retained.js';
 import { Subscriptions } from './dynamo/subscriptions.js';
+import { TopicAliases } from './dynamo/topic-aliases.js';
 import { UserConnections } from './dynamo/user-connections.js';
 
 /** The SDK client functions share per module instance, so connections are reused across invocations. */
@@ -46,6 +49,9 @@ export class DynamoStore implements BrokerStore {
   private readonly deliveries: Deliveries;
   private readonly retained: Retained;
   private readonly flow: FlowControl;
+  private readonly outbound: OutboundQueue;
+  private readonly wills: DelayedWills;
+  private readonly aliases: TopicAliases;
   private readonly userConnectionSets: UserConnections;
   private readonly figures: BrokerFiguresPart;
   private readonly exchanges: AuthExchanges;
@@ -61,6 +67,9 @@ export class DynamoStore implements BrokerStore {
     this.deliveries = new Deliveries(database);
     this.retained = new Retained(database);
     this.flow = new FlowControl(database);
+    this.outbound = new OutboundQueue(database);
+    this.wills = new DelayedWills(database);
+    this.aliases = new TopicAliases(database);
     this.userConnectionSets = new UserConnections(database);
     this.figures = new BrokerFiguresPart(database);
     this.exchanges = new AuthExchanges(database);
@@ -117,15 +126,15 @@ export class DynamoStore implements BrokerStore {
     will: ApplicationMessage,
     dueAt: number,
   ): Promise<boolean> {
-    return this.sessions.deferWill(clientId, connectionId, will, dueAt);
+    return this.wills.deferWill(clientId, connectionId, will, dueAt);
   }
 
   willsDue(now: number): Promise<string[]> {
-    return this.sessions.willsDue(now);
+    return this.wills.willsDue(now);
   }
 
   takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
-    return this.sessions.takeDueWill(clientId, now);
+    return this.wills.takeDueWill(clientId, now);
   }
 
   takeSendPlace(clientId: string, connectionId: string, receiveMaximum: number): Promise<boolean> {
@@ -213,27 +222,27 @@ export class DynamoStore implements BrokerStore {
   }
 
   putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
-    return this.deliveries.putOutbound(clientId, message, maxQueued);
+    return this.outbound.putOutbound(clientId, message, maxQueued);
   }
 
   deleteOutbound(clientId: string, packetId: number): Promise<void> {
-    return this.deliveries.deleteOutbound(clientId, packetId);
+    return this.outbound.deleteOutbound(clientId, packetId);
   }
 
   keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
-    return this.deliveries.keepInFlight(clientId, message);
+    return this.outbound.keepInFlight(clientId, message);
   }
 
   forgetInFlight(clientId: string, packetId: number): Promise<void> {
-    return this.deliveries.forgetInFlight(clientId, packetId);
+    return this.outbound.forgetInFlight(clientId, packetId);
   }
 
   markOutboundReleased(clientId: string, packetId: number): Promise<void> {
-    return this.deliveries.markOutboundReleased(clientId, packetId);
+    return this.outbound.markOutboundReleased(clientId, packetId);
   }
 
   outboundMessages(clientId: string): Promise<OutboundMessage[]> {
-    return this.deliveries.outboundMessages(clientId);
+    return this.outbound.outboundMessages(clientId);
   }
 
   deleteDeliveries(clientId: string): Promise<void> {
@@ -285,15 +294,15 @@ export class DynamoStore implements BrokerStore {
   }
 
   setInboundTopicAliases(connectionId: string, aliases: Readonly<Record<string, string>>): Promise<void> {
-    return this.sessions.setInboundTopicAliases(connectionId, aliases);
+    return this.aliases.setInboundTopicAliases(connectionId, aliases);
   }
 
   assignTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<boolean> {
-    return this.sessions.assignTopicAlias(clientId, connectionId, topic, alias);
+    return this.aliases.assignTopicAlias(clientId, connectionId, topic, alias);
   }
 
   confirmTopicAlias(clientId: string, connectionId: string, topic: string, alias: number): Promise<void> {
-    return this.sessions.confirmTopicAlias(clientId, connectionId, topic, alias);
+    return this.aliases.confirmTopicAlias(clientId, connectionId, topic, alias);
   }
 
   addBrokerCounters(delta: Partial<BrokerCounters>): Promise<void> {

@@ -3,6 +3,7 @@ import type { ApplicationMessage, BrokerStore, ConnectionRecord, SessionRecord }
 import { ifConditionHolds } from './conditions.js';
 import { type Database, epochSeconds } from './database.js';
 import { batchGet, queryAll, scanPages } from './paging.js';
+import { dueSessionIds, shardOf } from './shards.js';
 
 /** Connections outlive API Gateway's 2-hour cap by an hour, then TTL removes rows whose $disconnect never came. */
 const connectionTtlSeconds = 3 * 3600;
@@ -25,12 +26,6 @@ type ConnectionsAndSessionsPort = Pick<
   | 'endSession'
   | 'sessionsExpired'
   | 'deleteExpiredSession'
-  | 'setInboundTopicAliases'
-  | 'assignTopicAlias'
-  | 'confirmTopicAlias'
-  | 'deferWill'
-  | 'willsDue'
-  | 'takeDueWill'
 >;
 
 /**
@@ -45,13 +40,6 @@ const sessionTtlGraceSeconds = 24 * 3600;
  * sweep costs one half-unit query per shard (docs/adr/0018-session-expiry.md).
  */
 const expiryShards = 16;
-
-/**
- * Partitions of the will index: wills are deferred at the rate clients drop, far below one
- * partition's 1,000 writes a second per shard; the per-second check costs one half-unit query
- * per shard, so few (docs/adr/0021-flow-control-server-keep-alive-will-delay.md).
- */
-const willShards = 4;
 
 /**
  * The Connections table (one row per live WebSocket connection) and the
@@ -298,78 +286,13 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
   }
 
   async sessionsExpired(now: number): Promise<string[]> {
-    return this.dueSessions('bySessionExpiry', 'expiryShard', 'sessionExpiresAt', expiryShards, now);
-  }
-
-  async setInboundTopicAliases(
-    connectionId: string,
-    aliases: Readonly<Record<string, string>>,
-  ): Promise<void> {
-    const { db, tables } = this.database;
-    // The whole map: a write costs the item's size whatever it changes. A gone connection stays gone.
-    await ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Connections,
-          Key: { connectionId },
-          UpdateExpression: 'SET inboundTopicAliases = :aliases',
-          ConditionExpression: 'attribute_exists(connectionId)',
-          ExpressionAttributeValues: { ':aliases': aliases },
-        }),
-      ),
-    );
-  }
-
-  async assignTopicAlias(
-    clientId: string,
-    connectionId: string,
-    topic: string,
-    alias: number,
-  ): Promise<boolean> {
-    const { db, tables } = this.database;
-    const entry = { topic, confirmed: false };
-    // Alias 1 starts this connection's map; alias n joins one of exactly n - 1 entries, so two
-    // deliveries racing for the same number cannot both win, and an alias never changes topic.
-    const first = alias === 1;
-    return ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Sessions,
-          Key: { clientId },
-          UpdateExpression: first
-            ? 'SET outboundTopicAliases = :fresh'
-            : 'SET outboundTopicAliases.aliases.#alias = :entry',
-          ConditionExpression: first
-            ? 'connectionId = :c AND (attribute_not_exists(outboundTopicAliases) OR outboundTopicAliases.connectionId <> :c)'
-            : 'connectionId = :c AND outboundTopicAliases.connectionId = :c AND size(outboundTopicAliases.aliases) = :before',
-          ...(first ? {} : { ExpressionAttributeNames: { '#alias': String(alias) } }),
-          ExpressionAttributeValues: first
-            ? { ':c': connectionId, ':fresh': { connectionId, aliases: { 1: entry } } }
-            : { ':c': connectionId, ':entry': entry, ':before': alias - 1 },
-        }),
-      ),
-    );
-  }
-
-  async confirmTopicAlias(
-    clientId: string,
-    connectionId: string,
-    topic: string,
-    alias: number,
-  ): Promise<void> {
-    const { db, tables } = this.database;
-    await ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Sessions,
-          Key: { clientId },
-          UpdateExpression: 'SET outboundTopicAliases.aliases.#alias.confirmed = :yes',
-          ConditionExpression:
-            'connectionId = :c AND outboundTopicAliases.connectionId = :c AND outboundTopicAliases.aliases.#alias.topic = :t',
-          ExpressionAttributeNames: { '#alias': String(alias) },
-          ExpressionAttributeValues: { ':c': connectionId, ':t': topic, ':yes': true },
-        }),
-      ),
+    return dueSessionIds(
+      this.database,
+      'bySessionExpiry',
+      'expiryShard',
+      'sessionExpiresAt',
+      expiryShards,
+      now,
     );
   }
 
@@ -387,78 +310,6 @@ export class ConnectionsAndSessions implements ConnectionsAndSessionsPort {
         }),
       ),
     );
-  }
-
-  async deferWill(
-    clientId: string,
-    connectionId: string,
-    will: ApplicationMessage,
-    dueAt: number,
-  ): Promise<boolean> {
-    const { db, tables } = this.database;
-    return ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Sessions,
-          Key: { clientId },
-          UpdateExpression: 'SET pendingWill = :will, willDueAt = :due, willShard = :shard',
-          ConditionExpression: 'connectionId = :c',
-          ExpressionAttributeValues: {
-            ':will': will,
-            ':due': dueAt,
-            ':shard': String(shardOf(clientId, willShards)),
-            ':c': connectionId,
-          },
-        }),
-      ),
-    );
-  }
-
-  async willsDue(now: number): Promise<string[]> {
-    return this.dueSessions('byWillDue', 'willShard', 'willDueAt', willShards, now);
-  }
-
-  async takeDueWill(clientId: string, now: number): Promise<ApplicationMessage | undefined> {
-    const { db, tables } = this.database;
-    let will: ApplicationMessage | undefined;
-    // Fails when there is none, it is not due, or another caller took it.
-    await ifConditionHolds(
-      db
-        .send(
-          new UpdateCommand({
-            TableName: tables.Sessions,
-            Key: { clientId },
-            UpdateExpression: 'REMOVE pendingWill, willDueAt, willShard',
-            ConditionExpression: 'attribute_exists(pendingWill) AND willDueAt <= :now',
-            ExpressionAttributeValues: { ':now': now },
-            ReturnValues: 'UPDATED_OLD',
-          }),
-        )
-        .then(({ Attributes }) => {
-          will = Attributes?.pendingWill as ApplicationMessage | undefined;
-        }),
-    );
-    return will;
-  }
-
-  /** The client ids a sparse, sharded index of the Sessions table lists as due by `now`: one query per shard. */
-  private async dueSessions(
-    index: string,
-    shardAttribute: string,
-    dueAttribute: string,
-    shards: number,
-    now: number,
-  ): Promise<string[]> {
-    const { db, tables } = this.database;
-    const pages = Array.from({ length: shards }, (_, shard) =>
-      queryAll(db, {
-        TableName: tables.Sessions,
-        IndexName: index,
-        KeyConditionExpression: `${shardAttribute} = :shard AND ${dueAttribute} <= :now`,
-        ExpressionAttributeValues: { ':shard': String(shard), ':now': now },
-      }),
-    );
-    return (await Promise.all(pages)).flat().map((item) => String(item.clientId));
   }
 }
 
@@ -484,13 +335,4 @@ const keepAliveShards = 64;
 /** The connection's shard of the deadline index. */
 function keepAliveShard(connectionId: string): string {
   return String(shardOf(connectionId, keepAliveShards));
-}
-
-/** A key's shard of a sharded index: FNV-1a of the key. */
-function shardOf(key: string, shards: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-  }
-  return (hash >>> 0) % shards;
 }

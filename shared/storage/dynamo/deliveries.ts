@@ -5,17 +5,8 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { propertiesField } from '../../message-properties.js';
-import type { BrokerStore, OutboundMessage, QoS, StoredMessage } from '../../ports.js';
-import {
-  inboundEntry,
-  inboundPrefix,
-  outboundEntry,
-  outboundPrefix,
-  packetIdOf,
-  qos2Entry,
-  qos2PacketEntry,
-} from '../keys.js';
+import type { BrokerStore, StoredMessage } from '../../ports.js';
+import { inboundEntry, inboundPrefix, packetIdOf, qos2Entry, qos2PacketEntry } from '../keys.js';
 import { packPayload } from '../payload-codec.js';
 import { failedConditions, ifConditionHolds } from './conditions.js';
 import { type Database, epochSeconds } from './database.js';
@@ -24,7 +15,7 @@ import { batchWrite, queryAll } from './paging.js';
 /** Messages only need to outlive the stream's 24-hour retention. */
 const messageTtlSeconds = 24 * 3600;
 /** Per-session packet state outlives a client that never comes back by a week, then TTL removes it. */
-const deliveryTtlSeconds = 7 * 24 * 3600;
+export const deliveryTtlSeconds = 7 * 24 * 3600;
 
 type DeliveriesPort = Pick<
   BrokerStore,
@@ -35,20 +26,15 @@ type DeliveriesPort = Pick<
   | 'reservePacketIds'
   | 'claimQoS2Delivery'
   | 'markQoS2Received'
-  | 'putOutbound'
-  | 'deleteOutbound'
-  | 'keepInFlight'
-  | 'forgetInFlight'
-  | 'markOutboundReleased'
-  | 'outboundMessages'
   | 'deleteDeliveries'
 >;
 
 /**
  * The Messages table (accepted PUBLISHes, which its stream carries to the
  * fan-out) and the Deliveries table (per-session packet state,
- * docs/adr/0004-session-state.md). The packet id and queue counters live on
- * the session's item in the Sessions table.
+ * docs/adr/0004-session-state.md) but for the outbound queue
+ * (outbound-queue.ts). The packet id counter lives on the session's item in
+ * the Sessions table.
  *
  * @example
  * const part = new Deliveries({ db, tables, now: Date.now });
@@ -241,149 +227,6 @@ export class Deliveries implements DeliveriesPort {
         }),
       ),
     );
-  }
-
-  async putOutbound(clientId: string, message: OutboundMessage, maxQueued: number): Promise<boolean> {
-    const { db, tables, now } = this.database;
-    // One transaction: the queued row and the session's counter change together or not at all.
-    const failed = await failedConditions(
-      db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: tables.Deliveries,
-                Item: {
-                  clientId,
-                  entry: outboundEntry(message.packetId),
-                  ...message,
-                  expiresAt: epochSeconds(now()) + deliveryTtlSeconds,
-                },
-                ConditionExpression: 'attribute_not_exists(entry)',
-              },
-            },
-            {
-              Update: {
-                TableName: tables.Sessions,
-                Key: { clientId },
-                UpdateExpression: 'ADD queued :one',
-                // The session must still exist: a counter alone would leave a row without a session id
-                // that no CONNECT could resume or replace.
-                ConditionExpression:
-                  'attribute_exists(clientId) AND (attribute_not_exists(queued) OR queued < :max)',
-                ExpressionAttributeValues: { ':one': 1, ':max': maxQueued },
-              },
-            },
-          ],
-        }),
-      ),
-    );
-    // A retried fan-out finds the row already queued (and counted).
-    return failed.length === 0 || failed.includes(0);
-  }
-
-  async deleteOutbound(clientId: string, packetId: number): Promise<void> {
-    const { db, tables } = this.database;
-    const key = { clientId, entry: outboundEntry(packetId) };
-    const failed = await failedConditions(
-      db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: tables.Deliveries,
-                Key: key,
-                ConditionExpression: 'attribute_exists(entry)',
-              },
-            },
-            {
-              Update: {
-                TableName: tables.Sessions,
-                Key: { clientId },
-                UpdateExpression: 'ADD queued :minus',
-                ConditionExpression: 'attribute_exists(clientId)',
-                ExpressionAttributeValues: { ':minus': -1 },
-              },
-            },
-          ],
-        }),
-      ),
-    );
-    // Only the session is gone, and its counter with it: the row still goes.
-    if (failed.length === 1 && failed[0] === 1) {
-      await db.send(new DeleteCommand({ TableName: tables.Deliveries, Key: key }));
-    }
-  }
-
-  async keepInFlight(clientId: string, message: OutboundMessage): Promise<void> {
-    const { db, tables, now } = this.database;
-    // One conditional put, no counter: a clean session's copies end with it (deleteDeliveries, else TTL).
-    await ifConditionHolds(
-      db.send(
-        new PutCommand({
-          TableName: tables.Deliveries,
-          Item: {
-            clientId,
-            entry: outboundEntry(message.packetId),
-            ...message,
-            expiresAt: epochSeconds(now()) + deliveryTtlSeconds,
-          },
-          ConditionExpression: 'attribute_not_exists(entry)',
-        }),
-      ),
-    );
-  }
-
-  async forgetInFlight(clientId: string, packetId: number): Promise<void> {
-    const { db, tables } = this.database;
-    await db.send(
-      new DeleteCommand({ TableName: tables.Deliveries, Key: { clientId, entry: outboundEntry(packetId) } }),
-    );
-  }
-
-  async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
-    const { db, tables } = this.database;
-    // False when the message is no longer queued.
-    await ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Deliveries,
-          Key: { clientId, entry: outboundEntry(packetId) },
-          UpdateExpression: 'SET released = :yes',
-          ConditionExpression: 'attribute_exists(entry)',
-          ExpressionAttributeValues: { ':yes': true },
-        }),
-      ),
-    );
-  }
-
-  async outboundMessages(clientId: string): Promise<OutboundMessage[]> {
-    const { db, tables } = this.database;
-    const items = await queryAll(db, {
-      TableName: tables.Deliveries,
-      KeyConditionExpression: 'clientId = :c AND begins_with(entry, :out)',
-      ExpressionAttributeValues: { ':c': clientId, ':out': outboundPrefix },
-      ConsistentRead: true,
-    });
-    return items
-      .map((item) => ({
-        packetId: Number(item.packetId),
-        seq: Number(item.seq),
-        topic: String(item.topic),
-        payload: item.payload instanceof Uint8Array ? item.payload : new Uint8Array(),
-        qos: item.qos as QoS,
-        retain: Boolean(item.retain),
-        sent: Boolean(item.sent),
-        released: Boolean(item.released),
-        ...propertiesField(item.properties),
-        ...(typeof item.publishedAt === 'number' ? { publishedAt: item.publishedAt } : {}),
-        ...(Array.isArray(item.subscriptionIdentifiers)
-          ? { subscriptionIdentifiers: item.subscriptionIdentifiers.map(Number) }
-          : {}),
-        ...(typeof item.share === 'string' ? { share: item.share } : {}),
-        ...(typeof item.shareKey === 'string' ? { shareKey: item.shareKey } : {}),
-      }))
-      .sort((a, b) => a.seq - b.seq);
   }
 
   async deleteDeliveries(clientId: string): Promise<void> {
