@@ -71,7 +71,7 @@ export function unitsTable(cost: readonly CostOutcome[]): string {
   ];
   const rows = cost.map(
     (c) =>
-      `| ${c.title} | ${c.measured.publishes || '—'} | ${c.measured.deliveries || '—'} | ${keys.map((k) => (c.measured.perPublish[k] ?? Number.NaN).toPrecision(3)).join(' | ')} | ${c.scaled} |`,
+      `| ${c.title} | ${c.measured.publishes || '—'} | ${c.measured.deliveries || '—'} | ${keys.map((k) => (c.measured.perPublish[k] ?? Number.NaN).toPrecision(3)).join(' | ')} | ${c.scaled}${c.measured.shortfall ? `; **incomplete: ${c.measured.shortfall}**` : ''} |`,
   );
   return [
     '| Workload | Publishes | Deliveries | API GW msgs | Lambda req | Lambda GB-s | DynamoDB WRU | DynamoDB RRU | SQS req | Run as |',

@@ -31,6 +31,8 @@ export interface CostOutcome {
   measured: {
     publishes: number;
     deliveries: number;
+    /** What went missing (lost connections, unsent publishes, missing deliveries), when anything did. */
+    shortfall?: string;
     perPublish: Record<string, number>;
     /** Calls per publish by service and operation (`dynamodb PutItem`, `lambda message`), to see where units go. */
     callsPerPublish?: Record<string, number>;

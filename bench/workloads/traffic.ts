@@ -11,6 +11,11 @@ import {
   unitsPer,
   usdWithoutConnections,
 } from './common.js';
+import { describeShortfall, FleetWatch, type Shortfall, waitFor } from './run-health.js';
+
+/** How long a run waits for SUBACKs, and for the last PUBACKs and deliveries after publishing stops. */
+const connectWaitMs = 30_000;
+const drainWaitMs = 30_000;
 
 /** A traffic workload as run: `publishers` each publish every `periodMs`, `subscribers` take them all. */
 export interface TrafficRun {
@@ -63,24 +68,36 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
   );
   const subscribers = await connectMany(nimbus, `${run.name}-sub`, run.subscribers);
   const publishers = await connectMany(nimbus, `${run.name}-pub`, run.publishers, { keepalive });
+  const watch = new FleetWatch(publishers, subscribers);
   try {
-    await Promise.all(subscribers.map((s) => s.subscribeAsync(run.filter, { qos })));
+    const subscribed = Promise.all(subscribers.map((s) => s.subscribeAsync(run.filter, { qos })));
+    if (!(await Promise.race([subscribed.then(() => true), sleep(connectWaitMs).then(() => false)])))
+      throw new Error(`[${run.name}] subscribers got no SUBACK within ${connectWaitMs / 1000} s`);
     let deliveries = 0;
     for (const s of subscribers) s.on('message', () => deliveries++);
     progress(`[${run.name}] publishing for ${run.seconds} s at QoS ${qos}`);
     const queue = nimbus.emulator.frameQueue.received;
     const queueBefore = { ...queue };
-    const { value: publishes, delta } = await metered(nimbus.emulator, async () => {
-      let sent = 0;
-      const sends: Promise<unknown>[] = [];
+    let unsent = 0;
+    // QoS 1 publishes awaiting their PUBACK, per publisher.
+    const awaiting = publishers.map(() => 0);
+    const { delta } = await metered(nimbus.emulator, async () => {
       const stops: Array<() => void> = [];
       publishers.forEach((client, i) => {
         // Spread the fleet over the period, as independent devices would be.
         const start = setTimeout(
           () => {
             const tick = () => {
-              sent++;
-              sends.push(client.publishAsync(run.topic(i), run.payload(), { qos }).catch(() => undefined));
+              // A device whose connection is gone does not publish (the bench does not reconnect).
+              if (!watch.alive(client) || !client.connected) {
+                unsent++;
+                return;
+              }
+              awaiting[i]++;
+              client
+                .publishAsync(run.topic(i), run.payload(), { qos })
+                .catch(() => undefined)
+                .finally(() => awaiting[i]--);
             };
             tick();
             const every = setInterval(tick, periodMs);
@@ -92,14 +109,26 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
       });
       await sleep(run.seconds * 1000);
       for (const stop of stops) stop();
-      await Promise.all(sends);
-      const expected = sent * run.subscribers;
-      const deadline = Date.now() + 30_000;
-      while (deliveries < expected && Date.now() < deadline) await sleep(100);
-      if (deliveries < expected)
-        progress(`[${run.name}] ${expected - deliveries} of ${expected} deliveries missing`);
-      return sent;
+      // Bounded: a publish of a lost connection never settles, and a delivery may never come.
+      await waitFor(
+        () =>
+          publishers.every((c, i) => awaiting[i] === 0 || !watch.alive(c)) &&
+          (deliveries >= watch.published * run.subscribers || !subscribers.some((s) => watch.alive(s))),
+        drainWaitMs,
+      );
     });
+    const expected = watch.published * run.subscribers;
+    const shortfall: Shortfall = {
+      lost: watch.lost(),
+      unsent,
+      unacknowledged: qos === 1 ? awaiting.reduce((sum, n) => sum + n, 0) : 0,
+      missing: Math.max(0, expected - deliveries),
+      expected,
+    };
+    // Units are per publish that reached the wire: what the emulator was given to carry.
+    const publishes = Math.max(1, watch.published);
+    const shortfallText = describeShortfall(shortfall, run);
+    if (shortfallText) progress(`[${run.name}] incomplete run: ${shortfallText}`);
     const usdPerPublish = usdWithoutConnections(delta) / publishes;
     const callsPerPublish = callsPer(delta, publishes);
     const batches = queue.batches - queueBefore.batches;
@@ -132,6 +161,7 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
       measured: {
         publishes,
         deliveries,
+        ...(shortfallText ? { shortfall: shortfallText } : {}),
         perPublish: unitsPer(delta, publishes),
         callsPerPublish,
         frameQueue,
