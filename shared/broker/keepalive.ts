@@ -52,6 +52,16 @@ export function keepAliveDue(record: KeepAliveFields): number | undefined {
  */
 export const keepAliveSchedule = { runForMs: 60_000, periodMs: 1_000 } as const;
 
+/**
+ * How long past its deadline a connection the gateway no longer has is left to its `$disconnect`.
+ * The frame queue delivers `$disconnect` behind the connection's frames, and `lastSeen` moves only
+ * as frames are handled: with a backlog, a client that sent frames and then left is past its
+ * recorded deadline while they still wait. Cleaning up then would delete the record under them, so
+ * their PUBLISHes were dropped as sent before CONNECT, and the will went out even with a DISCONNECT
+ * queued [MQTT-3.14.4-3]. Past this grace the `$disconnect` is taken for lost and the checker cleans up.
+ */
+export const disconnectGraceMs = 10 * 60_000;
+
 /** MQTT 5 DISCONNECT reason code 0x8D Keep Alive timeout. */
 const keepAliveTimeout = 0x8d;
 
@@ -111,8 +121,10 @@ async function expire(ctx: BrokerContext, connectionId: string, now: number): Pr
       encodeFrame([{ cmd: 'disconnect', reasonCode: keepAliveTimeout }], 5),
     );
   }
-  await ctx.gateway.close(connectionId);
-  // Not left to $disconnect, which can be lost or late: the will goes out now, once.
+  const closedHere = await ctx.gateway.close(connectionId);
+  // Already gone: its $disconnect is queued behind its last frames; it stays due until then.
+  if (!closedHere && now <= keepAliveDeadline(record) + disconnectGraceMs) return false;
+  // Closed here: not left to $disconnect, which can be lost or late: the will goes out now, once.
   await connectionGone(ctx, connectionId);
   return true;
 }

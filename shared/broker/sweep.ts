@@ -1,5 +1,5 @@
 import type { BrokerContext } from './context.js';
-import { keepAliveDeadline } from './keepalive.js';
+import { disconnectGraceMs, keepAliveDeadline } from './keepalive.js';
 import { connectionGone } from './lifecycle.js';
 import { removeExpiredSessions } from './session-expiry.js';
 
@@ -36,9 +36,10 @@ export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
       scanned++;
       const silentFor = now - (record.lastSeen ?? record.connectedAt);
       if (now > keepAliveDeadline(record)) {
-        // Closing triggers $disconnect, which publishes the will; a connection already gone is cleaned up here.
+        // Closing triggers $disconnect, which publishes the will. A connection already gone has its
+        // $disconnect queued behind its last frames: cleaned up here only once that is taken for lost.
         if (await ctx.gateway.close(record.connectionId)) closed++;
-        else {
+        else if (now > keepAliveDeadline(record) + disconnectGraceMs) {
           await connectionGone(ctx, record.connectionId);
           stale++;
         }
