@@ -598,6 +598,55 @@ test('packets MQTT.js writes in the same tick travel in one frame', TIMEOUT, () 
   }),
 );
 
+for (const protocolVersion of [4, 5] as const) {
+  test(
+    `MQTT ${protocolVersion === 5 ? '5.0' : '3.1.1'}: the acknowledgements of a frame of several QoS 1 and 2 PUBLISHes leave in one frame, in order`,
+    TIMEOUT,
+    () =>
+      withGateway(async (gateway) => {
+        // The fan-out sends a subscriber's deliveries of a stream batch in one message (ADR 0024): their
+        // PUBACKs in one message back are one API Gateway message and one SQS SendMessage instead of n.
+        const client = await connected(openClient(gateway.url, { reconnectPeriod: 0, protocolVersion }));
+        try {
+          await client.subscribeAsync('coalesced/#', { qos: 2 });
+          const count = 12;
+          const received: string[] = [];
+          client.on('message', (topic) => received.push(topic));
+          const before = gateway.frames.length;
+          const deliveries = Array.from({ length: count }, (_, i) =>
+            generate(
+              {
+                cmd: 'publish',
+                topic: `coalesced/${i}`,
+                payload: Buffer.from(String(i)),
+                qos: i % 3 === 2 ? 2 : 1,
+                messageId: 100 + i,
+                dup: false,
+                retain: false,
+              },
+              { protocolVersion },
+            ),
+          );
+          gateway.sockets[0].send(Buffer.concat(deliveries).toString('base64'));
+          await until(() => received.length === count);
+          // The gateway answers the frame of PUBRECs with one of PUBRELs: their PUBCOMPs leave together too.
+          await until(() => gateway.packets('pubcomp').length === count / 3);
+          await new Promise((resolve) => setTimeout(resolve, 50)); // a straggler frame would be in by now
+          const answers = gateway.frames
+            .slice(before)
+            .map((f) => f.packets.map((p) => `${p.cmd} ${(p as { messageId?: number }).messageId}`));
+          assert.deepEqual(answers, [
+            deliveries.map((_, i) => `${i % 3 === 2 ? 'pubrec' : 'puback'} ${100 + i}`),
+            [102, 105, 108, 111].map((id) => `pubcomp ${id}`),
+          ]);
+        } finally {
+          await client.endAsync();
+        }
+        assert.deepEqual(gateway.violations, []);
+      }),
+  );
+}
+
 test(
   'a 100 KB publish is refused with an error instead of being sent, and the connection lives on',
   TIMEOUT,
