@@ -81,7 +81,13 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
     let unsent = 0;
     // QoS 1 publishes awaiting their PUBACK, per publisher.
     const awaiting = publishers.map(() => 0);
+    // This process runs the emulator's gateway, queue, stream poller and function workers (DynamoDB
+    // Local apart): its CPU per publish says what rate a machine's cores can carry.
+    let cpuMs = 0;
+    let wallMs = 1;
     const { delta } = await metered(nimbus.emulator, async () => {
+      const cpuBefore = process.cpuUsage();
+      const startedAt = performance.now();
       const stops: Array<() => void> = [];
       publishers.forEach((client, i) => {
         // Spread the fleet over the period, as independent devices would be.
@@ -116,6 +122,9 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
           (deliveries >= watch.published * run.subscribers || !subscribers.some((s) => watch.alive(s))),
         drainWaitMs,
       );
+      const cpu = process.cpuUsage(cpuBefore);
+      cpuMs = (cpu.user + cpu.system) / 1000;
+      wallMs = performance.now() - startedAt;
     });
     const expected = watch.published * run.subscribers;
     const shortfall: Shortfall = {
@@ -143,6 +152,10 @@ export async function runTraffic(ctx: BenchContext, run: TrafficRun): Promise<Co
         (frameQueue.meanWaitMs > 100
           ? ' (the emulator fell behind: batches are fuller than AWS would form at this rate)'
           : ''),
+    );
+    progress(
+      `[${run.name}] CPU of this process (the emulator's gateway, queue and functions, and the clients; ` +
+        `DynamoDB Local apart): ${(cpuMs / publishes).toFixed(1)} ms per publish (its idle work, such as stream polls, included), ${(cpuMs / wallMs).toFixed(2)} cores`,
     );
     progress(
       `[${run.name}] calls per publish: ${Object.entries(callsPerPublish)
