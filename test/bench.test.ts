@@ -10,9 +10,16 @@ import {
   publishPacketBytes,
   type WorkloadSpec,
 } from '../bench/economics.js';
-import { barChart, benchmarksMarkdown, billSvg, type SuiteResults } from '../bench/suite-report.js';
+import {
+  barChart,
+  benchmarksMarkdown,
+  billSvg,
+  type SuiteResults,
+  unitsTable,
+} from '../bench/suite-report.js';
 import type { CostOutcome } from '../bench/workloads/common.js';
 import { stageTotals } from '../bench/workloads/latency.js';
+import { describeShortfall } from '../bench/workloads/run-health.js';
 import { fullRate } from '../bench/workloads/traffic.js';
 
 const telemetry = (qos: 0 | 1): WorkloadSpec => ({
@@ -233,5 +240,43 @@ describe('full-rate traffic (--full-rate)', () => {
       periodMs: 1_000,
       keepalive: 300,
     });
+  });
+});
+
+describe('an incomplete traffic run', () => {
+  it('says who was lost and why, what was not sent and what did not arrive', () => {
+    const text = describeShortfall(
+      {
+        lost: { publishers: 3, subscribers: 1, reasons: { 'Keepalive timeout': 4 } },
+        unsent: 120,
+        unacknowledged: 2,
+        missing: 4,
+        expected: 400,
+      },
+      { publishers: 10, subscribers: 1 },
+    );
+    assert.equal(
+      text,
+      '3 of 10 publishers and 1 of 1 subscribers lost their connection (Keepalive timeout ×4); 120 publishes not sent; 2 QoS 1 publishes never acknowledged; 4 of 400 deliveries missing',
+    );
+  });
+
+  it('is silent about a whole run', () => {
+    const whole = {
+      lost: { publishers: 0, subscribers: 0, reasons: {} },
+      unsent: 0,
+      unacknowledged: 0,
+      missing: 0,
+      expected: 300,
+    };
+    assert.equal(describeShortfall(whole, { publishers: 10, subscribers: 1 }), undefined);
+  });
+
+  it('marks the units row of an incomplete run', () => {
+    const row = unitsTable([
+      { ...outcome, measured: { ...outcome.measured, shortfall: '4 of 20 deliveries missing' } },
+    ]);
+    assert.match(row, /\*\*incomplete: 4 of 20 deliveries missing\*\*/);
+    assert.doesNotMatch(unitsTable([outcome]), /incomplete/);
   });
 });
