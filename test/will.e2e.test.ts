@@ -4,6 +4,7 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/li
 import type { MqttClient } from 'mqtt';
 import type { IConnectPacket } from 'mqtt-packet';
 import type { Emulator } from '../emulator/index.js';
+import { disconnectGraceMs } from '../shared/broker/keepalive.js';
 import { connectClient, emulatorDatabase, eventually, inbox, startTestEmulator } from './support/emulator.js';
 import { connectPacket, RawClient } from './support/raw-client.js';
 
@@ -140,7 +141,8 @@ describe('the will is published', () => {
   });
 
   test('when the $disconnect of a connection was lost: the sweep publishes its will and removes its row [MQTT-3.1.2-8]', async () => {
-    const longAgo = Date.now() - 10 * 60_000;
+    // Past its deadline (2 keep-alives) and the grace in which a gone connection's $disconnect may still come.
+    const longAgo = Date.now() - 120_000 - disconnectGraceMs - 60_000;
     await ghostConnection('will-ghost', 'ghost-conn-1', 60, longAgo, will('will/ghost', 'ghost'));
     await eventually('the ghost will', () => willsOn('will/ghost').length >= 1, 15_000);
     await until('the row to be removed', async () => (await connectionRow('ghost-conn-1')) === undefined);
