@@ -52,7 +52,10 @@ export interface TracedMessage {
   readonly publishedAt: number;
 }
 
-/** Invocations kept for the join: a message reaches the fan-out within seconds of its frame. */
+/**
+ * How long an invocation with frames not yet matched is kept (a refused PUBLISH is never stored): a
+ * message reaches the fan-out within seconds of its frame.
+ */
 const invocationWindowMs = 120_000;
 /** Traces kept; older ones are dropped first. */
 const maxTraces = 100_000;
@@ -144,6 +147,9 @@ export class PublishTraces {
       const frame = invocation.frames.find((f) => f.clientId === message.publisher && f.publishes > 0);
       if (!frame) continue;
       frame.publishes--;
+      // Fully matched invocations leave the list, so it holds only what may still be matched.
+      if (invocation.frames.every((f) => f.publishes === 0))
+        this.invocations = this.invocations.filter((i) => i !== invocation);
       return { waitMs: frame.waitMs, invocation };
     }
     return undefined;
