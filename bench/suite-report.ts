@@ -93,6 +93,10 @@ function latencyTable(latency: LatencyOutcome): string {
         .join(' | ')} |`,
   );
   const stageNames = Object.keys(Object.values(latency.stages)[0] ?? {});
+  const perMessage = Object.entries(latency.perMessage).map(
+    ([qos, m]) =>
+      `| ${qos} | ${m.own.count} | ${ms(m.own.p50)} | ${ms(m.own.p99)} | ${ms(m.streamWait.p50)} | ${ms(m.streamWait.p99)} | ${ms(m.frameQueue.p50)} | ${ms(m.messageHandler.p50)} | ${ms(m.fanout.p50)} |`,
+  );
   return [
     `${latency.messages} messages per broker and QoS, one in flight (publish call → subscriber's message event).`,
     '',
@@ -107,6 +111,16 @@ function latencyTable(latency: LatencyOutcome): string {
           `| QoS | ${stageNames.join(' | ')} |`,
           `|---|${stageNames.map(() => '---:').join('|')}|`,
           ...stages,
+        ]
+      : []),
+    ...(perMessage.length
+      ? [
+          '',
+          "Nimbus's own work per message (frame_queue + message_handler + fanout of each message, joined by the emulator's publish traces), the stream wait apart, ms:",
+          '',
+          '| QoS | Messages | own p50 | own p99 | stream wait p50 | stream wait p99 | frame_queue p50 | message_handler p50 | fanout p50 |',
+          '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+          ...perMessage,
         ]
       : []),
   ].join('\n');

@@ -35,6 +35,7 @@ import { createLog, type LogLevel } from './log.js';
 import { Meter, type MeterReading } from './meter.js';
 import { cached, countItems, metricsEndpoint, TrafficMetrics } from './metrics.js';
 import { bill, formatBill } from './prices.js';
+import type { PublishTrace } from './publish-traces.js';
 import { every, scheduledEvent } from './schedules.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 import { Traffic } from './traffic.js';
@@ -137,6 +138,11 @@ export interface Emulator {
   readonly failedBatches: ReadonlyArray<{ record: OnFailureRecord; records: DynamoDBRecord[] }>;
   /** What the run has cost so far, in AWS's billing units; also served as Prometheus text at `/metrics`. */
   meter(): MeterReading;
+  /**
+   * Per-message stage times of the PUBLISHes fanned out so far (published at or after `since`, epoch
+   * ms): the broker's own work per message apart from its wait for the stream.
+   */
+  publishTraces(since?: number): PublishTrace[];
   /** Waits until every message accepted so far has been fanned out. */
   settle(): Promise<void>;
   /** Stops everything, then logs the estimated bill of the run per service. */
@@ -161,7 +167,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const emulatorLog = createLog(options.logLevel ?? 'warn', sink);
   const log = (message: string) => emulatorLog.message('error', message);
   const meter = new Meter();
-  const trafficMetrics = new TrafficMetrics();
+  const traffic = new Traffic(emulatorLog);
+  // Joins a frame to its stored message by the client id the gateway saw connect.
+  const trafficMetrics = new TrafficMetrics((connectionId) => traffic.clientIdOf(connectionId));
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   const ddb = await startDynamoDbLocal({ dataDir: dataDir && join(dataDir, 'dynamodb') });
   const cleanups: Array<() => Promise<void>> = [() => ddb.stop()];
@@ -219,7 +227,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         ),
       meter,
     });
-    const traffic = new Traffic(emulatorLog);
     const consoleRoutes = new ConsoleRoutes({
       traffic,
       meter: () => meter.read(),
@@ -352,6 +359,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       deadLetters: frameQueue.deadLetters,
       failedBatches,
       meter: () => meter.read(),
+      publishTraces: (since) => trafficMetrics.traces.read(since),
       async settle() {
         // A frame handled can close its connection, whose $disconnect joins the queue: go round
         // until the gateway and the queue are both quiet.

@@ -18,6 +18,7 @@ import {
 import type { GatewayTraffic } from './gateway.js';
 import type { MeterReading } from './meter.js';
 import { bill, priceSource } from './prices.js';
+import { PublishTraces, type TracedMessage } from './publish-traces.js';
 
 /** MQTT control packet types by their number (the fixed header's high nibble). */
 const packetTypes = [
@@ -75,6 +76,11 @@ export class TrafficMetrics implements GatewayTraffic {
   private readonly stages = new Map<PublishStage, Histogram>(
     publishStages.map((stage) => [stage, new Histogram()]),
   );
+  /** The same stages per message, joined (emulator/publish-traces.ts). */
+  readonly traces = new PublishTraces();
+
+  /** `clientIdOf` names a connection's client (from its CONNECT), to join a frame to its stored message. */
+  constructor(private readonly clientIdOf: (connectionId: string) => string | undefined = () => undefined) {}
 
   inbound(body: string): void {
     this.countPackets('in', body);
@@ -91,17 +97,25 @@ export class TrafficMetrics implements GatewayTraffic {
    */
   async messageBatch<T>(event: SQSEvent, invoke: () => Promise<T>): Promise<T> {
     const startedAt = Date.now();
-    const queued = event.Records.filter(
+    const frames = event.Records.filter(
       (record) => record.messageAttributes[eventTypeAttribute] === undefined,
-    ).flatMap((record) =>
-      Array<number>(countPublishes(record.body)).fill(startedAt - Number(record.attributes.SentTimestamp)),
-    );
+    ).map((record) => ({
+      clientId: this.clientIdOf(record.attributes.MessageGroupId ?? '') ?? '',
+      waitMs: Math.max(0, startedAt - Number(record.attributes.SentTimestamp)),
+      publishes: countPublishes(record.body),
+    }));
+    const queued = frames.flatMap((frame) => Array<number>(frame.publishes).fill(frame.waitMs));
     for (const waited of queued) this.observe('frame_queue', waited);
+    const ended = this.traces.messageInvocation(
+      startedAt,
+      frames.filter((f) => f.publishes > 0),
+    );
     const started = performance.now();
     try {
       return await invoke();
     } finally {
       const took = performance.now() - started;
+      ended(took);
       for (const _ of queued) this.observe('message_handler', took);
     }
   }
@@ -112,13 +126,15 @@ export class TrafficMetrics implements GatewayTraffic {
    */
   async fanoutBatch<T>(event: DynamoDBStreamEvent, invoke: () => Promise<T>): Promise<T> {
     const startedAt = Date.now();
-    const published = event.Records.map(publishedAt).filter((at) => at !== undefined);
-    for (const at of published) this.observe('stream_wait', startedAt - at);
+    const published = event.Records.map(storedMessage).filter((m) => m !== undefined);
+    for (const { publishedAt } of published) this.observe('stream_wait', startedAt - publishedAt);
+    const ended = this.traces.fanoutInvocation(startedAt, published);
     const started = performance.now();
     try {
       return await invoke();
     } finally {
       const took = performance.now() - started;
+      ended(took);
       for (const _ of published) this.observe('fanout', took);
     }
   }
@@ -126,6 +142,7 @@ export class TrafficMetrics implements GatewayTraffic {
   /** Forgets everything counted so far, with the meter. */
   reset(): void {
     this.packets.clear();
+    this.traces.reset();
     for (const stage of publishStages) this.stages.set(stage, new Histogram());
   }
 
@@ -176,11 +193,13 @@ export class TrafficMetrics implements GatewayTraffic {
   }
 }
 
-/** The broker's `publishedAt` from a stream record's new image (DynamoDB JSON), if it is a message. */
-function publishedAt(record: DynamoDBRecord): number | undefined {
+/** The publisher, id and `publishedAt` of a stream record's new image (DynamoDB JSON), if it is a message. */
+function storedMessage(record: DynamoDBRecord): TracedMessage | undefined {
   if (record.eventName !== 'INSERT') return undefined;
-  const at = Number(record.dynamodb?.NewImage?.publishedAt?.N);
-  return Number.isFinite(at) ? at : undefined;
+  const image = record.dynamodb?.NewImage;
+  const publishedAt = Number(image?.publishedAt?.N);
+  if (!Number.isFinite(publishedAt)) return undefined;
+  return { publisher: image?.publisher?.S ?? '', messageId: image?.messageId?.S ?? '', publishedAt };
 }
 
 function counter(

@@ -86,6 +86,11 @@ export class Traffic implements GatewayObserver {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The client id an open connection's CONNECT (or CONNACK) gave, if any. */
+  clientIdOf(connectionId: string): string | undefined {
+    return this.connections.get(connectionId)?.clientId;
+  }
+
   /** The open connections, oldest first. */
   get views(): ConnectionView[] {
     return [...this.connections.values()];

@@ -98,6 +98,11 @@ export interface BrokerStore {
   subscribedFilters(clientId: string): Promise<string[]>;
   /** Subscriptions whose filter matches the topic (all session generations), in no particular order. */
   subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]>;
+  /**
+   * {@link subscriptionsMatching} of each topic, a partition the topics share read once for all of
+   * them: a stream batch's `dev/1/t` and `dev/2/t` both need the anchors `0|` and `1|dev`.
+   */
+  subscriptionsMatchingEach(topics: readonly string[]): Promise<Map<string, SubscriptionRecord[]>>;
 
   /** Durably stores an accepted PUBLISH; the stream carries it to the fan-out. */
   putMessage(message: StoredMessage): Promise<void>;

@@ -145,6 +145,15 @@ const results: SuiteResults = {
       { broker: 'aedes', qos: 0, deliver: { count: 20, mean: 1, p50: 1, p90: 2, p99: 4, max: 5 }, lost: 0 },
     ],
     stages: { qos0: { frame_queue: 5, post: 2 } },
+    perMessage: {
+      qos0: {
+        own: { count: 20, mean: 19, p50: 18, p90: 25, p99: 31, max: 32 },
+        streamWait: { count: 20, mean: 240, p50: 238, p90: 250, p99: 260, max: 261 },
+        frameQueue: { count: 20, mean: 1, p50: 0.5, p90: 1, p99: 2, max: 2 },
+        messageHandler: { count: 20, mean: 8, p50: 7.5, p90: 9, p99: 12, max: 12 },
+        fanout: { count: 20, mean: 10, p50: 9.25, p90: 12, p99: 16, max: 16 },
+      },
+    },
   },
   scaling: {
     kind: 'scaling',
@@ -177,6 +186,8 @@ describe('benchmarks.md', () => {
   it('shows the latency ratio to each other broker, the stages, the scaling ratio and the burst', () => {
     assert.match(markdown, /\| aedes \| 0 \| 1\.0 \| 4\.0 \| 0 \| 280× \/ 100× \|/);
     assert.match(markdown, /\| qos0 \| 5\.0 \| 2\.0 \|/);
+    // Per message: the own work's p50 and p99, the stream wait apart, then the stages' p50s.
+    assert.match(markdown, /\| qos0 \| 20 \| 18\.0 \| 31\.0 \| 238\.0 \| 260\.0 \| 0\.5 \| 7\.5 \| 9\.3 \|/);
     assert.match(markdown, /\| nimbus \| 10\.0 \| 40\.0 \| 4\.00× \|/);
     assert.match(markdown, /\| nimbus \| 1234\.5 \| 100 \|/);
   });

@@ -162,6 +162,34 @@ describe('fan-out of a stream batch', () => {
     );
   });
 
+  test('the subscriptions of a batch are read in one call, each distinct topic once', async () => {
+    const broker = await twoPublishersOneSubscriber(0);
+    const asked: string[][] = [];
+    const each = broker.store.subscriptionsMatchingEach.bind(broker.store);
+    broker.store.subscriptionsMatchingEach = (topics) => {
+      asked.push([...topics]);
+      return each(topics);
+    };
+    assert.equal((await streamBatch(broker, { next: 0 })).sent, 10);
+    assert.deepEqual(asked, [['t/a', 't/b']]);
+  });
+
+  test('nothing read for one batch is kept for the next: a subscriber acknowledged in between gets the next batch', async () => {
+    const broker = await twoPublishersOneSubscriber(0);
+    const from = { next: 0 };
+    await streamBatch(broker, from);
+    await connectAs(broker, 'late', 'late');
+    await sendPackets(broker, 'late', [subscribePacket(1, ['t/a', 0])]);
+    await sendPackets(broker, 'pa', [publishPacket('t/a', 'after', 0)]);
+    assert.equal((await streamBatch(broker, from)).sent, 2);
+    assert.deepEqual(
+      publishesIn(broker, 'late')
+        .flat()
+        .map((p) => p.payload.toString()),
+      ['after'],
+    );
+  });
+
   test('a gone connection counts its deliveries gone and is cleaned up once', async () => {
     const broker = await twoPublishersOneSubscriber(0);
     broker.gateway.markGone('sub');

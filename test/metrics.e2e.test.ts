@@ -191,6 +191,17 @@ test('the functions emit EMF in the namespace the shared environment sets, with 
   assert.equal(emfTotal('DeliveriesSent'), N);
 });
 
+test('every PUBLISH is traced through both invocations: its own work apart from its wait for the stream', () => {
+  const traces = emulator.publishTraces().filter((t) => t.publisher === 'metrics-pub');
+  assert.equal(traces.length, N);
+  assert.equal(new Set(traces.map((t) => t.messageId)).size, N);
+  for (const t of traces) {
+    assert.ok(t.messageHandlerMs > 0 && t.fanoutMs > 0 && t.frameQueueMs >= 0 && t.streamWaitMs >= 0);
+    assert.equal(t.ownMs, t.frameQueueMs + t.messageHandlerMs + t.fanoutMs);
+  }
+  assert.deepEqual(emulator.publishTraces(Date.now() + 60_000), []);
+});
+
 test('stopping prints the estimated bill naming each service and a total', async () => {
   await emulator.stop();
   const bill = emulator.logs.slice(emulator.logs.findIndex((l) => l.startsWith('Estimated AWS bill')));

@@ -1,5 +1,6 @@
+import type { PublishTrace } from '../../emulator/publish-traces.js';
 import type { Broker } from '../brokers.js';
-import type { LatencySummary } from '../stats.js';
+import { type LatencySummary, summarize } from '../stats.js';
 import { runWorkload } from '../workload.js';
 import { type BenchContext, closeAll, scaled } from './common.js';
 
@@ -10,6 +11,34 @@ export interface LatencyOutcome {
   results: Array<{ broker: Broker['name']; qos: 0 | 1; deliver: LatencySummary; lost: number }>;
   /** Nimbus only: mean ms per publish in each stage, from /metrics read before and after, by QoS. */
   stages: Record<string, Record<string, number>>;
+  /** Nimbus only: per-message percentiles from the emulator's publish traces, by QoS. */
+  perMessage: Record<string, PerMessage>;
+}
+
+/** Percentiles over messages of the broker's own work, the stream wait apart, and the stages of the own work. */
+export interface PerMessage {
+  /** frame_queue + message_handler + fanout of each message. */
+  own: LatencySummary;
+  streamWait: LatencySummary;
+  frameQueue: LatencySummary;
+  messageHandler: LatencySummary;
+  fanout: LatencySummary;
+}
+
+/**
+ * Summaries over traced messages (emulator/publish-traces.ts).
+ *
+ * @example
+ * perMessage(emulator.publishTraces(startedAt)).own.p50; // 18.4
+ */
+export function perMessage(traces: readonly PublishTrace[]): PerMessage {
+  return {
+    own: summarize(traces.map((t) => t.ownMs)),
+    streamWait: summarize(traces.map((t) => t.streamWaitMs)),
+    frameQueue: summarize(traces.map((t) => t.frameQueueMs)),
+    messageHandler: summarize(traces.map((t) => t.messageHandlerMs)),
+    fanout: summarize(traces.map((t) => t.fanoutMs)),
+  };
 }
 
 /** Sum and count of each stage of `nimbus_publish_stage_seconds` in a Prometheus exposition. */
@@ -33,10 +62,11 @@ async function readStages(url: string) {
 /** Publish-to-deliver latency, one message in flight, at QoS 0 and 1 on every broker. */
 export async function latency(ctx: BenchContext): Promise<LatencyOutcome> {
   const messages = scaled(200, ctx.scale, 20);
-  const outcome: LatencyOutcome = { kind: 'latency', messages, results: [], stages: {} };
+  const outcome: LatencyOutcome = { kind: 'latency', messages, results: [], stages: {}, perMessage: {} };
   for (const broker of [ctx.nimbus, ...ctx.others]) {
     const subscriber = await broker.connect(`lat-sub-${process.pid}`);
-    const publisher = await broker.connect(`lat-pub-${process.pid}`);
+    const publisherId = `lat-pub-${process.pid}`;
+    const publisher = await broker.connect(publisherId);
     try {
       for (const qos of [0, 1] as const) {
         await subscriber.subscribeAsync(`lat/${qos}/+`, { qos });
@@ -55,6 +85,7 @@ export async function latency(ctx: BenchContext): Promise<LatencyOutcome> {
         });
         ctx.progress(`[latency] ${broker.name} QoS ${qos}: ${messages} messages, one in flight`);
         const before = broker === ctx.nimbus ? await readStages(broker.url) : undefined;
+        const startedAt = Date.now();
         const result = await runWorkload(publisher, subscriber, {
           ...options,
           label: `${broker.name}-lat${qos}`,
@@ -65,6 +96,10 @@ export async function latency(ctx: BenchContext): Promise<LatencyOutcome> {
         if (before) {
           await new Promise((resolve) => setTimeout(resolve, 500));
           const after = await readStages(broker.url);
+          const traces = ctx.nimbus.emulator
+            .publishTraces(startedAt)
+            .filter((t) => t.publisher === publisherId);
+          outcome.perMessage[`qos${qos}`] = perMessage(traces);
           outcome.stages[`qos${qos}`] = Object.fromEntries(
             Object.entries(after).map(([stage, end]) => {
               const start = before[stage] ?? { sum: 0, count: 0 };

@@ -69,9 +69,9 @@ export async function fanOutBatch(
   messages: readonly StoredMessage[],
   options: FanOutOptions = {},
 ): Promise<FanOutResult> {
-  const topics = [...new Set(messages.map((m) => m.topic))];
-  const matched = await Promise.all(topics.map((topic) => ctx.store.subscriptionsMatching(topic)));
-  const matches = new Map(topics.map((topic, i) => [topic, matched[i] ?? []] as const));
+  // The batch's topics share anchors: each is read once for the batch (all stored before it was read).
+  const matches = await ctx.store.subscriptionsMatchingEach([...new Set(messages.map((m) => m.topic))]);
+  const matched = [...matches.values()];
   // Members of Shared Subscription groups come first and all stay in the first page: a group's
   // member is chosen among all of them, once (shared/broker/shared-subscriptions.ts).
   const members = new Set(matched.flat().flatMap((s) => (isShared(s.filter) ? [s.clientId] : [])));

@@ -186,6 +186,10 @@ export class DynamoStore implements BrokerStore {
     return this.subscriptions.subscriptionsMatching(topic);
   }
 
+  subscriptionsMatchingEach(topics: readonly string[]): Promise<Map<string, SubscriptionRecord[]>> {
+    return this.subscriptions.subscriptionsMatchingEach(topics);
+  }
+
   putMessage(message: StoredMessage): Promise<void> {
     return this.deliveries.putMessage(message);
   }

@@ -234,6 +234,12 @@ export class MemorySessionsStore {
     );
   }
 
+  async subscriptionsMatchingEach(topics: readonly string[]): Promise<Map<string, SubscriptionRecord[]>> {
+    return new Map(
+      await Promise.all(topics.map(async (t) => [t, await this.subscriptionsMatching(t)] as const)),
+    );
+  }
+
   async putRetained(message: RetainedMessage): Promise<void> {
     const root = retainedRoot(message.topic);
     // [MQTT-3.3.1-10] an empty payload clears the topic's retained message.

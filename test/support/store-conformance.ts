@@ -696,6 +696,33 @@ export function storeConformance(
       );
 
       test(
+        'subscriptionsMatchingEach gives each topic what subscriptionsMatching gives it, shared anchors included',
+        withStore(async (store) => {
+          await store.putSubscriptions([
+            subscription('a', 's', 'dev/+/t', 1),
+            subscription('b', 's', '#', 0),
+            subscription('c', 's', 'dev/1/t', 2),
+            subscription('d', 's', 'dev/2/#', 0),
+            subscription('e', 's', '+/+/t', 1),
+          ]);
+          const topics = ['dev/1/t', 'dev/2/t', 'dev/2', 'other', '$SYS/x'];
+          const each = await store.subscriptionsMatchingEach(topics);
+          assert.deepEqual([...each.keys()], topics);
+          for (const topic of topics)
+            assert.deepEqual(
+              sortByClient(each.get(topic) ?? []),
+              sortByClient(await store.subscriptionsMatching(topic)),
+              topic,
+            );
+          assert.deepEqual(clientsOf(each.get('dev/1/t') ?? []), ['a', 'b', 'c', 'e']);
+          assert.deepEqual(clientsOf(each.get('dev/2/t') ?? []), ['a', 'b', 'd', 'e']);
+          // [MQTT-4.7.2-1] a filter opening with a wildcard matches no `$` topic.
+          assert.deepEqual(each.get('$SYS/x'), []);
+          assert.deepEqual(await store.subscriptionsMatchingEach([]), new Map());
+        }),
+      );
+
+      test(
         'subscriptionsMatching applies wildcards, a parent level for # included (§4.7.1)',
         withStore(async (store) => {
           await store.putSubscriptions([

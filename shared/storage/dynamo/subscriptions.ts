@@ -13,6 +13,7 @@ type SubscriptionsPort = Pick<
   | 'deleteStaleSubscriptions'
   | 'subscribedFilters'
   | 'subscriptionsMatching'
+  | 'subscriptionsMatchingEach'
 >;
 
 const optionNames = ['noLocal', 'retainAsPublished', 'subscriptionIdentifier'] as const;
@@ -151,8 +152,23 @@ export class Subscriptions implements SubscriptionsPort {
   }
 
   async subscriptionsMatching(topic: string): Promise<SubscriptionRecord[]> {
-    const pages = await Promise.all(topicAnchors(topic).map((anchor) => this.queryAnchor(anchor)));
-    return pages.flat().filter((s) => topicMatches(matchingFilter(s.filter), topic));
+    return (await this.subscriptionsMatchingEach([topic])).get(topic) ?? [];
+  }
+
+  async subscriptionsMatchingEach(topics: readonly string[]): Promise<Map<string, SubscriptionRecord[]>> {
+    // Each anchor once, however many of the topics share it; every query is consistent and starts
+    // now, after the messages were stored, so none misses a subscription acknowledged before them.
+    const anchors = [...new Set(topics.flatMap(topicAnchors))];
+    const pages = await Promise.all(anchors.map((anchor) => this.queryAnchor(anchor)));
+    const byAnchor = new Map(anchors.map((anchor, i) => [anchor, pages[i] ?? []]));
+    return new Map(
+      topics.map((topic) => [
+        topic,
+        topicAnchors(topic)
+          .flatMap((anchor) => byAnchor.get(anchor) ?? [])
+          .filter((s) => topicMatches(matchingFilter(s.filter), topic)),
+      ]),
+    );
   }
 
   private async queryAnchor(anchor: string): Promise<SubscriptionRecord[]> {
