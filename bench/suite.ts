@@ -71,7 +71,11 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
   const startedAt = new Date().toISOString();
   const load = os.loadavg();
   progress(`[nimbus] starting the emulator (stream poll every ${pollMs} ms)`);
-  const nimbus = await startNimbus({ streamPollIntervalMs: pollMs });
+  // A burst's pages run on instances started ahead, as provisioned concurrency would (emulator/index.ts).
+  const nimbus = await startNimbus({
+    streamPollIntervalMs: pollMs,
+    ...(wants('burst') ? { fanoutPageInstances: 4 } : {}),
+  });
   const others: Broker[] = [];
   const brokers = ['Nimbus (emulator, WebSocket)'];
   if (speed) {

@@ -54,6 +54,12 @@ export interface EmulatorOptions {
   warmInstances?: number;
   /** Subscribers one fan-out invocation delivers to before it hands pages to parallel ones. @default defaultFanoutPageSize */
   fanoutPageSize?: number;
+  /**
+   * Instances for the pages of a large fan-out started ahead of use, up to `maxInstances`, as
+   * provisioned concurrency would: a cold start here compiles the function in a worker thread, seconds
+   * of CPU a bundled Lambda does not spend, and a burst would wait for it. @default warmInstances
+   */
+  fanoutPageInstances?: number;
   /** The fan-out's event source mapping; the CDK stack uses the same defaults. */
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
@@ -281,7 +287,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       meter,
     );
     for (const pool of Object.values(pools)) cleanups.push(() => pool.stop());
-    const pages = await startPagePool(pools.fanout, meter, options.warmInstances ?? 1);
+    const pages = await startPagePool(
+      pools.fanout,
+      meter,
+      options.fanoutPageInstances ?? options.warmInstances ?? 1,
+    );
     pagePool = pages;
     cleanups.push(() => pages.stop());
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.

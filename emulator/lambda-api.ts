@@ -21,7 +21,8 @@ export const fanoutInvokePath = '/2015-03-31/functions/fanout/invocations';
 export async function startPagePool(fanout: FunctionPool, meter: Meter, warm: number): Promise<FunctionPool> {
   const pool = new FunctionPool(fanout.settings, meter);
   pool.warm(warm);
-  await Promise.all(Array.from({ length: warm }, () => pool.invoke({ Records: [] })));
+  const instances = Math.min(warm, fanout.settings.maxInstances);
+  await Promise.all(Array.from({ length: instances }, () => pool.invoke({ Records: [] })));
   return pool;
 }
 

@@ -24,6 +24,7 @@ describe(`fan-out to ${subscribers} subscribers in pages`, () => {
       fanoutPageSize: pageSize,
       keepAliveCheckIntervalMs: 0,
       warmInstances: 2,
+      fanoutPageInstances: 4,
     });
     swarm = await SocketSwarm.start(emulator.url, subscribers);
     assert.equal(swarm.opened, subscribers);
