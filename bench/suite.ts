@@ -71,10 +71,11 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
   const startedAt = new Date().toISOString();
   const load = os.loadavg();
   progress(`[nimbus] starting the emulator (stream poll every ${pollMs} ms)`);
-  // A burst's pages run on instances started ahead, as provisioned concurrency would (emulator/index.ts).
+  // A burst's pages run on instances started ahead, as provisioned concurrency would, one per core:
+  // more instances would only compile the SDK's hot paths again on the same cores (docs/adr/0026).
   const nimbus = await startNimbus({
     streamPollIntervalMs: pollMs,
-    ...(wants('burst') ? { fanoutPageInstances: 4 } : {}),
+    ...(wants('burst') ? { fanoutPageInstances: Math.max(1, os.cpus().length) } : {}),
   });
   const others: Broker[] = [];
   const brokers = ['Nimbus (emulator, WebSocket)'];
