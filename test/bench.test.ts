@@ -147,7 +147,15 @@ const results: SuiteResults = {
       { broker: 'nimbus', publishers: 50, throughput: 40, lost: 0 },
     ],
   },
-  burst: { kind: 'burst', subscribers: 100, results: [{ broker: 'nimbus', ms: 1234.5, delivered: 100 }] },
+  burst: {
+    kind: 'burst',
+    subscribers: 100,
+    results: [
+      { broker: 'nimbus', firstMs: 210, ms: 1234.5, delivered: 100 },
+      { broker: 'aedes', ms: 12, delivered: 99 },
+    ],
+    load: 6.12,
+  },
 };
 
 describe('benchmarks.md', () => {
@@ -171,7 +179,10 @@ describe('benchmarks.md', () => {
     assert.match(markdown, /\| aedes \| 0 \| 1\.0 \| 4\.0 \| 0 \| 280× \/ 100× \|/);
     assert.match(markdown, /\| qos0 \| 5\.0 \| 2\.0 \|/);
     assert.match(markdown, /\| nimbus \| 10\.0 \| 40\.0 \| 4\.00× \|/);
-    assert.match(markdown, /\| nimbus \| 1234\.5 \| 100 \|/);
+    // First and last delivery; a broker that timed no first delivery shows a dash; the load at the publish.
+    assert.match(markdown, /\| nimbus \| 210\.0 \| 1234\.5 \| 100 \|/);
+    assert.match(markdown, /\| aedes \| – \| 12\.0 \| 99 \|/);
+    assert.match(markdown, /load average 6\.12 at the publish/);
   });
 
   it('prints no per-million figure for an idle fleet', () => {
