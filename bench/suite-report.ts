@@ -145,11 +145,14 @@ function scalingTable(scaling: ScalingOutcome): string {
 
 function burstTable(burst: BurstOutcome): string {
   return [
-    `One QoS 0 publish to ${burst.subscribers.toLocaleString('en-US')} subscribers: time to the last delivery.`,
+    `One QoS 0 publish to ${burst.subscribers.toLocaleString('en-US')} subscribers, each on its own connection: time to the first and to the last delivery${burst.load === undefined ? '' : ` (load average ${burst.load.toFixed(2)} at the publish)`}.`,
     '',
-    '| Broker | ms to last delivery | Delivered |',
-    '|---|---:|---:|',
-    ...burst.results.map((r) => `| ${r.broker} | ${ms(r.ms)} | ${r.delivered} |`),
+    '| Broker | ms to first delivery | ms to last delivery | Delivered |',
+    '|---|---:|---:|---:|',
+    ...burst.results.map(
+      (r) =>
+        `| ${r.broker} | ${r.firstMs === undefined ? '–' : ms(r.firstMs)} | ${ms(r.ms)} | ${r.delivered} |`,
+    ),
   ].join('\n');
 }
 

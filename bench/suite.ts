@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- <workload> [--scale S] [--seconds N] [--poll-ms MS] [--full-rate]`
+ * `npm run bench -- <workload> [--scale S] [--seconds N] [--poll-ms MS] [--full-rate] [--subscribers N]`
  *
  * Workloads: w1 (telemetry fan-in, QoS 0 and 1), w2 (fan-out), w3 (idle fleet), w4 (16 KB messages,
  * JSON and incompressible), burst, latency, scaling, and all (every one; writes docs/benchmarks.md
  * and its charts). `--scale` shrinks device and subscriber counts to fit the machine; the bill is
- * extrapolated to the full size from the units metered per message.
+ * extrapolated to the full size from the units metered per message. `--subscribers` sets the burst's
+ * subscriber count whatever the scale (`npm run bench -- burst --subscribers 10000`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -53,6 +54,7 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       seconds: { type: 'string', default: '30' },
       'poll-ms': { type: 'string', default: '250' },
       'full-rate': { type: 'boolean', default: false },
+      subscribers: { type: 'string' },
     },
     strict: true,
   });
@@ -69,7 +71,12 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
   const startedAt = new Date().toISOString();
   const load = os.loadavg();
   progress(`[nimbus] starting the emulator (stream poll every ${pollMs} ms)`);
-  const nimbus = await startNimbus({ streamPollIntervalMs: pollMs });
+  // A burst's pages run on instances started ahead, as provisioned concurrency would, one per core:
+  // more instances would only compile the SDK's hot paths again on the same cores (docs/adr/0026).
+  const nimbus = await startNimbus({
+    streamPollIntervalMs: pollMs,
+    ...(wants('burst') ? { fanoutPageInstances: Math.max(1, os.cpus().length) } : {}),
+  });
   const others: Broker[] = [];
   const brokers = ['Nimbus (emulator, WebSocket)'];
   if (speed) {
@@ -86,7 +93,14 @@ export async function runSuite(argv: readonly string[]): Promise<void> {
       brokers.push('not Mosquitto (not installed)');
     }
   }
-  const ctx: BenchContext = { scale, fullRate: values['full-rate'], nimbus, others, progress };
+  const ctx: BenchContext = {
+    scale,
+    fullRate: values['full-rate'],
+    ...(values.subscribers ? { subscribers: Math.round(positive('subscribers', values.subscribers)) } : {}),
+    nimbus,
+    others,
+    progress,
+  };
   const results: SuiteResults = {
     startedAt,
     machine: {

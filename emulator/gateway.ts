@@ -345,10 +345,10 @@ export class Gateway {
             return;
           }
           this.options.meter.gatewayMessage('out', body.length);
-          this.options.observer?.frameOut(connectionId, body.toString());
-          this.touch(connection);
           // Posted data reaches the client as a text frame.
           const text = body.toString();
+          this.options.observer?.frameOut(connectionId, text);
+          this.touch(connection);
           connection.socket.send(text, { binary: false }, (error) => {
             if (!error) this.options.traffic?.outbound(text, performance.now() - arrived);
           });

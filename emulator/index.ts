@@ -55,6 +55,13 @@ export interface EmulatorOptions {
   warmInstances?: number;
   /** Subscribers one fan-out invocation delivers to before it hands pages to parallel ones. @default defaultFanoutPageSize */
   fanoutPageSize?: number;
+  /**
+   * Instances running the pages of a large fan-out at once, all started ahead of use as provisioned
+   * concurrency would be: a cold start here compiles the function in a worker thread, seconds of CPU
+   * a bundled Lambda does not spend, and every fresh instance compiles the SDK's hot paths again.
+   * @default up to maxInstances, warmInstances of them started ahead
+   */
+  fanoutPageInstances?: number;
   /** The fan-out's event source mapping; the CDK stack uses the same defaults. */
   eventSource?: Partial<StreamEventSourceSettings>;
   /** Pause between empty stream reads. @default 250 (AWS polls a shard about four times a second) */
@@ -288,7 +295,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       meter,
     );
     for (const pool of Object.values(pools)) cleanups.push(() => pool.stop());
-    const pages = await startPagePool(pools.fanout, meter, options.warmInstances ?? 1);
+    const pages = await startPagePool(pools.fanout, meter, {
+      warm: options.fanoutPageInstances ?? options.warmInstances ?? 1,
+      ...(options.fanoutPageInstances ? { maxInstances: options.fanoutPageInstances } : {}),
+    });
     pagePool = pages;
     cleanups.push(() => pages.stop());
     // Nothing else has run yet (clients do not have the URL): the meter starts with the first client.

@@ -13,15 +13,21 @@ import type { Meter } from './meter.js';
 export const fanoutInvokePath = '/2015-03-31/functions/fanout/invocations';
 
 /**
- * A pool of the fan-out function for page invocations, warmed like the others.
+ * A pool of the fan-out function for page invocations, warmed like the others; `maxInstances`
+ * replaces the function's own.
  *
  * @example
- * const pages = await startPagePool(pools.fanout, meter, 2);
+ * const pages = await startPagePool(pools.fanout, meter, { warm: 2 });
  */
-export async function startPagePool(fanout: FunctionPool, meter: Meter, warm: number): Promise<FunctionPool> {
-  const pool = new FunctionPool(fanout.settings, meter);
-  pool.warm(warm);
-  await Promise.all(Array.from({ length: warm }, () => pool.invoke({ Records: [] })));
+export async function startPagePool(
+  fanout: FunctionPool,
+  meter: Meter,
+  { warm, maxInstances = fanout.settings.maxInstances }: { warm: number; maxInstances?: number },
+): Promise<FunctionPool> {
+  const pool = new FunctionPool({ ...fanout.settings, maxInstances }, meter);
+  const instances = Math.min(warm, maxInstances);
+  pool.warm(instances);
+  await Promise.all(Array.from({ length: instances }, () => pool.invoke({ Records: [] })));
   return pool;
 }
 

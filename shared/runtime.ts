@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { BrokerContext } from './broker/context.js';
+import { postsInFlight } from './broker/fanout-batch.js';
 import { RateMemory } from './broker/publish-rate.js';
 import { type BrokerConfig, configFromEnv } from './config.js';
 import { ManagementApiGateway } from './gateway/management-api.js';
@@ -23,9 +24,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
   return {
     config,
     store: new DynamoStore(db, config.tables, { now: Date.now }),
-    gateway: new ManagementApiGateway(
-      new ApiGatewayManagementApiClient({ endpoint: config.managementEndpoint }),
-    ),
+    gateway: new ManagementApiGateway(managementClient(config.managementEndpoint)),
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
     limits: config.limits,
@@ -37,4 +36,19 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
       onError: (message, error) => console.error(message, error),
     }),
   };
+}
+
+/**
+ * The management API client of a function. A fan-out posts once per subscriber, so the SDK's work per
+ * call counts: the middleware stack is resolved once per command type instead of on every post
+ * (`cacheMiddleware`; the broker adds no middleware of its own), and as many keep-alive sockets are
+ * kept as the fan-out has posts in flight, so none queues behind the agent's default 50.
+ */
+function managementClient(endpoint: string | undefined): ApiGatewayManagementApiClient {
+  const agent = { keepAlive: true, maxSockets: postsInFlight };
+  return new ApiGatewayManagementApiClient({
+    endpoint,
+    cacheMiddleware: true,
+    requestHandler: { httpAgent: agent, httpsAgent: agent },
+  });
 }

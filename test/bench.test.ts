@@ -163,7 +163,15 @@ const results: SuiteResults = {
       { broker: 'nimbus', publishers: 50, throughput: 40, lost: 0 },
     ],
   },
-  burst: { kind: 'burst', subscribers: 100, results: [{ broker: 'nimbus', ms: 1234.5, delivered: 100 }] },
+  burst: {
+    kind: 'burst',
+    subscribers: 100,
+    results: [
+      { broker: 'nimbus', firstMs: 210, ms: 1234.5, delivered: 100 },
+      { broker: 'aedes', ms: 12, delivered: 99 },
+    ],
+    load: 6.12,
+  },
 };
 
 describe('benchmarks.md', () => {
@@ -189,7 +197,10 @@ describe('benchmarks.md', () => {
     // Per message: the own work's p50 and p99, the stream wait apart, then the stages' p50s.
     assert.match(markdown, /\| qos0 \| 20 \| 18\.0 \| 31\.0 \| 238\.0 \| 260\.0 \| 0\.5 \| 7\.5 \| 9\.3 \|/);
     assert.match(markdown, /\| nimbus \| 10\.0 \| 40\.0 \| 4\.00× \|/);
-    assert.match(markdown, /\| nimbus \| 1234\.5 \| 100 \|/);
+    // First and last delivery; a broker that timed no first delivery shows a dash; the load at the publish.
+    assert.match(markdown, /\| nimbus \| 210\.0 \| 1234\.5 \| 100 \|/);
+    assert.match(markdown, /\| aedes \| – \| 12\.0 \| 99 \|/);
+    assert.match(markdown, /load average 6\.12 at the publish/);
   });
 
   it('prints no per-million figure for an idle fleet', () => {

@@ -14,6 +14,8 @@ export interface BenchContext {
    * as much more often. Off, they publish at the real per-device rate, so the aggregate is scaled too.
    */
   fullRate?: boolean;
+  /** Subscribers of the burst (`--subscribers`), instead of 10,000 × scale. */
+  subscribers?: number;
   nimbus: Broker & { emulator: Emulator };
   /** Brokers to compare speed with (Aedes, and Mosquitto when installed). */
   others: Broker[];

@@ -35,8 +35,11 @@ export interface FanOutOptions {
   readonly pageAttempts?: number;
 }
 
-/** Sessions delivered to at once by one invocation: each is a post, mostly waiting on the network. */
-const sessionConcurrency = 100;
+/**
+ * Sessions delivered to at once by one invocation: each is a post, mostly waiting on the network.
+ * The management API client keeps as many sockets (shared/runtime.ts), so none waits for one.
+ */
+export const postsInFlight = 100;
 
 const emptyResult = (): Record<DeliveryOutcome, number> => ({ sent: 0, queued: 0, dropped: 0, gone: 0 });
 
@@ -152,7 +155,7 @@ export async function fanOutPage(ctx: BrokerContext, page: FanOutPage): Promise<
   }
   const queue = [...plans.values()];
   const results: FanOutResult[] = [];
-  const lanes = Array.from({ length: Math.min(sessionConcurrency, queue.length) }, async () => {
+  const lanes = Array.from({ length: Math.min(postsInFlight, queue.length) }, async () => {
     for (let plan = queue.shift(); plan; plan = queue.shift())
       results.push(await deliverToSession(ctx, plan));
   });

@@ -61,27 +61,37 @@ export async function scanAll(db: DynamoDBDocumentClient, tableName: string): Pr
   return items;
 }
 
+/** BatchGetItem calls of one read in flight at once: a large fan-out page reads its sessions side by side. */
+const batchGetsInFlight = 8;
+
 /**
- * Reads items by key, in batches of 100 (BatchGetItem's limit), retrying unprocessed keys.
- * Consistent reads; keys must be distinct.
+ * Reads items by key, in batches of 100 (BatchGetItem's limit), up to eight batches at once,
+ * retrying unprocessed keys. Consistent reads; keys must be distinct.
  */
 export async function batchGet(
   db: DynamoDBDocumentClient,
   tableName: string,
   keys: readonly Item[],
 ): Promise<Item[]> {
-  const items: Item[] = [];
-  for (const group of chunk(keys, 100)) {
-    let pending: Item[] | undefined = group;
-    while (pending && pending.length > 0) {
-      const result: BatchGetCommandOutput = await db.send(
-        new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } }),
-      );
-      items.push(...(result.Responses?.[tableName] ?? []));
-      pending = result.UnprocessedKeys?.[tableName]?.Keys;
+  const groups = chunk(keys, 100);
+  const read: Item[][] = [];
+  let next = 0;
+  const lane = async () => {
+    for (let index = next++; index < groups.length; index = next++) {
+      const items: Item[] = [];
+      let pending: Item[] | undefined = groups[index];
+      while (pending && pending.length > 0) {
+        const result: BatchGetCommandOutput = await db.send(
+          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } }),
+        );
+        items.push(...(result.Responses?.[tableName] ?? []));
+        pending = result.UnprocessedKeys?.[tableName]?.Keys;
+      }
+      read[index] = items;
     }
-  }
-  return items;
+  };
+  await Promise.all(Array.from({ length: Math.min(batchGetsInFlight, groups.length) }, lane));
+  return read.flat();
 }
 
 /** Writes put/delete requests in batches of 25 (BatchWriteItem's limit), retrying unprocessed ones. */
