@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DynamoDBStreamEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { exposition, Histogram } from '../emulator/exposition.js';
 import { Meter } from '../emulator/meter.js';
@@ -8,6 +8,7 @@ import { cached, framePacketTypes, meterFamilies, TrafficMetrics } from '../emul
 import { bill, formatBill, prices } from '../emulator/prices.js';
 import { disconnectBody, eventTypeAttribute } from '../shared/frame-queue.js';
 import { parseExposition, sampleValue } from './support/prometheus.js';
+import { sqsRecord } from './support/sqs-records.js';
 
 const frame = (...packets: Packet[]) =>
   Buffer.concat(packets.map((p) => mqttPacket.generate(p))).toString('base64');
@@ -101,25 +102,6 @@ test('TrafficMetrics counts publishes in and deliveries out, and times post per 
   assert.equal(post('sum'), 0.002);
 });
 
-function sqsRecord(body: string, sentAt: number, attributes: SQSRecord['messageAttributes'] = {}): SQSRecord {
-  return {
-    messageId: 'm',
-    receiptHandle: 'r',
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(sentAt),
-      SenderId: 's',
-      ApproximateFirstReceiveTimestamp: String(sentAt),
-    },
-    messageAttributes: attributes,
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn',
-    awsRegion: 'us-east-1',
-  };
-}
-
 test('messageBatch observes frame_queue and message_handler once per PUBLISH, skipping $disconnect notices', async () => {
   const traffic = new TrafficMetrics();
   const sentAt = Date.now() - 1_000;
@@ -128,7 +110,7 @@ test('messageBatch observes frame_queue and message_handler once per PUBLISH, sk
       sqsRecord(frame(publish('a'), publish('b')), sentAt),
       sqsRecord(frame({ cmd: 'pingreq' }), sentAt),
       sqsRecord(disconnectBody, sentAt, {
-        [eventTypeAttribute]: { stringValue: 'DISCONNECT', dataType: 'String' },
+        messageAttributes: { [eventTypeAttribute]: { stringValue: 'DISCONNECT', dataType: 'String' } },
       }),
     ],
   };

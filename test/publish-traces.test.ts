@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DynamoDBStreamEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { TrafficMetrics } from '../emulator/metrics.js';
 import { PublishTraces } from '../emulator/publish-traces.js';
+import { sqsRecord } from './support/sqs-records.js';
 
 const frame = (...packets: Packet[]) =>
   Buffer.concat(packets.map((p) => mqttPacket.generate(p))).toString('base64');
@@ -15,26 +16,6 @@ const publish: Packet = {
   retain: false,
   dup: false,
 };
-
-function sqsRecord(connectionId: string, body: string, sentAt: number): SQSRecord {
-  return {
-    messageId: 'm',
-    receiptHandle: 'r',
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(sentAt),
-      SenderId: 's',
-      ApproximateFirstReceiveTimestamp: String(sentAt),
-      MessageGroupId: connectionId,
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn',
-    awsRegion: 'us-east-1',
-  };
-}
 
 const insert = (publisher: string, messageId: string, publishedAt: number) => ({
   eventName: 'INSERT',
@@ -53,7 +34,10 @@ test('a stored message is joined to the frame of its publisher handled when it w
   const sentAt = Date.now() - 40;
   const published: Record<string, number> = {};
   const event: SQSEvent = {
-    Records: [sqsRecord('conn-a', frame(publish), sentAt), sqsRecord('conn-b', frame(publish), sentAt - 10)],
+    Records: [
+      sqsRecord(frame(publish), sentAt, { connectionId: 'conn-a' }),
+      sqsRecord(frame(publish), sentAt - 10, { connectionId: 'conn-b' }),
+    ],
   };
   await traffic.messageBatch(event, async () => {
     published.alice = Date.now();
