@@ -62,6 +62,17 @@ export const keepAliveSchedule = { runForMs: 60_000, periodMs: 1_000 } as const;
  */
 export const disconnectGraceMs = 10 * 60_000;
 
+/**
+ * Whether a connection the gateway no longer has, past its deadline, has waited out
+ * {@link disconnectGraceMs}: its `$disconnect` is then taken for lost and the checker cleans up.
+ *
+ * @example
+ * disconnectTakenForLost({ keepAliveSeconds: 60, connectedAt: 0 }, 120_000 + disconnectGraceMs + 1); // true
+ */
+export function disconnectTakenForLost(record: KeepAliveFields, now: number): boolean {
+  return now > keepAliveDeadline(record) + disconnectGraceMs;
+}
+
 /** MQTT 5 DISCONNECT reason code 0x8D Keep Alive timeout. */
 const keepAliveTimeout = 0x8d;
 
@@ -123,7 +134,7 @@ async function expire(ctx: BrokerContext, connectionId: string, now: number): Pr
   }
   const closedHere = await ctx.gateway.close(connectionId);
   // Already gone: its $disconnect is queued behind its last frames; it stays due until then.
-  if (!closedHere && now <= keepAliveDeadline(record) + disconnectGraceMs) return false;
+  if (!closedHere && !disconnectTakenForLost(record, now)) return false;
   // Closed here: not left to $disconnect, which can be lost or late: the will goes out now, once.
   await connectionGone(ctx, connectionId);
   return true;

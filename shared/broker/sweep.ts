@@ -1,5 +1,5 @@
 import type { BrokerContext } from './context.js';
-import { disconnectGraceMs, keepAliveDeadline } from './keepalive.js';
+import { disconnectTakenForLost, keepAliveDeadline } from './keepalive.js';
 import { connectionGone } from './lifecycle.js';
 import { removeExpiredSessions } from './session-expiry.js';
 
@@ -39,7 +39,7 @@ export async function sweep(ctx: BrokerContext): Promise<SweepResult> {
         // Closing triggers $disconnect, which publishes the will. A connection already gone has its
         // $disconnect queued behind its last frames: cleaned up here only once that is taken for lost.
         if (await ctx.gateway.close(record.connectionId)) closed++;
-        else if (now > keepAliveDeadline(record) + disconnectGraceMs) {
+        else if (disconnectTakenForLost(record, now)) {
           await connectionGone(ctx, record.connectionId);
           stale++;
         }
