@@ -153,7 +153,11 @@ export class Gateway {
   async close(): Promise<void> {
     for (const connection of this.connections.values()) connection.socket.terminate();
     await this.settle();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Kept-alive HTTP connections (a console page polling, the functions' management clients)
+    // would hold the close open for as long as they keep asking.
+    this.server.closeAllConnections();
+    await closed;
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {

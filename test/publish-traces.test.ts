@@ -61,9 +61,10 @@ test('a stored message is joined to the frame of its publisher handled when it w
   assert.ok(bob && alice);
   // Each frame's own wait in the queue; the invocations are shared.
   assert.ok(bob.frameQueueMs >= alice.frameQueueMs + 10);
-  assert.ok(alice.messageHandlerMs >= 20);
+  // A timer may fire up to a millisecond early by performance.now(): Node schedules it from the loop's cached clock.
+  assert.ok(alice.messageHandlerMs >= 19);
   assert.ok(alice.streamWaitMs >= 30, 'the wait for the stream is from publishedAt to the fan-out');
-  assert.ok(alice.fanoutMs >= 15);
+  assert.ok(alice.fanoutMs >= 14);
   assert.equal(alice.ownMs, alice.frameQueueMs + alice.messageHandlerMs + alice.fanoutMs);
   // `since` keeps the messages published at or after it.
   assert.equal(traffic.traces.read(Date.now() + 1).length, 0);
