@@ -13,7 +13,7 @@ export const consoleRowLimit = 200;
 export interface ConsoleOptions {
   readonly traffic: Traffic;
   readonly meter: () => MeterReading;
-  /** DynamoDB Local itself, not the metering proxy: the console's scans are not the broker's bill. */
+  /** DynamoDB Local, read with the console's own client: the console's scans are not the broker's bill. */
   readonly dynamo: DynamoDBClientConfig;
   readonly tables: Readonly<Record<TableId, string>>;
   /** Most rows a table listing returns. @default consoleRowLimit */

@@ -162,7 +162,10 @@ export class FunctionPool {
     });
     const instance: Instance = { id: this.nextInstanceId++, worker, busy: false, lastUsed: 0 };
     worker.on('message', (reply: WorkerReply) => {
-      if ('started' in reply) instance.current?.started();
+      if ('capacity' in reply) {
+        const { operation, readUnits, writeUnits } = reply.capacity;
+        this.meter.dynamoRequest(operation, readUnits, writeUnits);
+      } else if ('started' in reply) instance.current?.started();
       else if (reply.ok) instance.current?.resolve(reply.value);
       else {
         instance.current?.reject(

@@ -25,7 +25,6 @@ import {
 } from '../shared/tables.js';
 import { ConsoleRoutes } from './console-api.js';
 import { ensureTables, localCredentials, localRegion, startDynamoDbLocal } from './dynamodb-local.js';
-import { startDynamoMeter } from './dynamodb-meter.js';
 import { FifoQueue } from './fifo-queue.js';
 import type { FunctionPool } from './function-pool.js';
 import { startFunctionPools } from './functions.js';
@@ -129,7 +128,7 @@ export interface Emulator {
   readonly url: string;
   /** The management API endpoint functions post to. */
   readonly managementEndpoint: string;
-  /** DynamoDB (behind the metering proxy), for inspecting state. */
+  /** DynamoDB Local, for inspecting state: requests made here are not on the broker's bill. */
   readonly dynamoEndpoint: string;
   /** Table names by table id, the users table's (`Users`) among them. */
   readonly tables: Readonly<Record<string, string>>;
@@ -201,8 +200,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     ]);
     // Kept for the subscriptions gauge: it talks to DynamoDB Local directly, so scrapes bill nothing.
     cleanups.push(async () => admin.destroy());
-    const metered = await startDynamoMeter(ddb.endpoint, meter);
-    cleanups.push(() => metered.stop());
 
     // The pools start once the gateway's port is known; nothing invokes before then.
     let pools: Record<BrokerFunctionId, FunctionPool> | undefined;
@@ -274,7 +271,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         broker: {
           tables: tableNames,
           managementEndpoint,
-          dynamoEndpoint: metered.endpoint,
+          dynamoEndpoint: ddb.endpoint,
           authUsers: options.users,
           maxQueuedPerSession: options.maxQueuedPerSession,
           passwordFile: options.passwordFile && resolve(options.passwordFile),
@@ -361,7 +358,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       url: `ws://127.0.0.1:${port}`,
       managementEndpoint,
       consoleUrl: `${managementEndpoint}/`,
-      dynamoEndpoint: metered.endpoint,
+      dynamoEndpoint: ddb.endpoint,
       tables: { ...tableNames, [usersTable.id]: usersTableName },
       gateway,
       functions: pools,

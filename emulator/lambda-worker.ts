@@ -3,7 +3,12 @@
  * module once (so module-level state lives as long as the instance, as in
  * AWS) and runs one invocation at a time.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { parentPort, workerData } from 'node:worker_threads';
+import {
+  type ConsumedCapacityRecord,
+  consumedCapacityChannel,
+} from '../shared/storage/dynamo/consumed-capacity.js';
 
 export interface WorkerInit {
   readonly entry: string;
@@ -15,6 +20,8 @@ export type WorkerReply =
   /** The module is loaded and the handler starts: Lambda's timeout counts from here, not from the cold start. */
   | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly ok: true; readonly value: unknown }
+  /** A DynamoDB request the instance made, for the meter (shared/storage/dynamo/consumed-capacity.ts). */
+  | { readonly capacity: ConsumedCapacityRecord }
   | {
       readonly id: number;
       readonly ok: false;
@@ -26,6 +33,11 @@ type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 const init = workerData as WorkerInit;
 const port = parentPort;
 if (!port) throw new Error('lambda-worker runs only as a worker thread');
+
+// The instance's DynamoDB requests go to the meter as they complete, whichever invocation made them.
+subscribe(consumedCapacityChannel.name, (record) => {
+  port.postMessage({ capacity: record as ConsumedCapacityRecord } satisfies WorkerReply);
+});
 
 let loaded: Promise<Handler> | undefined;
 function handler(): Promise<Handler> {

@@ -1,5 +1,8 @@
-import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { after, before, test } from 'node:test';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import {
   type DynamoDbLocal,
   ensureTables,
@@ -7,8 +10,12 @@ import {
   localRegion,
   startDynamoDbLocal,
 } from '../emulator/dynamodb-local.js';
+import {
+  type ConsumedCapacityRecord,
+  consumedCapacityChannel,
+} from '../shared/storage/dynamo/consumed-capacity.js';
 import { createDocumentClient, DynamoStore } from '../shared/storage/dynamo-store.js';
-import { type TableId, tableDefinitions } from '../shared/tables.js';
+import { loginAttemptsTable, type TableId, tableDefinitions } from '../shared/tables.js';
 import { storeConformance } from './support/store-conformance.js';
 
 // The functions deploy on Node.js 22+; the SDK's notice about this machine's Node 20 would drown the test output.
@@ -50,4 +57,43 @@ storeConformance('DynamoStore on DynamoDB Local', async ({ now }) => {
       await Promise.all(tables.map((t) => admin.send(new DeleteTableCommand({ TableName: t.tableName }))));
     },
   };
+});
+
+test('the store reports each DynamoDB request and its units on the diagnostics channel, and asks for none unheard', async () => {
+  const TableName = 'capacity-LoginAttempts';
+  await ensureTables(admin, [{ definition: loginAttemptsTable, tableName: TableName }]);
+  const db = createDocumentClient({ dynamoEndpoint: ddb.endpoint });
+  const unheard = await db.send(new PutCommand({ TableName, Item: { key: 'a', note: 'x' } }));
+  assert.equal(unheard.ConsumedCapacity, undefined, 'no listener: the request is as on AWS');
+  const seen: ConsumedCapacityRecord[] = [];
+  const listen = (record: unknown) => seen.push(record as ConsumedCapacityRecord);
+  subscribe(consumedCapacityChannel.name, listen);
+  try {
+    await db.send(new PutCommand({ TableName, Item: { key: 'b', note: 'x' } }));
+    // 1.5 KB: two write units (1 KB each), one strongly consistent read unit (4 KB each).
+    await db.send(new PutCommand({ TableName, Item: { key: 'c', note: 'x'.repeat(1500) } }));
+    const read = await db.send(new GetCommand({ TableName, Key: { key: 'c' }, ConsistentRead: true }));
+    assert.equal(read.Item?.note.length, 1500, 'the reply is otherwise unchanged');
+    await assert.rejects(
+      db.send(
+        new PutCommand({
+          TableName,
+          Item: { key: 'c' },
+          ConditionExpression: 'attribute_not_exists(#k)',
+          ExpressionAttributeNames: { '#k': 'key' },
+        }),
+      ),
+      { name: 'ConditionalCheckFailedException' },
+    );
+  } finally {
+    unsubscribe(consumedCapacityChannel.name, listen);
+    db.destroy();
+  }
+  assert.deepEqual(seen, [
+    { operation: 'PutItem', readUnits: 0, writeUnits: 1 },
+    { operation: 'PutItem', readUnits: 0, writeUnits: 2 },
+    { operation: 'GetItem', readUnits: 1, writeUnits: 0 },
+    // A refused request is a request; its reply carries no units.
+    { operation: 'PutItem', readUnits: 0, writeUnits: 0 },
+  ]);
 });

@@ -19,6 +19,7 @@ import type { TableId } from '../tables.js';
 import { AuthExchanges } from './dynamo/auth-exchanges.js';
 import { BrokerFiguresPart } from './dynamo/broker-figures.js';
 import { ConnectionsAndSessions } from './dynamo/connections-sessions.js';
+import { reportConsumedCapacity } from './dynamo/consumed-capacity.js';
 import { DelayedWills } from './dynamo/delayed-wills.js';
 import { Deliveries } from './dynamo/deliveries.js';
 import { FlowControl } from './dynamo/flow-control.js';
@@ -30,7 +31,9 @@ import { UserConnections } from './dynamo/user-connections.js';
 
 /** The SDK client functions share per module instance, so connections are reused across invocations. */
 export function createDocumentClient(config: Pick<BrokerConfig, 'dynamoEndpoint'>): DynamoDBDocumentClient {
-  const client = new DynamoDBClient(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {});
+  const client = reportConsumedCapacity(
+    new DynamoDBClient(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
+  );
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
