@@ -5,7 +5,7 @@
 import { iotCorePriceSource, priceSource } from '../emulator/prices.js';
 import type { BurstOutcome } from './workloads/burst.js';
 import type { CostOutcome } from './workloads/common.js';
-import type { LatencyOutcome } from './workloads/latency.js';
+import { type LatencyOutcome, warmUpMessages } from './workloads/latency.js';
 import type { ScalingOutcome } from './workloads/scaling.js';
 
 export interface SuiteResults {
@@ -98,7 +98,7 @@ function latencyTable(latency: LatencyOutcome): string {
       `| ${qos} | ${m.own.count} | ${ms(m.own.p50)} | ${ms(m.own.p99)} | ${ms(m.streamWait.p50)} | ${ms(m.streamWait.p99)} | ${ms(m.frameQueue.p50)} | ${ms(m.messageHandler.p50)} | ${ms(m.fanout.p50)} |`,
   );
   return [
-    `${latency.messages} messages per broker and QoS, one in flight (publish call → subscriber's message event).`,
+    `${latency.messages} messages per broker and QoS, one in flight (publish call → subscriber's message event), after ${warmUpMessages} warm-up messages on Nimbus (its functions' and DynamoDB Local's JIT) and 5 on the others.`,
     '',
     '| Broker | QoS | p50 ms | p99 ms | Lost | Nimbus ÷ this (p50 / p99) |',
     '|---|---:|---:|---:|---:|---:|',
