@@ -7,6 +7,7 @@ import {
   StreamViewType,
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import type { BrokerFunctionId } from '../shared/function-environment.js';
@@ -108,4 +109,12 @@ export function grantBrokerTableAccess(
   LoginAttempts.grantWriteData(fanout);
   LoginAttempts.grantReadData(sweeper);
   Retained.grantReadData(sweeper);
+  // A topic's subscriptions are read with one PartiQL SELECT (docs/adr/0029), which the table grants
+  // above do not cover: the fan-out for every message, all three when a gone session hands its
+  // Shared Subscription messages on.
+  for (const fn of [message, fanout, sweeper]) {
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:PartiQLSelect'], resources: [Subscriptions.tableArn] }),
+    );
+  }
 }

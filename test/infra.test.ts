@@ -482,6 +482,12 @@ test('IAM: each function reaches exactly its tables, reading and writing only as
       const want = tables[def.id];
       assert.equal(actions.has('dynamodb:GetItem'), want === 'r' || want === 'rw', `${fn} reads ${def.id}`);
       assert.equal(actions.has('dynamodb:PutItem'), want === 'w' || want === 'rw', `${fn} writes ${def.id}`);
+      // The store's one PartiQL statement reads a topic's subscriptions (docs/adr/0029).
+      assert.equal(
+        actions.has('dynamodb:PartiQLSelect'),
+        def.id === 'Subscriptions' && fn !== 'connect',
+        `${fn} selects from ${def.id}`,
+      );
     }
   }
 });

@@ -16,8 +16,16 @@ export interface ConsumedCapacityRecord {
  */
 export const consumedCapacityChannel = channel('nimbus:dynamodb:consumed-capacity');
 
-// The data-plane operations that take ReturnConsumedCapacity and are billed in capacity units.
-const readOperations = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
+// The data-plane operations that take ReturnConsumedCapacity and are billed in capacity units
+// (the store's only PartiQL statement is a SELECT).
+const readOperations = new Set([
+  'GetItem',
+  'BatchGetItem',
+  'Query',
+  'Scan',
+  'TransactGetItems',
+  'ExecuteStatement',
+]);
 const writeOperations = new Set([
   'PutItem',
   'UpdateItem',
@@ -38,6 +46,40 @@ function units(consumed: Capacity | Capacity[] | undefined): number {
     (sum, c) => sum + (c.CapacityUnits ?? (c.ReadCapacityUnits ?? 0) + (c.WriteCapacityUnits ?? 0)),
     0,
   );
+}
+
+/**
+ * What a strongly consistent read of these items costs: their size in 4 KB units, rounded up.
+ * DynamoDB Local reports no consumed capacity for PartiQL; this stands in for it. It counts the
+ * items of a multi-partition SELECT as one read, where separate Queries would round up per partition.
+ */
+function strongReadUnits(items: readonly unknown[]): number {
+  const attributes = (item: unknown) =>
+    Object.entries(item ?? {}).reduce<number>(
+      (sum, [name, v]) => sum + Buffer.byteLength(name) + valueBytes(v),
+      0,
+    );
+  const bytes = items.reduce<number>((sum, item) => sum + attributes(item), 0);
+  return Math.ceil(bytes / 4096);
+}
+
+/** DynamoDB's size of a value (as the document client returns it): names and values, in bytes. */
+function valueBytes(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  if (typeof value === 'number' || typeof value === 'bigint') return Math.ceil(String(value).length / 2) + 1;
+  if (typeof value === 'boolean' || value === null || value === undefined) return 1;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (value instanceof Set) return [...value].reduce<number>((sum, v) => sum + valueBytes(v), 0);
+  if (Array.isArray(value)) return 3 + value.reduce<number>((sum, v) => sum + 1 + valueBytes(v), 0);
+  if (typeof value === 'object')
+    return (
+      3 +
+      Object.entries(value).reduce<number>(
+        (sum, [name, v]) => sum + 1 + Buffer.byteLength(name) + valueBytes(v),
+        0,
+      )
+    );
+  return 0;
 }
 
 /**
@@ -73,7 +115,12 @@ export function reportConsumedCapacity(client: DynamoDBClient): DynamoDBClient {
         } satisfies ConsumedCapacityRecord);
       try {
         const result = await next(args);
-        publish(units((result.output as { ConsumedCapacity?: Capacity | Capacity[] }).ConsumedCapacity));
+        const output = result.output as { ConsumedCapacity?: Capacity | Capacity[]; Items?: unknown[] };
+        publish(
+          output.ConsumedCapacity === undefined && operation === 'ExecuteStatement'
+            ? strongReadUnits(output.Items ?? [])
+            : units(output.ConsumedCapacity),
+        );
         return result;
       } catch (error) {
         // An error reply carries no capacity; it is still a request.

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 
 /** An item as the document client returns it. */
-type Item = Record<string, NativeAttributeValue>;
+export type Item = Record<string, NativeAttributeValue>;
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
