@@ -166,7 +166,9 @@ export class Subscriptions implements SubscriptionsPort {
     const byAnchor = new Map<string, SubscriptionRecord[]>();
     for (const item of items) {
       const anchor = String(item.anchor);
-      byAnchor.set(anchor, [...(byAnchor.get(anchor) ?? []), subscriptionOf(item)]);
+      const stored = byAnchor.get(anchor);
+      if (stored) stored.push(subscriptionOf(item));
+      else byAnchor.set(anchor, [subscriptionOf(item)]);
     }
     return new Map(
       topics.map((topic) => [
