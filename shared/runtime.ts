@@ -6,6 +6,7 @@ import { postsInFlight } from './broker/fanout-batch.js';
 import { RateMemory } from './broker/publish-rate.js';
 import { type BrokerConfig, configFromEnv } from './config.js';
 import { ManagementApiGateway } from './gateway/management-api.js';
+import { ManagementPoster } from './gateway/signed-post.js';
 import { securityFromConfig } from './security.js';
 import { createDocumentClient, DynamoStore } from './storage/dynamo-store.js';
 
@@ -24,7 +25,7 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
   return {
     config,
     store: new DynamoStore(db, config.tables, { now: Date.now }),
-    gateway: new ManagementApiGateway(managementClient(config.managementEndpoint)),
+    gateway: managementGateway(config.managementEndpoint),
     maxPacketSize: config.maxPacketSize,
     maxQueuedPerSession: config.maxQueuedPerSession,
     limits: config.limits,
@@ -39,16 +40,18 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv): BrokerContext & { readonl
 }
 
 /**
- * The management API client of a function. A fan-out posts once per subscriber, so the SDK's work per
- * call counts: the middleware stack is resolved once per command type instead of on every post
- * (`cacheMiddleware`; the broker adds no middleware of its own), and as many keep-alive sockets are
- * kept as the fan-out has posts in flight, so none queues behind the agent's default 50.
+ * The management API of a function. A fan-out posts once per subscriber, so posts go through the
+ * signed poster (ADR 0030) with as many keep-alive sockets as the fan-out has posts in flight, so none
+ * queues behind an agent's default 50; it signs with the SDK client's region and credential provider.
+ * The SDK client keeps the rarer calls (GetConnection, DeleteConnection).
  */
-function managementClient(endpoint: string | undefined): ApiGatewayManagementApiClient {
-  const agent = { keepAlive: true, maxSockets: postsInFlight };
-  return new ApiGatewayManagementApiClient({
+function managementGateway(endpoint: string): ManagementApiGateway {
+  const client = new ApiGatewayManagementApiClient({ endpoint });
+  const poster = new ManagementPoster({
     endpoint,
-    cacheMiddleware: true,
-    requestHandler: { httpAgent: agent, httpsAgent: agent },
+    region: client.config.region,
+    credentials: client.config.credentials,
+    sockets: postsInFlight,
   });
+  return new ManagementApiGateway(client, poster);
 }

@@ -3,31 +3,29 @@ import {
   DeleteConnectionCommand,
   GetConnectionCommand,
   GoneException,
-  PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { ClientGateway, SendResult } from '../ports.js';
+import type { ManagementPoster } from './signed-post.js';
 
 const isGone = (error: unknown) =>
   error instanceof GoneException || (error as Error).name === 'GoneException';
 
 /**
- * Reaches clients through API Gateway's management API (or the emulator's).
+ * Reaches clients through API Gateway's management API (or the emulator's):
+ * posts through the signed poster, the rarer calls through the SDK client.
  *
  * @example
- * const gateway = new ManagementApiGateway(new ApiGatewayManagementApiClient({ endpoint }));
+ * const gateway = new ManagementApiGateway(client, new ManagementPoster({ endpoint, region, credentials, sockets: 100 }));
  * await gateway.send(connectionId, 'IAIAAA==');
  */
 export class ManagementApiGateway implements ClientGateway {
-  constructor(private readonly client: ApiGatewayManagementApiClient) {}
+  constructor(
+    private readonly client: ApiGatewayManagementApiClient,
+    private readonly poster: ManagementPoster,
+  ) {}
 
-  async send(connectionId: string, frame: string): Promise<SendResult> {
-    try {
-      await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: frame }));
-      return 'sent';
-    } catch (error) {
-      if (isGone(error)) return 'gone';
-      throw error;
-    }
+  send(connectionId: string, frame: string): Promise<SendResult> {
+    return this.poster.post(connectionId, frame);
   }
 
   async isConnected(connectionId: string): Promise<boolean> {

@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import {
+  ApiGatewayManagementApiClient,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { isTransientError } from '../shared/broker/inbound.js';
+import { ManagementPoster, PostError } from '../shared/gateway/signed-post.js';
+
+// API Gateway connection ids end in '=', which the path must carry encoded (and the signature twice encoded).
+const connectionId = 'L0SM9cOFvHcCIhw=';
+const credentials = {
+  accessKeyId: 'AKIDEXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+};
+const region = 'eu-west-1';
+
+interface Received {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** What the next requests get: a status and optional error type each, or a dropped socket. */
+let replies: Array<{ status: number; type?: string } | 'drop'> = [];
+let received: Received[] = [];
+let server: http.Server;
+let endpoint: string;
+
+before(async () => {
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
+      const reply = replies.shift() ?? { status: 200 };
+      if (reply === 'drop') {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(reply.status, reply.type ? { 'x-amzn-errortype': reply.type } : {});
+      res.end(reply.status === 200 ? '' : JSON.stringify({ message: `said ${reply.status}` }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/prod`;
+});
+after(() => server.close());
+beforeEach(() => {
+  replies = [];
+  received = [];
+});
+
+const poster = (attempts = 3) =>
+  new ManagementPoster({
+    endpoint,
+    region,
+    credentials,
+    sockets: 4,
+    retries: { attempts, baseDelayMs: 1, maxDelayMs: 5 },
+  });
+
+const bytes = (data: string | ArrayBuffer | ArrayBufferView): Buffer =>
+  typeof data === 'string'
+    ? Buffer.from(data)
+    : ArrayBuffer.isView(data)
+      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      : Buffer.from(data);
+
+/** The verifier's own SHA-256, apart from the poster's. */
+class TestSha256 {
+  private readonly parts: Buffer[] = [];
+  private readonly secret?: Buffer;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    if (secret !== undefined) this.secret = bytes(secret);
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.parts.push(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    const body = Buffer.concat(this.parts);
+    return this.secret === undefined
+      ? createHash('sha256').update(body).digest()
+      : createHmac('sha256', this.secret).update(body).digest();
+  }
+  reset(): void {}
+}
+
+/**
+ * Checks a request as API Gateway does: signs again what arrived (method, path as sent, the headers
+ * the Authorization names, the body) at the request's own X-Amz-Date, and compares the signatures.
+ * A request that states its payload's hash (the SDK's do) must state the body's.
+ */
+async function signatureHolds(request: Received): Promise<boolean> {
+  const statedHash = request.headers['x-amz-content-sha256'];
+  if (statedHash !== undefined && statedHash !== createHash('sha256').update(request.body).digest('hex')) {
+    return false;
+  }
+  const authorization = String(request.headers.authorization);
+  const signedHeaders = /SignedHeaders=([^,]+)/.exec(authorization)?.[1].split(';') ?? [];
+  const amzDate = String(request.headers['x-amz-date']);
+  const signingDate = new Date(
+    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13)}`,
+  );
+  const [path, query = ''] = request.url.split('?');
+  const again = await new SignatureV4({
+    service: 'execute-api',
+    region,
+    credentials,
+    sha256: TestSha256,
+  }).sign(
+    {
+      method: request.method,
+      protocol: 'http:',
+      hostname: '127.0.0.1',
+      path,
+      query: Object.fromEntries(new URLSearchParams(query)),
+      headers: Object.fromEntries(signedHeaders.map((name) => [name, String(request.headers[name])])),
+      body: request.body,
+    },
+    { signingDate },
+  );
+  return again.headers.authorization === authorization;
+}
+
+describe('ManagementPoster: PostToConnection as API Gateway takes it', () => {
+  test('posts the frame to @connections/{id} under the stage, signed for execute-api in the region', async () => {
+    const p = poster();
+    try {
+      assert.equal(await p.post(connectionId, 'IAIAAA=='), 'sent');
+    } finally {
+      p.destroy();
+    }
+    const [request] = received;
+    assert.equal(request.method, 'POST');
+    assert.equal(request.url, `/prod/@connections/${encodeURIComponent(connectionId)}`);
+    assert.equal(request.body, 'IAIAAA==');
+    assert.match(
+      String(request.headers.authorization),
+      new RegExp(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/\\d{8}/${region}/execute-api/aws4_request, `),
+    );
+    assert.equal(await signatureHolds(request), true);
+  });
+
+  test("the check above accepts the SDK's own PostToConnection and refuses a changed body", async () => {
+    const sdk = new ApiGatewayManagementApiClient({ endpoint, region, credentials });
+    try {
+      await sdk.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: 'IAIAAA==' }));
+    } finally {
+      sdk.destroy();
+    }
+    const [request] = received;
+    assert.equal(
+      request.url,
+      `/prod/@connections/${encodeURIComponent(connectionId)}`,
+      'the same path as ours',
+    );
+    assert.equal(await signatureHolds(request), true);
+    assert.equal(await signatureHolds({ ...request, body: 'IAIAAB==' }), false);
+  });
+
+  test('410 is a gone connection, not an error', async () => {
+    replies = [{ status: 410, type: 'GoneException' }];
+    const p = poster();
+    try {
+      assert.equal(await p.post(connectionId, 'IAIAAA=='), 'gone');
+    } finally {
+      p.destroy();
+    }
+    assert.equal(received.length, 1);
+  });
+
+  test('throttling, a 5xx and a dropped socket are retried, each request signed afresh', async () => {
+    replies = [{ status: 429, type: 'LimitExceededException' }, 'drop', { status: 200 }];
+    const p = poster();
+    try {
+      assert.equal(await p.post(connectionId, 'IAIAAA=='), 'sent');
+    } finally {
+      p.destroy();
+    }
+    assert.equal(received.length, 3);
+    for (const request of received) assert.equal(await signatureHolds(request), true);
+  });
+
+  test("past the attempts, the last failure is thrown shaped as the SDK's, and judged transient", async () => {
+    replies = [{ status: 503 }, { status: 503 }, { status: 503 }, { status: 200 }];
+    const p = poster(3);
+    const error = await p.post(connectionId, 'IAIAAA==').then(
+      () => assert.fail('no error'),
+      (e: unknown) => e,
+    );
+    p.destroy();
+    assert.ok(error instanceof PostError);
+    assert.equal(error.$metadata.httpStatusCode, 503);
+    assert.equal(received.length, 3, 'three attempts, no fourth');
+    assert.equal(isTransientError(error), true);
+  });
+
+  test("a client fault is thrown at once under API Gateway's error name, and not judged transient", async () => {
+    replies = [{ status: 413, type: 'PayloadTooLargeException:http://internal.amazon.com/coral/x/' }];
+    const p = poster();
+    const error = await p.post(connectionId, 'IAIAAA==').then(
+      () => assert.fail('no error'),
+      (e: unknown) => e,
+    );
+    p.destroy();
+    assert.ok(error instanceof PostError);
+    assert.equal(error.name, 'PayloadTooLargeException');
+    assert.match(error.message, /413 PayloadTooLargeException: said 413/);
+    assert.equal(received.length, 1);
+    assert.equal(isTransientError(error), false);
+  });
+});
