@@ -98,7 +98,7 @@ function latencyTable(latency: LatencyOutcome): string {
       `| ${qos} | ${m.own.count} | ${ms(m.own.p50)} | ${ms(m.own.p99)} | ${ms(m.streamWait.p50)} | ${ms(m.streamWait.p99)} | ${ms(m.frameQueue.p50)} | ${ms(m.messageHandler.p50)} | ${ms(m.fanout.p50)} |`,
   );
   return [
-    `${latency.messages} messages per broker and QoS, one in flight (publish call → subscriber's message event), after ${warmUpMessages} warm-up messages on Nimbus (its functions' and DynamoDB Local's JIT) and 5 on the others.`,
+    `${latency.messages} messages per broker and QoS, one in flight (publish call → subscriber's message event), after ${warmUpMessages[0]} warm-up messages at QoS 0 and ${warmUpMessages[1]} more at QoS 1 on Nimbus (its functions' and DynamoDB Local's JIT) and 5 on the others.`,
     '',
     '| Broker | QoS | p50 ms | p99 ms | Lost | Nimbus ÷ this (p50 / p99) |',
     '|---|---:|---:|---:|---:|---:|',
