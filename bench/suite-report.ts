@@ -6,7 +6,7 @@ import { iotCorePriceSource, priceSource } from '../emulator/prices.js';
 import type { BurstOutcome } from './workloads/burst.js';
 import type { CostOutcome } from './workloads/common.js';
 import { type LatencyOutcome, warmUpMessages } from './workloads/latency.js';
-import type { ScalingOutcome } from './workloads/scaling.js';
+import { minPerPublisher, type ScalingOutcome } from './workloads/scaling.js';
 
 export interface SuiteResults {
   startedAt: string;
@@ -131,7 +131,7 @@ function scalingTable(scaling: ScalingOutcome): string {
   const counts = [...new Set(scaling.results.map((r) => r.publishers))];
   const of = (b: string, n: number) => scaling.results.find((r) => r.broker === b && r.publishers === n);
   return [
-    `${scaling.messages} QoS 1 messages split across the publishers, 4 in flight each, into one subscriber (messages/s).`,
+    `QoS 1 messages into one subscriber, 4 in flight per publisher (messages/s): ${scaling.messages} split across the publishers, each sending at least ${minPerPublisher} (five windows, so that many publishers make a stream rather than one burst), i.e. ${counts.map((n) => `${of(brokers[0] ?? '', n)?.sent ?? '?'} with ${n}`).join(', ')}.`,
     '',
     `| Broker | ${counts.map((n) => `${n} pub`).join(' | ')} | ${counts.at(-1)} ÷ ${counts[0]} |`,
     `|---|${counts.map(() => '---:').join('|')}|---:|`,

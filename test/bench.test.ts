@@ -159,8 +159,8 @@ const results: SuiteResults = {
     kind: 'scaling',
     messages: 100,
     results: [
-      { broker: 'nimbus', publishers: 1, throughput: 10, lost: 0 },
-      { broker: 'nimbus', publishers: 50, throughput: 40, lost: 0 },
+      { broker: 'nimbus', publishers: 1, sent: 100, throughput: 10, lost: 0 },
+      { broker: 'nimbus', publishers: 50, sent: 1000, throughput: 40, lost: 0 },
     ],
   },
   burst: {
@@ -197,6 +197,7 @@ describe('benchmarks.md', () => {
     // Per message: the own work's p50 and p99, the stream wait apart, then the stages' p50s.
     assert.match(markdown, /\| qos0 \| 20 \| 18\.0 \| 31\.0 \| 238\.0 \| 260\.0 \| 0\.5 \| 7\.5 \| 9\.3 \|/);
     assert.match(markdown, /\| nimbus \| 10\.0 \| 40\.0 \| 4\.00× \|/);
+    assert.match(markdown, /each sending at least 20 .*, i\.e\. 100 with 1, 1000 with 50\./);
     // First and last delivery; a broker that timed no first delivery shows a dash; the load at the publish.
     assert.match(markdown, /\| nimbus \| 210\.0 \| 1234\.5 \| 100 \|/);
     assert.match(markdown, /\| aedes \| – \| 12\.0 \| 99 \|/);

@@ -6,14 +6,29 @@ export interface ScalingOutcome {
   kind: 'scaling';
   messages: number;
   /** Delivered messages per second across all publishers, by broker and publisher count. */
-  results: Array<{ broker: Broker['name']; publishers: number; throughput: number; lost: number }>;
+  results: Array<{
+    broker: Broker['name'];
+    publishers: number;
+    /** Messages the publishers sent in all. */
+    sent: number;
+    throughput: number;
+    lost: number;
+  }>;
 }
 
 export const publisherCounts = [1, 10, 50] as const;
 
 /**
+ * Fewest messages per publisher: five windows of 4 in flight. Fewer, and 50 publishers send all
+ * their messages at once, so the run times one burst's latency (the stream wait included) rather
+ * than a sustained rate.
+ */
+export const minPerPublisher = 20;
+
+/**
  * Aggregate QoS 1 throughput with 1, 10 and 50 publishers (4 in flight each) into one subscriber,
- * each count after an untimed warm-up round at the same concurrency.
+ * each count after an untimed warm-up round at the same concurrency; `messages` are split across the
+ * publishers, each sending at least `minPerPublisher`.
  */
 export async function scaling(ctx: BenchContext): Promise<ScalingOutcome> {
   const messages = scaled(1000, ctx.scale, 100);
@@ -25,7 +40,7 @@ export async function scaling(ctx: BenchContext): Promise<ScalingOutcome> {
       for (const count of publisherCounts) {
         const publishers = await connectMany(broker, `scale-pub${count}`, count);
         try {
-          const each = Math.ceil(messages / count);
+          const each = Math.max(Math.ceil(messages / count), minPerPublisher);
           const round = (label: string, perPublisher: number) =>
             Promise.all(
               publishers.map((publisher, i) =>
@@ -53,6 +68,7 @@ export async function scaling(ctx: BenchContext): Promise<ScalingOutcome> {
           outcome.results.push({
             broker: broker.name,
             publishers: count,
+            sent: each * count,
             throughput: (delivered / elapsedMs) * 1000,
             lost,
           });
