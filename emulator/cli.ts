@@ -8,12 +8,14 @@ import { MosquittoPasswordFile } from '../shared/mosquitto-passwords.js';
 import { startEmulator } from './index.js';
 import { isLogLevel, logLevels } from './log.js';
 
-const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--password-file FILE] [--acl-file FILE] [--users FILE.json]
+const usage = `Usage: npm start -- [--port P] [--data-dir DIR] [--jitter MS] [--throttle-posts SHARE] [--password-file FILE] [--acl-file FILE] [--users FILE.json]
                      [--users-table] [--jwt-issuer URL [--jwks-url URL] [--jwt-user-claim CLAIM]] [--log-level L]
 
   --port P         listen on 127.0.0.1:P (0 = any free port)   default 1884
   --data-dir DIR   keep all state in DIR across restarts        default: in memory
   --jitter MS      delay each function invocation by 0..MS ms   default 0
+  --throttle-posts SHARE  refuse this share (0..1) of the functions' posts to clients with 429, as
+                   API Gateway does past the account's rate; the broker retries them   default 0
   --users FILE     require CONNECT username/password: FILE holds { "users": { "<name>": <entry> } },
                    each entry from \`npx nimbus hash-password <password>\`   default: anyone connects
   --password-file FILE  require CONNECT username/password from a Mosquitto password file
@@ -35,6 +37,7 @@ function parse() {
         port: { type: 'string', default: '1884' },
         'data-dir': { type: 'string' },
         jitter: { type: 'string', default: '0' },
+        'throttle-posts': { type: 'string', default: '0' },
         users: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         'password-file': { type: 'string' },
@@ -52,6 +55,11 @@ function parse() {
       throw new Error(`--port must be 0..65535, not "${values.port}"`);
     if (!Number.isFinite(jitter) || jitter < 0)
       throw new Error(`--jitter must be a number of milliseconds, not "${values.jitter}"`);
+    const throttledPostShare = Number(values['throttle-posts']);
+    if (!(throttledPostShare >= 0 && throttledPostShare < 1))
+      throw new Error(
+        `--throttle-posts must be a share from 0 up to (not including) 1, not "${values['throttle-posts']}"`,
+      );
     const logLevel = values['log-level'];
     if (!isLogLevel(logLevel))
       throw new Error(`--log-level must be one of ${logLevels.join(', ')}, not "${logLevel}"`);
@@ -75,6 +83,7 @@ function parse() {
       help: values.help === true,
       port,
       jitter,
+      throttledPostShare,
       dataDir: values['data-dir'],
       users,
       passwordFile,
@@ -150,6 +159,7 @@ try {
     port: args.port,
     dataDir: args.dataDir,
     jitterMs: args.jitter,
+    throttledPostShare: args.throttledPostShare,
     users: args.users,
     logLevel: args.logLevel,
     passwordFile: args.passwordFile,

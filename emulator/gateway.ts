@@ -49,6 +49,12 @@ export interface GatewayOptions {
   readonly traffic?: GatewayTraffic;
   /** Extra HTTP routes on the gateway's port, by path (e.g. `/metrics`), answered before the management API. */
   readonly routes?: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>>;
+  /**
+   * Share of posts refused with 429 `LimitExceededException`, at random, as API Gateway refuses
+   * posts past the account's request rate or while a client's buffer is full; nothing is sent then.
+   * @default 0
+   */
+  readonly throttledPostShare?: number;
 }
 
 /** Watches what crosses the gateway, as API Gateway's access logs would; changes nothing. */
@@ -133,6 +139,13 @@ export class Gateway {
     if (!address || typeof address === 'string') throw new Error('gateway has no port');
     this.port = address.port;
     return this.port;
+  }
+
+  private throttled = 0;
+
+  /** Posts refused with 429 so far (`throttledPostShare`). */
+  get throttledPosts(): number {
+    return this.throttled;
   }
 
   /** How many connections are open, without copying their ids. */
@@ -346,6 +359,15 @@ export class Gateway {
               'x-amzn-errortype': 'PayloadTooLargeException',
             });
             res.end(JSON.stringify({ message: 'Message too long' }));
+            return;
+          }
+          if (Math.random() < (this.options.throttledPostShare ?? 0)) {
+            this.throttled++;
+            res.writeHead(429, {
+              'content-type': 'application/json',
+              'x-amzn-errortype': 'LimitExceededException',
+            });
+            res.end(JSON.stringify({ message: 'Limit Exceeded' }));
             return;
           }
           this.options.meter.gatewayMessage('out', body.length);

@@ -46,6 +46,11 @@ export interface EmulatorOptions {
   dataDir?: string;
   /** Random delay of up to this many ms before each invocation, to shake out ordering bugs. @default 0 */
   jitterMs?: number;
+  /**
+   * Share of the functions' posts to connections the gateway refuses with 429 `LimitExceededException`,
+   * as API Gateway does past the account's request rate or while a client's buffer is full. @default 0
+   */
+  throttledPostShare?: number;
   /** Gateway limits; tests shorten the idle and lifetime limits. @default AWS's */
   limits?: Partial<GatewayLimits>;
   /** Most concurrent instances per function. @default 4 */
@@ -250,6 +255,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       observer: traffic,
       http: (req, res) => consoleRoutes.handle(req, res),
       traffic: trafficMetrics,
+      throttledPostShare: options.throttledPostShare,
       routes: {
         [fanoutInvokePath]: lambdaInvokeRoute(() => pagePool),
         '/metrics': metricsEndpoint({

@@ -19,3 +19,15 @@ test('--help lists --log-level and its default', () => {
   assert.equal(result.status, 0);
   assert.match(result.stdout, /--log-level L +error \| warn \| info .*\n.*debug .*default info/);
 });
+
+test('--throttle-posts refuses a share outside 0..1 and starts nothing', () => {
+  for (const share of ['1', '-0.1', 'lots']) {
+    const result = run(`--throttle-posts=${share}`);
+    assert.equal(result.status, 2);
+    assert.match(
+      result.stderr,
+      new RegExp(`--throttle-posts must be a share from 0 up to \\(not including\\) 1, not "${share}"`),
+    );
+    assert.equal(result.stdout, '');
+  }
+});

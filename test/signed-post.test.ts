@@ -67,7 +67,7 @@ const poster = (attempts = 3) =>
     region,
     credentials,
     sockets: 4,
-    retries: { attempts, baseDelayMs: 1, maxDelayMs: 5 },
+    retries: { attempts, baseDelayMs: 1, throttledBaseDelayMs: 1, maxDelayMs: 5 },
   });
 
 const bytes = (data: string | ArrayBuffer | ArrayBufferView): Buffer =>

@@ -33,11 +33,18 @@ const toBytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Ar
 export interface PostRetries {
   readonly attempts: number;
   readonly baseDelayMs: number;
+  /** The base after a 429 (API Gateway's rate, or the client's buffer full). */
+  readonly throttledBaseDelayMs: number;
   readonly maxDelayMs: number;
 }
 
 // As the SDK's standard retry strategy: three attempts, full-jitter exponential backoff.
-const standardRetries: PostRetries = { attempts: 3, baseDelayMs: 100, maxDelayMs: 20_000 };
+const standardRetries: PostRetries = {
+  attempts: 3,
+  baseDelayMs: 100,
+  throttledBaseDelayMs: 500,
+  maxDelayMs: 20_000,
+};
 const retriedStatuses = new Set([429, 500, 502, 503, 504]);
 const retriedSocketCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 
@@ -98,7 +105,9 @@ export class ManagementPoster {
         return await this.once(connectionId, data, attempt);
       } catch (error) {
         if (attempt >= this.retries.attempts || !retryable(error)) throw error;
-        const cap = Math.min(this.retries.maxDelayMs, this.retries.baseDelayMs * 2 ** attempt);
+        const throttled = error instanceof PostError && error.$metadata.httpStatusCode === 429;
+        const base = throttled ? this.retries.throttledBaseDelayMs : this.retries.baseDelayMs;
+        const cap = Math.min(this.retries.maxDelayMs, base * 2 ** attempt);
         await new Promise((resolve) => setTimeout(resolve, Math.random() * cap));
       }
     }
