@@ -163,9 +163,15 @@ export class Gateway {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
-  async close(): Promise<void> {
+  /** Ends every client connection (their `$disconnect` notices queued); the management API stays up. */
+  async disconnectAll(): Promise<void> {
     for (const connection of this.connections.values()) connection.socket.terminate();
     await this.settle();
+  }
+
+  /** Ends every client connection, then stops answering on the port. */
+  async close(): Promise<void> {
+    await this.disconnectAll();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // Kept-alive HTTP connections (a console page polling, the functions' management clients)
     // would hold the close open for as long as they keep asking.

@@ -270,6 +270,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     });
     const subscriptions = cached(() => countItems(admin, tableName(subscriptionsTable.id)), 5_000);
     const port = await gateway.listen();
+    // Stops answering after the functions have stopped: work still finishing then gets 410 for the
+    // connections that are gone, as on AWS, rather than a refused socket and a retried frame.
+    cleanups.push(() => gateway.close());
     const managementEndpoint = `http://127.0.0.1:${port}`;
 
     pools = await startFunctionPools(
@@ -309,8 +312,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     trafficMetrics.reset();
     // Stopped before the functions, so the batches it has in flight can finish.
     cleanups.push(() => frameQueue.stop());
-    // Closed before the queue and the functions stop: connections end while the broker still runs.
-    cleanups.push(() => gateway.close());
+    // Before the queue and the functions stop: connections end while the broker still runs.
+    cleanups.push(() => gateway.disconnectAll());
 
     // The CDK schedules: the sweeper every minute, the keep-alive check every second.
     cleanups.push(
