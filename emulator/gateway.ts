@@ -13,6 +13,7 @@ import {
 import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
 import type { FifoSendInput } from './fifo-queue.js';
 import type { Meter } from './meter.js';
+import type { SignatureChecker } from './sigv4.js';
 
 /** API Gateway WebSocket limits (docs: "Amazon API Gateway quotas for WebSocket APIs"). */
 export interface GatewayLimits {
@@ -49,6 +50,8 @@ export interface GatewayOptions {
   readonly traffic?: GatewayTraffic;
   /** Extra HTTP routes on the gateway's port, by path (e.g. `/metrics`), answered before the management API. */
   readonly routes?: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>>;
+  /** Checks the management API's SigV4 signatures, as API Gateway does; absent, any request is taken. */
+  readonly signatures?: SignatureChecker;
   /**
    * Share of posts refused with 429 `LimitExceededException`, at random, as API Gateway refuses
    * posts past the account's request rate or while a client's buffer is full; nothing is sent then.
@@ -351,60 +354,88 @@ export class Gateway {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const connection = this.connections.get(connectionId);
-      if (!connection || connection.socket.readyState !== WebSocket.OPEN) {
-        gone(res, connectionId);
-        return;
-      }
-      switch (req.method) {
-        case 'POST': {
-          const body = Buffer.concat(chunks);
-          if (body.length > this.options.limits.maxMessageBytes) {
-            res.writeHead(413, {
-              'content-type': 'application/json',
-              'x-amzn-errortype': 'PayloadTooLargeException',
-            });
-            res.end(JSON.stringify({ message: 'Message too long' }));
-            return;
-          }
-          if (Math.random() < (this.options.throttledPostShare ?? 0)) {
-            this.throttled++;
-            res.writeHead(429, {
-              'content-type': 'application/json',
-              'x-amzn-errortype': 'LimitExceededException',
-            });
-            res.end(JSON.stringify({ message: 'Limit Exceeded' }));
-            return;
-          }
-          this.options.meter.gatewayMessage('out', body.length);
-          // Posted data reaches the client as a text frame.
-          const text = body.toString();
-          this.options.observer?.frameOut(connectionId, text);
-          this.touch(connection);
-          connection.socket.send(text, { binary: false }, (error) => {
-            if (!error) this.options.traffic?.outbound(text, performance.now() - arrived);
+      const checked = this.options.signatures?.check({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      });
+      if (!checked) return this.connectionsRequest(req, res, connectionId, chunks, arrived);
+      checked.then(
+        (refusal) => {
+          if (!refusal) return this.connectionsRequest(req, res, connectionId, chunks, arrived);
+          res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': refusal.errorType });
+          res.end(JSON.stringify({ message: refusal.message }));
+        },
+        (error: Error) => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ message: `signature check failed: ${error.message}` }));
+        },
+      );
+    });
+  }
+
+  /** A signed `@connections/{id}` request: POST, GET or DELETE on that connection. */
+  private connectionsRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    connectionId: string,
+    chunks: readonly Buffer[],
+    arrived: number,
+  ): void {
+    const connection = this.connections.get(connectionId);
+    if (!connection || connection.socket.readyState !== WebSocket.OPEN) {
+      gone(res, connectionId);
+      return;
+    }
+    switch (req.method) {
+      case 'POST': {
+        const body = Buffer.concat(chunks);
+        if (body.length > this.options.limits.maxMessageBytes) {
+          res.writeHead(413, {
+            'content-type': 'application/json',
+            'x-amzn-errortype': 'PayloadTooLargeException',
           });
-          res.writeHead(200).end();
+          res.end(JSON.stringify({ message: 'Message too long' }));
           return;
         }
-        case 'GET':
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(
-            // The REST API's JSON names, as the SDK expects them.
-            JSON.stringify({
-              connectedAt: new Date(connection.connectedAt).toISOString(),
-              lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
-              identity: { sourceIp: connection.sourceIp, userAgent: connection.userAgent },
-            }),
-          );
+        if (Math.random() < (this.options.throttledPostShare ?? 0)) {
+          this.throttled++;
+          res.writeHead(429, {
+            'content-type': 'application/json',
+            'x-amzn-errortype': 'LimitExceededException',
+          });
+          res.end(JSON.stringify({ message: 'Limit Exceeded' }));
           return;
-        case 'DELETE':
-          this.end(connection, 1000, 'Connection closed by the server', 'closed by the broker');
-          res.writeHead(204).end();
-          return;
-        default:
-          res.writeHead(405).end();
+        }
+        this.options.meter.gatewayMessage('out', body.length);
+        // Posted data reaches the client as a text frame.
+        const text = body.toString();
+        this.options.observer?.frameOut(connectionId, text);
+        this.touch(connection);
+        connection.socket.send(text, { binary: false }, (error) => {
+          if (!error) this.options.traffic?.outbound(text, performance.now() - arrived);
+        });
+        res.writeHead(200).end();
+        return;
       }
-    });
+      case 'GET':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          // The REST API's JSON names, as the SDK expects them.
+          JSON.stringify({
+            connectedAt: new Date(connection.connectedAt).toISOString(),
+            lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+            identity: { sourceIp: connection.sourceIp, userAgent: connection.userAgent },
+          }),
+        );
+        return;
+      case 'DELETE':
+        this.end(connection, 1000, 'Connection closed by the server', 'closed by the broker');
+        res.writeHead(204).end();
+        return;
+      default:
+        res.writeHead(405).end();
+    }
   }
 }

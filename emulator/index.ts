@@ -36,6 +36,7 @@ import { cached, countItems, metricsEndpoint, TrafficMetrics } from './metrics.j
 import { bill, formatBill } from './prices.js';
 import type { PublishTrace } from './publish-traces.js';
 import { every, scheduledEvent } from './schedules.js';
+import { SignatureChecker } from './sigv4.js';
 import { type OnFailureRecord, StreamPoller } from './stream-poller.js';
 import { Traffic } from './traffic.js';
 
@@ -256,6 +257,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       http: (req, res) => consoleRoutes.handle(req, res),
       traffic: trafficMetrics,
       throttledPostShare: options.throttledPostShare,
+      // The functions sign with the credentials the emulator gives them, as on AWS with their role.
+      signatures: new SignatureChecker({
+        credentials: localCredentials,
+        region: localRegion,
+        service: 'execute-api',
+      }),
       routes: {
         [fanoutInvokePath]: lambdaInvokeRoute(() => pagePool),
         '/metrics': metricsEndpoint({

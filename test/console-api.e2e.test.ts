@@ -148,7 +148,8 @@ test('unknown endpoints answer 404 and writes 405, both in JSON that says what e
   assert.match(((await missing.json()) as { message: string }).message, /\/api\/clients/);
   const post = await fetch(new URL('/api/clients', emulator.consoleUrl), { method: 'POST' });
   assert.equal(post.status, 405);
-  // The management API still answers on the same port.
-  const gone = await fetch(new URL('/@connections/nobody', emulator.consoleUrl));
-  assert.equal(gone.status, 410);
+  // The management API still answers on the same port, and wants a signed request as API Gateway does.
+  const unsigned = await fetch(new URL('/@connections/nobody', emulator.consoleUrl));
+  assert.equal(unsigned.status, 403);
+  assert.equal(unsigned.headers.get('x-amzn-errortype'), 'MissingAuthenticationTokenException');
 });

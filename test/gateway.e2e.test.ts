@@ -123,6 +123,39 @@ describe('management API through the real ApiGatewayManagementApiClient', () => 
       await assert.rejects(management.send(command as any), GoneException);
     }
   });
+
+  test('a request not signed with the known credentials is refused with 403 and nothing is sent, as API Gateway does', async () => {
+    const known = emulator.gateway.connectionIds;
+    const raw = await RawClient.open(emulator.url);
+    const id = await newestConnectionId(known);
+    const stranger = new ApiGatewayManagementApiClient({
+      endpoint: emulator.managementEndpoint,
+      region: localRegion,
+      credentials: { ...localCredentials, secretAccessKey: 'not-the-secret' },
+    });
+    try {
+      await assert.rejects(
+        stranger.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'wAA=' })),
+        (error: Error) => error.name === 'InvalidSignatureException',
+      );
+      const unsigned = await fetch(`${emulator.managementEndpoint}/@connections/${encodeURIComponent(id)}`, {
+        method: 'POST',
+        body: 'wAA=',
+      });
+      assert.equal(unsigned.status, 403);
+      assert.deepEqual(await unsigned.json(), { message: 'Missing Authentication Token' });
+      // A signed PINGRESP arrives; the refused PINGREQs never reached the client.
+      await management.send(new PostToConnectionCommand({ ConnectionId: id, Data: '0AA=' }));
+      assert.equal((await raw.next('pingresp')).cmd, 'pingresp');
+      assert.deepEqual(
+        raw.packets.map((p) => p.cmd),
+        [],
+      );
+    } finally {
+      stranger.destroy();
+      raw.close();
+    }
+  });
 });
 
 describe('stale connections', () => {

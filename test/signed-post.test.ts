@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -7,7 +6,7 @@ import {
   ApiGatewayManagementApiClient,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { SignatureChecker } from '../emulator/sigv4.js';
 import { isTransientError } from '../shared/broker/inbound.js';
 import { ManagementPoster, PostError } from '../shared/gateway/signed-post.js';
 
@@ -70,67 +69,11 @@ const poster = (attempts = 3) =>
     retries: { attempts, baseDelayMs: 1, throttledBaseDelayMs: 1, maxDelayMs: 5 },
   });
 
-const bytes = (data: string | ArrayBuffer | ArrayBufferView): Buffer =>
-  typeof data === 'string'
-    ? Buffer.from(data)
-    : ArrayBuffer.isView(data)
-      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-      : Buffer.from(data);
+const checker = new SignatureChecker({ credentials, region, service: 'execute-api' });
 
-/** The verifier's own SHA-256, apart from the poster's. */
-class TestSha256 {
-  private readonly parts: Buffer[] = [];
-  private readonly secret?: Buffer;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    if (secret !== undefined) this.secret = bytes(secret);
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.parts.push(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    const body = Buffer.concat(this.parts);
-    return this.secret === undefined
-      ? createHash('sha256').update(body).digest()
-      : createHmac('sha256', this.secret).update(body).digest();
-  }
-  reset(): void {}
-}
-
-/**
- * Checks a request as API Gateway does: signs again what arrived (method, path as sent, the headers
- * the Authorization names, the body) at the request's own X-Amz-Date, and compares the signatures.
- * A request that states its payload's hash (the SDK's do) must state the body's.
- */
+/** Whether a request's signature holds, checked as API Gateway (and the emulator's gateway) checks it. */
 async function signatureHolds(request: Received): Promise<boolean> {
-  const statedHash = request.headers['x-amz-content-sha256'];
-  if (statedHash !== undefined && statedHash !== createHash('sha256').update(request.body).digest('hex')) {
-    return false;
-  }
-  const authorization = String(request.headers.authorization);
-  const signedHeaders = /SignedHeaders=([^,]+)/.exec(authorization)?.[1].split(';') ?? [];
-  const amzDate = String(request.headers['x-amz-date']);
-  const signingDate = new Date(
-    `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13)}`,
-  );
-  const [path, query = ''] = request.url.split('?');
-  const again = await new SignatureV4({
-    service: 'execute-api',
-    region,
-    credentials,
-    sha256: TestSha256,
-  }).sign(
-    {
-      method: request.method,
-      protocol: 'http:',
-      hostname: '127.0.0.1',
-      path,
-      query: Object.fromEntries(new URLSearchParams(query)),
-      headers: Object.fromEntries(signedHeaders.map((name) => [name, String(request.headers[name])])),
-      body: request.body,
-    },
-    { signingDate },
-  );
-  return again.headers.authorization === authorization;
+  return (await checker.check(request)) === undefined;
 }
 
 describe('ManagementPoster: PostToConnection as API Gateway takes it', () => {
@@ -152,7 +95,7 @@ describe('ManagementPoster: PostToConnection as API Gateway takes it', () => {
     assert.equal(await signatureHolds(request), true);
   });
 
-  test("the check above accepts the SDK's own PostToConnection and refuses a changed body", async () => {
+  test("the check accepts the SDK's own PostToConnection and refuses a changed body", async () => {
     const sdk = new ApiGatewayManagementApiClient({ endpoint, region, credentials });
     try {
       await sdk.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: 'IAIAAA==' }));
@@ -219,5 +162,56 @@ describe('ManagementPoster: PostToConnection as API Gateway takes it', () => {
     assert.match(error.message, /413 PayloadTooLargeException: said 413/);
     assert.equal(received.length, 1);
     assert.equal(isTransientError(error), false);
+  });
+});
+
+describe('SignatureChecker: what API Gateway answers a request it does not take', () => {
+  const signedRequest = async () => {
+    const p = poster();
+    try {
+      await p.post(connectionId, 'IAIAAA==');
+    } finally {
+      p.destroy();
+    }
+    const request = received.at(-1);
+    assert.ok(request);
+    return request;
+  };
+
+  test('no Authorization: MissingAuthenticationTokenException', async () => {
+    const request = await signedRequest();
+    const { authorization: _, ...headers } = request.headers;
+    const refusal = await checker.check({ ...request, headers });
+    assert.equal(refusal?.errorType, 'MissingAuthenticationTokenException');
+  });
+
+  test('an access key it does not know: UnrecognizedClientException', async () => {
+    const request = await signedRequest();
+    const authorization = String(request.headers.authorization).replace('AKIDEXAMPLE', 'AKIDOTHER');
+    const refusal = await checker.check({ ...request, headers: { ...request.headers, authorization } });
+    assert.equal(refusal?.errorType, 'UnrecognizedClientException');
+  });
+
+  test('signed with another secret, or for another region: InvalidSignatureException', async () => {
+    const request = await signedRequest();
+    const otherSecret = new SignatureChecker({
+      credentials: { ...credentials, secretAccessKey: 'not-the-secret' },
+      region,
+      service: 'execute-api',
+    });
+    assert.match(
+      (await otherSecret.check(request))?.message ?? '',
+      /does not match the signature you provided/,
+    );
+    const otherRegion = new SignatureChecker({ credentials, region: 'us-east-1', service: 'execute-api' });
+    assert.equal((await otherRegion.check(request))?.errorType, 'InvalidSignatureException');
+  });
+
+  test('signed more than 15 minutes from the server clock: Signature expired', async () => {
+    const request = await signedRequest();
+    assert.equal(await checker.check(request, Date.now() + 14 * 60_000), undefined);
+    const refusal = await checker.check(request, Date.now() + 16 * 60_000);
+    assert.equal(refusal?.errorType, 'InvalidSignatureException');
+    assert.match(refusal?.message ?? '', /Signature expired/);
   });
 });
