@@ -112,6 +112,24 @@ describe('ManagementPoster: PostToConnection as API Gateway takes it', () => {
     assert.equal(await signatureHolds({ ...request, body: 'IAIAAB==' }), false);
   });
 
+  test("a role's session token goes with the request, signed, as Lambda's credentials need", async () => {
+    const p = new ManagementPoster({
+      endpoint,
+      region,
+      credentials: async () => ({ ...credentials, sessionToken: 'IQoJb3JpZ2luX2VjE' }),
+      sockets: 1,
+    });
+    try {
+      assert.equal(await p.post(connectionId, 'IAIAAA=='), 'sent');
+    } finally {
+      p.destroy();
+    }
+    const [request] = received;
+    assert.equal(request.headers['x-amz-security-token'], 'IQoJb3JpZ2luX2VjE');
+    assert.match(String(request.headers.authorization), /SignedHeaders=[^,]*x-amz-security-token/);
+    assert.equal(await signatureHolds(request), true);
+  });
+
   test('410 is a gone connection, not an error', async () => {
     replies = [{ status: 410, type: 'GoneException' }];
     const p = poster();
