@@ -18,6 +18,17 @@ export const fanoutPageSizeEnv = 'NIMBUS_FANOUT_PAGE_SIZE';
  */
 export const defaultFanoutPageSize = 500;
 
+/** The variable that sets how many pages one fan-out invocation has running elsewhere at once. */
+export const fanoutPagesInFlightEnv = 'NIMBUS_FANOUT_PAGES_IN_FLIGHT';
+
+/**
+ * Pages one invocation runs elsewhere at once. Each is an invocation drawing on the account's
+ * Lambda concurrency (1,000 by default, shared with every function), and past it Lambda refuses
+ * them; 200 leave room for the rest of the broker and take 1,000,000 subscribers (2,000 pages of
+ * a second or two each) through in ten rounds, inside the function's 60 s.
+ */
+export const defaultFanoutPagesInFlight = 200;
+
 /** Stream images as the stream delivers them (JSON, binary as base64). */
 type StreamImage = Record<string, unknown>;
 

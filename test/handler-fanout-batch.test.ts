@@ -268,6 +268,72 @@ describe('a fan-out larger than one invocation', () => {
   });
 });
 
+describe('pages in flight', () => {
+  async function audience(subscribers: number) {
+    const broker = testContext();
+    for (let i = 0; i < subscribers; i++) {
+      await connectAs(broker, `s${i}`, `s${i}`);
+      await sendPackets(broker, `s${i}`, [subscribePacket(1, ['news/#', 1])]);
+    }
+    await connectAs(broker, 'p', 'p');
+    broker.gateway.clear();
+    await sendPackets(broker, 'p', [publishPacket('news/x', 'n', 1, { messageId: 1 })]);
+    return broker;
+  }
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+  test('at most pagesInFlight pages run elsewhere at once; every page still runs, every subscriber gets the message', async () => {
+    const broker = await audience(9);
+    let running = 0;
+    let most = 0;
+    let started = 0;
+    const result = await streamBatch(
+      broker,
+      { next: 0 },
+      {
+        pageSize: 1,
+        pagesInFlight: 3,
+        runPage: async (page) => {
+          started++;
+          most = Math.max(most, ++running);
+          await pause();
+          running--;
+          return fanOutPage(broker.ctx, page);
+        },
+      },
+    );
+    assert.equal(started, 8, 'every page but the first ran elsewhere');
+    assert.equal(most, 3);
+    assert.equal(result.sent, 9);
+    for (let i = 0; i < 9; i++) assert.equal(publishesIn(broker, `s${i}`).flat().length, 1, `s${i}`);
+  });
+
+  test('once a page has failed for good, the pages still waiting are not started', async () => {
+    const broker = await audience(9);
+    let started = 0;
+    await assert.rejects(
+      streamBatch(
+        broker,
+        { next: 0 },
+        {
+          pageSize: 1,
+          pagesInFlight: 2,
+          pageAttempts: 1,
+          runPage: async () => {
+            started++;
+            await pause();
+            throw new Error('down');
+          },
+        },
+      ),
+      /down/,
+    );
+    await pause();
+    await pause();
+    assert.equal(started, 2, 'the two in flight, then nothing more');
+  });
+});
+
 describe('sessions remembered across batches', () => {
   function countSessionReads(broker: TestBroker): { reads: number } {
     const counts = { reads: 0 };

@@ -11,8 +11,10 @@ import {
 } from '../../shared/broker/sys-topics.js';
 import {
   defaultFanoutPageSize,
+  defaultFanoutPagesInFlight,
   type FanOutPageEvent,
   fanoutPageSizeEnv,
+  fanoutPagesInFlightEnv,
   isFanOutPageEvent,
   lambdaPageRunner,
   pageFromEvent,
@@ -25,10 +27,13 @@ import { messageFromStreamImage } from '../../shared/storage/stream-record.js';
 const logger = new Logger({ serviceName: 'nimbus-fanout' });
 const broker = brokerFromEnv(process.env);
 const metrics = functionMetrics();
-const lambda = new LambdaClient({});
+const pageSize = Number(process.env[fanoutPageSizeEnv] ?? defaultFanoutPageSize);
+const pagesInFlight = Number(process.env[fanoutPagesInFlightEnv] ?? defaultFanoutPagesInFlight);
+// A socket per page in flight: the agent's default 50 would hold the rest back unseen.
+const pageAgent = { keepAlive: true, maxSockets: pagesInFlight };
+const lambda = new LambdaClient({ requestHandler: { httpAgent: pageAgent, httpsAgent: pageAgent } });
 /** Lambda's runtime names the function: pages go to more instances of this same function. */
 const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
-const pageSize = Number(process.env[fanoutPageSizeEnv] ?? defaultFanoutPageSize);
 const traffic = new TrafficTally(Number(process.env[sysCountIntervalEnv] ?? defaultSysCountInterval));
 
 /**
@@ -52,6 +57,7 @@ export const handler = async (
   try {
     const result = await fanOutBatch(broker, messages, {
       pageSize,
+      pagesInFlight,
       runPage: functionName ? lambdaPageRunner(lambda, functionName, images) : undefined,
     });
     for (const message of messages)

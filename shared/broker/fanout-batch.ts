@@ -33,6 +33,12 @@ export interface FanOutOptions {
   readonly runPage?: (page: FanOutPage) => Promise<FanOutResult>;
   /** Attempts at a page before the whole batch fails (and the stream retries it). */
   readonly pageAttempts?: number;
+  /**
+   * Most pages running elsewhere at once; the others wait for one to finish. Page invocations draw
+   * on the account's Lambda concurrency: past it they are refused (429), so a very large fan-out
+   * goes through in rounds rather than in refusals. @default no bound
+   */
+  readonly pagesInFlight?: number;
 }
 
 /**
@@ -92,19 +98,56 @@ export async function fanOutBatch(
     pages.push(pageOf(messages, matches, new Set(clientIds.slice(start, start + pageSize))));
   }
   const [own, ...others] = pages;
+  const elsewhere = async (page: FanOutPage) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await runPage(page);
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+      }
+    }
+  };
   const results = await Promise.all([
     own ? fanOutPage(ctx, own) : emptyResult(),
-    ...others.map(async (page) => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await runPage(page);
-        } catch (error) {
-          if (attempt >= attempts) throw error;
-        }
-      }
-    }),
+    ...inRounds(others, options.pagesInFlight ?? others.length, elsewhere),
   ]);
   return addUp(results);
+}
+
+/**
+ * `run` over every item, at most `width` at once, each starting as one before it ends; one promise per
+ * item, in the items' order. A rejection leaves the items not yet started unstarted.
+ */
+function inRounds<T, R>(items: readonly T[], width: number, run: (item: T) => Promise<R>): Promise<R>[] {
+  let running = 0;
+  let failed = false;
+  const waiting: Array<() => void> = [];
+  // Taken synchronously, so items mapped in one turn cannot all see a free slot.
+  const acquire = (): Promise<void> => {
+    if (running < Math.max(1, width)) {
+      running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+  // A finished item hands its slot straight to the next waiting one.
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  };
+  return items.map(async (item) => {
+    await acquire();
+    try {
+      if (failed) throw new Error('not started: another page of the batch failed');
+      return await run(item);
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      release();
+    }
+  });
 }
 
 /** The part of the batch for these client ids: their subscriptions, and only the messages they match. */
