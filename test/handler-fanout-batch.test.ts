@@ -200,20 +200,21 @@ describe('fan-out of a stream batch', () => {
   });
 });
 
-describe('a fan-out larger than one invocation', () => {
-  async function audience(subscribers: number) {
-    const broker = testContext();
-    for (let i = 0; i < subscribers; i++) {
-      await connectAs(broker, `s${i}`, `s${i}`);
-      await sendPackets(broker, `s${i}`, [subscribePacket(1, ['news/#', 1])]);
-    }
-    await connectAs(broker, 'p', 'p');
-    broker.gateway.clear();
-    for (let i = 0; i < 3; i++)
-      await sendPackets(broker, 'p', [publishPacket('news/x', `n${i}`, 1, { messageId: i + 1 })]);
-    return broker;
+/** `subscribers` clients on `news/#` and `messages` QoS 1 messages from `p` stored for the stream. */
+async function audience(subscribers: number, messages = 3) {
+  const broker = testContext();
+  for (let i = 0; i < subscribers; i++) {
+    await connectAs(broker, `s${i}`, `s${i}`);
+    await sendPackets(broker, `s${i}`, [subscribePacket(1, ['news/#', 1])]);
   }
+  await connectAs(broker, 'p', 'p');
+  broker.gateway.clear();
+  for (let i = 0; i < messages; i++)
+    await sendPackets(broker, 'p', [publishPacket('news/x', `n${i}`, 1, { messageId: i + 1 })]);
+  return broker;
+}
 
+describe('a fan-out larger than one invocation', () => {
   test('is split into pages run in parallel: every subscriber gets every message, in order, once', async () => {
     const broker = await audience(7);
     const pages: FanOutPage[] = [];
@@ -269,21 +270,10 @@ describe('a fan-out larger than one invocation', () => {
 });
 
 describe('pages in flight', () => {
-  async function audience(subscribers: number) {
-    const broker = testContext();
-    for (let i = 0; i < subscribers; i++) {
-      await connectAs(broker, `s${i}`, `s${i}`);
-      await sendPackets(broker, `s${i}`, [subscribePacket(1, ['news/#', 1])]);
-    }
-    await connectAs(broker, 'p', 'p');
-    broker.gateway.clear();
-    await sendPackets(broker, 'p', [publishPacket('news/x', 'n', 1, { messageId: 1 })]);
-    return broker;
-  }
   const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
 
   test('at most pagesInFlight pages run elsewhere at once; every page still runs, every subscriber gets the message', async () => {
-    const broker = await audience(9);
+    const broker = await audience(9, 1);
     let running = 0;
     let most = 0;
     let started = 0;
@@ -309,7 +299,7 @@ describe('pages in flight', () => {
   });
 
   test('once a page has failed for good, the pages still waiting are not started', async () => {
-    const broker = await audience(9);
+    const broker = await audience(9, 1);
     let started = 0;
     await assert.rejects(
       streamBatch(
