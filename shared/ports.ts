@@ -164,6 +164,12 @@ export interface BrokerStore {
   forgetInFlight(clientId: string, packetId: number): Promise<void>;
   /** PUBREC: from now on PUBREL is what to resend. */
   markOutboundReleased(clientId: string, packetId: number): Promise<void>;
+  /**
+   * A kept copy whose post found the connection gone: its onward delivery never started, so it is
+   * queued as never sent (its expiry still applies [MQTT-3.3.2-5], its first send is no duplicate).
+   * Harmless when there is no such copy.
+   */
+  markOutboundUnsent(clientId: string, packetId: number): Promise<void>;
   /** The session's unacknowledged messages, in queuing order. */
   outboundMessages(clientId: string): Promise<OutboundMessage[]>;
   /** Forgets all packet state of the client id (a clean session starts or ends), the count of inbound QoS 2 included. */

@@ -232,6 +232,36 @@ describe('Message Expiry Interval', () => {
     );
   });
 
+  test('[MQTT-3.3.2-5] a message posted to a connection already gone has not started onward delivery: it expires in the queue, and a live one comes without DUP', async () => {
+    const broker = testContext();
+    const persistent = { ...v5, clean: false, properties: { sessionExpiryInterval: 3600 } };
+    await connectAs(broker, 'sub', 'bob', persistent);
+    await sendPackets(broker, 'sub', [subscribePacket(1, ['t/#', 1])], 5);
+    // The client has left, but its $disconnect is not handled yet: the session still names 'sub'.
+    broker.gateway.markGone('sub');
+    await publish(
+      broker,
+      publishPacket('t/a', 'short', 1, { messageId: 1, properties: { messageExpiryInterval: 5 } }),
+    );
+    await publish(broker, publishPacket('t/b', 'long', 1, { messageId: 2 }));
+    await broker.stream();
+    assert.deepEqual(
+      (await broker.store.outboundMessages('bob')).map((m) => [m.topic, m.sent]),
+      [
+        ['t/a', false],
+        ['t/b', false],
+      ],
+      'kept as never sent',
+    );
+    broker.clock.advance(7_000);
+    const replies = await connectAs(broker, 'sub2', 'bob', persistent);
+    const resent = replies.filter((p): p is IPublishPacket => p.cmd === 'publish');
+    assert.deepEqual(
+      resent.map((p) => [p.payload.toString(), p.dup]),
+      [['long', false]],
+    );
+  });
+
   test('[MQTT-3.3.2-5] an expired retained message is not sent at SUBSCRIBE; a live one is, with its properties and what is left of its interval', async () => {
     const broker = testContext();
     await publish(

@@ -103,6 +103,8 @@ describe('Message Expiry Interval end to end', () => {
     const first = await client('p5-queue-sub', session);
     await first.client.subscribeAsync('p5/queue', { qos: 1 });
     await first.client.endAsync();
+    // Offline for the broker too (its DISCONNECT handled), so both messages are queued, not sent.
+    await emulator.settle();
     const pub = await client('p5-queue-pub');
     await pub.client.publishAsync('p5/queue', 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
     await pub.client.publishAsync('p5/queue', 'long', {

@@ -116,6 +116,7 @@ export async function deliver(
       : options.messageKey;
   const pinKey = options.retryKey ?? (qos === 2 ? deliveryKey : undefined);
   let seq: number | undefined; // the reservation's order, for flow control
+  let keptAsSent = false;
   if (qos === 0) {
     if (!online) return 'dropped'; // QoS 0 is not queued for offline sessions
   } else {
@@ -150,6 +151,7 @@ export async function deliver(
         ...(options.share !== undefined ? { share: options.share, shareKey: options.messageKey } : {}),
       });
       if (!kept) return 'dropped';
+      keptAsSent = online;
     }
     if (!online) return session.cleanSession ? 'dropped' : 'queued';
   }
@@ -157,7 +159,13 @@ export async function deliver(
   const sent = await (seq === undefined
     ? sink(packet)
     : sendWithinReceiveMaximum(ctx, session, seq, packet, sink));
-  return sent === 'gone' ? 'gone' : 'sent';
+  if (sent !== 'gone') return 'sent';
+  // The connection was gone: onward delivery never started, so the copy waits as unsent, its
+  // expiry running [MQTT-3.3.2-5], and goes without DUP when the client is back.
+  if (keptAsSent && packet.messageId !== undefined) {
+    await ctx.store.markOutboundUnsent(session.clientId, packet.messageId);
+  }
+  return 'gone';
 }
 
 /**

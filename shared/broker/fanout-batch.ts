@@ -242,6 +242,15 @@ async function deliverToSession(ctx: BrokerContext, { session, items }: SessionP
     // A stale connection (its $disconnect lost) is cleaned up, never retried; what was queued stays queued.
     result.gone += result.sent;
     result.sent = 0;
+    // Nothing of the batch reached the client when its first post found the connection gone: the
+    // persistent session's copies wait as never sent, their expiry running [MQTT-3.3.2-5]. (Past the
+    // first post some may have reached it; those stay sent, resent with DUP.)
+    if (index === 0 && !session.cleanSession) {
+      for (const packet of packets) {
+        if (packet.qos > 0 && packet.messageId !== undefined)
+          await ctx.store.markOutboundUnsent(session.clientId, packet.messageId);
+      }
+    }
     sessionCacheFor(ctx.store).forget(session.clientId);
     await connectionGone(ctx, connectionId, session);
     break;

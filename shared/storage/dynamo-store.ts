@@ -248,6 +248,10 @@ export class DynamoStore implements BrokerStore {
     return this.outbound.markOutboundReleased(clientId, packetId);
   }
 
+  markOutboundUnsent(clientId: string, packetId: number): Promise<void> {
+    return this.outbound.markOutboundUnsent(clientId, packetId);
+  }
+
   outboundMessages(clientId: string): Promise<OutboundMessage[]> {
     return this.outbound.outboundMessages(clientId);
   }

@@ -125,6 +125,12 @@ export class MemoryStore extends MemorySessionsStore implements BrokerStore {
     if (outbound && message) outbound.set(packetId, { ...message, released: true });
   }
 
+  async markOutboundUnsent(clientId: string, packetId: number): Promise<void> {
+    const outbound = this.deliveries.get(clientId)?.outbound;
+    const message = outbound?.get(packetId);
+    if (outbound && message) outbound.set(packetId, { ...message, sent: false });
+  }
+
   async outboundMessages(clientId: string): Promise<OutboundMessage[]> {
     return [...(this.deliveries.get(clientId)?.outbound.values() ?? [])]
       .sort((a, b) => a.seq - b.seq || a.packetId - b.packetId)

@@ -1320,6 +1320,22 @@ export function storeConformance(
       );
 
       test(
+        'markOutboundUnsent: a copy whose post found no connection is queued as never sent [MQTT-3.3.2-5]; unknown packet ids stay unknown',
+        withStore(async (store) => {
+          await store.replaceSession(session('a', 's1', 'c1'), undefined);
+          const m = outbound(5, 5, 'm', { sent: true });
+          await store.putOutbound('a', m, 10);
+          await store.putOutbound('a', outbound(6, 6, 'n', { sent: true }), 10);
+          await store.markOutboundUnsent('a', 5);
+          await store.markOutboundUnsent('a', 7);
+          assert.deepEqual(await store.outboundMessages('a'), [
+            { ...m, sent: false },
+            outbound(6, 6, 'n', { sent: true }),
+          ]);
+        }),
+      );
+
+      test(
         'deleteDeliveries forgets the queued messages of that client only',
         withStore(async (store) => {
           await store.replaceSession(session('a', 's1', 'c1'), undefined);

@@ -14,6 +14,7 @@ type OutboundQueuePort = Pick<
   | 'keepInFlight'
   | 'forgetInFlight'
   | 'markOutboundReleased'
+  | 'markOutboundUnsent'
   | 'outboundMessages'
 >;
 
@@ -140,6 +141,22 @@ export class OutboundQueue implements OutboundQueuePort {
           UpdateExpression: 'SET released = :yes',
           ConditionExpression: 'attribute_exists(entry)',
           ExpressionAttributeValues: { ':yes': true },
+        }),
+      ),
+    );
+  }
+  async markOutboundUnsent(clientId: string, packetId: number): Promise<void> {
+    const { db, tables } = this.database;
+    // False when the copy is gone already (acknowledged, or the session's state deleted).
+    await ifConditionHolds(
+      db.send(
+        new UpdateCommand({
+          TableName: tables.Deliveries,
+          Key: { clientId, entry: outboundEntry(packetId) },
+          UpdateExpression: 'SET #sent = :no',
+          ConditionExpression: 'attribute_exists(entry)',
+          ExpressionAttributeNames: { '#sent': 'sent' },
+          ExpressionAttributeValues: { ':no': false },
         }),
       ),
     );
