@@ -12,6 +12,7 @@ import {
 } from '../shared/frame-queue.js';
 import { GATEWAY_MESSAGE_LIMIT } from '../shared/protocol/wire.js';
 import type { FifoSendInput } from './fifo-queue.js';
+import { ManagementApi } from './management-api.js';
 import type { Meter } from './meter.js';
 import type { SignatureChecker } from './sigv4.js';
 
@@ -100,11 +101,6 @@ function newConnectionId(): string {
   return randomBytes(10).toString('base64');
 }
 
-function gone(res: ServerResponse, connectionId: string): void {
-  res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
-  res.end(JSON.stringify({ message: `Connection ${connectionId} is gone` }));
-}
-
 /**
  * An API Gateway WebSocket API on localhost: the WebSocket endpoint clients
  * use, and the management API (`@connections`) functions use, on one port.
@@ -122,6 +118,7 @@ export class Gateway {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
+  private readonly management: ManagementApi;
   /** Kept from listen(): events built after the server closed still need the domain name. */
   private port = 0;
 
@@ -132,7 +129,25 @@ export class Gateway {
       handleProtocols: (_protocols, request) => this.chosenProtocol.get(request) ?? false,
       perMessageDeflate: false,
     });
-    this.server = createServer((req, res) => this.management(req, res));
+    this.management = new ManagementApi({
+      ...options,
+      connections: {
+        open: (id) => {
+          const connection = this.connections.get(id);
+          return connection?.socket.readyState === WebSocket.OPEN ? connection : undefined;
+        },
+        touch: (id) => {
+          const connection = this.connections.get(id);
+          if (connection) this.touch(connection);
+        },
+        close: (id) => {
+          const connection = this.connections.get(id);
+          if (connection)
+            this.end(connection, 1000, 'Connection closed by the server', 'closed by the broker');
+        },
+      },
+    });
+    this.server = createServer((req, res) => this.management.handle(req, res));
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
   }
 
@@ -144,11 +159,9 @@ export class Gateway {
     return this.port;
   }
 
-  private throttled = 0;
-
   /** Posts refused with 429 so far (`throttledPostShare`). */
   get throttledPosts(): number {
-    return this.throttled;
+    return this.management.throttledPosts;
   }
 
   /** How many connections are open, without copying their ids. */
@@ -325,117 +338,5 @@ export class Gateway {
   private end(connection: Connection, code: number, reason: string, why: string): void {
     this.options.observer?.closing(connection.id, why);
     connection.socket.close(code, reason);
-  }
-
-  /** The management API: POST/GET/DELETE /@connections/{id}, optionally under a stage path. */
-  private management(req: IncomingMessage, res: ServerResponse): void {
-    const arrived = performance.now();
-    const route = this.options.routes?.[new URL(req.url ?? '/', 'http://localhost').pathname];
-    if (route) {
-      route(req, res);
-      return;
-    }
-    if (this.options.http?.(req, res)) return;
-    const match = /\/@connections\/([^/?]+)/.exec(req.url ?? '');
-    if (!match) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          message: `Not found: this endpoint serves WebSocket clients, /@connections/{id}${Object.keys(
-            this.options.routes ?? {},
-          )
-            .map((path) => ` and ${path}`)
-            .join('')}${this.options.http ? ', and the console at /' : ''}`,
-        }),
-      );
-      return;
-    }
-    const connectionId = decodeURIComponent(match[1]);
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const checked = this.options.signatures?.check({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks),
-      });
-      if (!checked) return this.connectionsRequest(req, res, connectionId, chunks, arrived);
-      checked.then(
-        (refusal) => {
-          if (!refusal) return this.connectionsRequest(req, res, connectionId, chunks, arrived);
-          res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': refusal.errorType });
-          res.end(JSON.stringify({ message: refusal.message }));
-        },
-        (error: Error) => {
-          res.writeHead(500, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ message: `signature check failed: ${error.message}` }));
-        },
-      );
-    });
-  }
-
-  /** A signed `@connections/{id}` request: POST, GET or DELETE on that connection. */
-  private connectionsRequest(
-    req: IncomingMessage,
-    res: ServerResponse,
-    connectionId: string,
-    chunks: readonly Buffer[],
-    arrived: number,
-  ): void {
-    const connection = this.connections.get(connectionId);
-    if (!connection || connection.socket.readyState !== WebSocket.OPEN) {
-      gone(res, connectionId);
-      return;
-    }
-    switch (req.method) {
-      case 'POST': {
-        const body = Buffer.concat(chunks);
-        if (body.length > this.options.limits.maxMessageBytes) {
-          res.writeHead(413, {
-            'content-type': 'application/json',
-            'x-amzn-errortype': 'PayloadTooLargeException',
-          });
-          res.end(JSON.stringify({ message: 'Message too long' }));
-          return;
-        }
-        if (Math.random() < (this.options.throttledPostShare ?? 0)) {
-          this.throttled++;
-          res.writeHead(429, {
-            'content-type': 'application/json',
-            'x-amzn-errortype': 'LimitExceededException',
-          });
-          res.end(JSON.stringify({ message: 'Limit Exceeded' }));
-          return;
-        }
-        this.options.meter.gatewayMessage('out', body.length);
-        // Posted data reaches the client as a text frame.
-        const text = body.toString();
-        this.options.observer?.frameOut(connectionId, text);
-        this.touch(connection);
-        connection.socket.send(text, { binary: false }, (error) => {
-          if (!error) this.options.traffic?.outbound(text, performance.now() - arrived);
-        });
-        res.writeHead(200).end();
-        return;
-      }
-      case 'GET':
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          // The REST API's JSON names, as the SDK expects them.
-          JSON.stringify({
-            connectedAt: new Date(connection.connectedAt).toISOString(),
-            lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
-            identity: { sourceIp: connection.sourceIp, userAgent: connection.userAgent },
-          }),
-        );
-        return;
-      case 'DELETE':
-        this.end(connection, 1000, 'Connection closed by the server', 'closed by the broker');
-        res.writeHead(204).end();
-        return;
-      default:
-        res.writeHead(405).end();
-    }
   }
 }

@@ -1,6 +1,7 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from '../shared/gateway/signed-post.js';
 
 /** A request as it arrived: the path as sent (query included), its headers and its body. */
 export interface ReceivedRequest {
@@ -14,36 +15,6 @@ export interface ReceivedRequest {
 export interface SignatureRefusal {
   readonly errorType: string;
   readonly message: string;
-}
-
-type Bytes = string | ArrayBuffer | ArrayBufferView;
-
-const toBuffer = (data: Bytes): Buffer =>
-  typeof data === 'string'
-    ? Buffer.from(data)
-    : ArrayBuffer.isView(data)
-      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-      : Buffer.from(data);
-
-/** SHA-256 and HMAC-SHA-256 from Node's crypto, for the signer. */
-class Sha256 {
-  private readonly parts: Buffer[] = [];
-  private readonly secret?: Buffer;
-  constructor(secret?: Bytes) {
-    if (secret !== undefined) this.secret = toBuffer(secret);
-  }
-  update(data: Bytes): void {
-    this.parts.push(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    const body = Buffer.concat(this.parts);
-    return this.secret === undefined
-      ? createHash('sha256').update(body).digest()
-      : createHmac('sha256', this.secret).update(body).digest();
-  }
-  reset(): void {
-    this.parts.length = 0;
-  }
 }
 
 /** How far a request's X-Amz-Date may be from now, as AWS allows. */
@@ -70,7 +41,7 @@ export class SignatureChecker {
       readonly service: string;
     },
   ) {
-    this.signer = new SignatureV4({ ...expected, sha256: Sha256 });
+    this.signer = new SignatureV4({ ...expected, sha256: NodeSha256 });
   }
 
   async check(request: ReceivedRequest, now = Date.now()): Promise<SignatureRefusal | undefined> {
@@ -109,7 +80,7 @@ export class SignatureChecker {
         message: `Signature expired: ${amzDate} is more than 15 minutes from the server's time`,
       };
     }
-    const body = toBuffer(request.body);
+    const body = Buffer.from(request.body);
     const statedHash = request.headers['x-amz-content-sha256'];
     if (statedHash !== undefined && statedHash !== createHash('sha256').update(body).digest('hex')) {
       return {

@@ -5,29 +5,39 @@ import { SignatureV4 } from '@smithy/signature-v4';
 
 type SignerOptions = ConstructorParameters<typeof SignatureV4>[0];
 
-/** SHA-256 and HMAC-SHA-256 for the signer, from Node's crypto (what the SDK itself uses on Node). */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
+type Bytes = string | ArrayBuffer | ArrayBufferView;
+
+const toBytes = (data: Bytes): string | Uint8Array =>
+  typeof data === 'string'
+    ? data
+    : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data);
+
+/**
+ * SHA-256 and HMAC-SHA-256 for `SignatureV4`, from Node's crypto (what the SDK itself uses on Node).
+ *
+ * @example
+ * new SignatureV4({ service: 'execute-api', region, credentials, sha256: NodeSha256 });
+ */
+export class NodeSha256 {
+  private hash;
+  constructor(private readonly secret?: Bytes) {
+    this.hash = this.fresh();
   }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
+  update(data: Bytes): void {
     this.hash.update(toBytes(data));
   }
   async digest(): Promise<Uint8Array> {
     return new Uint8Array(this.hash.digest());
   }
   reset(): void {
-    throw new Error('a NodeSha256 is used once');
+    this.hash = this.fresh();
+  }
+  private fresh() {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(this.secret));
   }
 }
-
-const toBytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof data === 'string'
-    ? data
-    : ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data);
 
 /** How often and how long a post is retried on throttling, a 5xx or a broken socket. */
 export interface PostRetries {

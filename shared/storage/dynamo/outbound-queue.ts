@@ -130,33 +130,31 @@ export class OutboundQueue implements OutboundQueuePort {
     );
   }
 
-  async markOutboundReleased(clientId: string, packetId: number): Promise<void> {
-    const { db, tables } = this.database;
-    // False when the message is no longer queued.
-    await ifConditionHolds(
-      db.send(
-        new UpdateCommand({
-          TableName: tables.Deliveries,
-          Key: { clientId, entry: outboundEntry(packetId) },
-          UpdateExpression: 'SET released = :yes',
-          ConditionExpression: 'attribute_exists(entry)',
-          ExpressionAttributeValues: { ':yes': true },
-        }),
-      ),
-    );
+  markOutboundReleased(clientId: string, packetId: number): Promise<void> {
+    return this.setFlag(clientId, packetId, 'released', true);
   }
-  async markOutboundUnsent(clientId: string, packetId: number): Promise<void> {
+
+  markOutboundUnsent(clientId: string, packetId: number): Promise<void> {
+    return this.setFlag(clientId, packetId, 'sent', false);
+  }
+
+  /** Sets one flag of a queued copy; nothing when the copy is gone (acknowledged, or the session's state deleted). */
+  private async setFlag(
+    clientId: string,
+    packetId: number,
+    flag: 'released' | 'sent',
+    value: boolean,
+  ): Promise<void> {
     const { db, tables } = this.database;
-    // False when the copy is gone already (acknowledged, or the session's state deleted).
     await ifConditionHolds(
       db.send(
         new UpdateCommand({
           TableName: tables.Deliveries,
           Key: { clientId, entry: outboundEntry(packetId) },
-          UpdateExpression: 'SET #sent = :no',
+          UpdateExpression: 'SET #flag = :value',
           ConditionExpression: 'attribute_exists(entry)',
-          ExpressionAttributeNames: { '#sent': 'sent' },
-          ExpressionAttributeValues: { ':no': false },
+          ExpressionAttributeNames: { '#flag': flag },
+          ExpressionAttributeValues: { ':value': value },
         }),
       ),
     );
