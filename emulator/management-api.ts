@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { GatewayLimits, GatewayObserver, GatewayOptions, GatewayTraffic } from './gateway.js';
 import type { Meter } from './meter.js';
 import type { SignatureChecker } from './sigv4.js';
 
@@ -23,13 +22,20 @@ export interface ManagedConnections {
   close(connectionId: string): void;
 }
 
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The gateway's options the HTTP side uses (the gateway passes its own). */
 export interface ManagementApiOptions {
-  readonly limits: GatewayLimits;
+  readonly limits: { readonly maxMessageBytes: number };
   readonly meter: Meter;
-  readonly observer?: GatewayObserver;
-  readonly traffic?: GatewayTraffic;
-  readonly http?: GatewayOptions['http'];
-  readonly routes?: GatewayOptions['routes'];
+  /** Sees each posted frame. */
+  readonly observer?: { frameOut(connectionId: string, frame: string): void };
+  /** Counts each posted message once written to its socket. */
+  readonly traffic?: { outbound(body: string, elapsedMs: number): void };
+  /** The console: returns false for requests it does not serve. */
+  readonly http?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Extra routes by path, answered first. */
+  readonly routes?: Readonly<Record<string, Handler>>;
   readonly throttledPostShare?: number;
   readonly signatures?: SignatureChecker;
   readonly connections: ManagedConnections;
